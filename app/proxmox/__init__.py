@@ -1,0 +1,97 @@
+"""The only package in Proxboard that talks to Proxmox VE.
+
+Usage inside the app::
+
+    from app.proxmox import get_proxmox
+    snapshot = get_proxmox().cluster_snapshot()
+
+and outside Flask (tests, scripts)::
+
+    with ProxmoxClient(ProxmoxSettings(host=..., token_name=..., token_value=...)) as pve:
+        pve.list_containers()
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app
+
+from .client import ProxmoxClient
+from .errors import (
+    ProxmoxAPIError,
+    ProxmoxAuthError,
+    ProxmoxConfigError,
+    ProxmoxError,
+    ProxmoxUnreachable,
+    TaskFailed,
+    TaskTimeout,
+)
+from .models import (
+    Bridge,
+    ClusterSnapshot,
+    ClusterVersion,
+    ContainerConfig,
+    ContainerInterface,
+    ContainerSpec,
+    ContainerSummary,
+    Features,
+    NetInterface,
+    Node,
+    OsTemplate,
+    Storage,
+    Task,
+    TaskLogLine,
+)
+from .settings import ProxmoxSettings
+
+__all__ = [
+    "Bridge",
+    "ClusterSnapshot",
+    "ClusterVersion",
+    "ContainerConfig",
+    "ContainerInterface",
+    "ContainerSpec",
+    "ContainerSummary",
+    "Features",
+    "NetInterface",
+    "Node",
+    "OsTemplate",
+    "ProxmoxAPIError",
+    "ProxmoxAuthError",
+    "ProxmoxClient",
+    "ProxmoxConfigError",
+    "ProxmoxError",
+    "ProxmoxSettings",
+    "ProxmoxUnreachable",
+    "Storage",
+    "Task",
+    "TaskFailed",
+    "TaskLogLine",
+    "TaskTimeout",
+    "get_proxmox",
+    "init_app",
+]
+
+EXTENSION_KEY = "proxmox"
+
+
+def init_app(app: Flask) -> ProxmoxClient:
+    """Attach a ProxmoxClient built from ``app.config`` as ``app.extensions["proxmox"]``.
+
+    No connection is made here, so the app starts while Proxmox is down. Without
+    ``PVE_HOST`` the client is registered unconfigured (every call raises
+    ProxmoxConfigError, ``health()`` says "not configured"); other invalid PVE_*
+    values raise ProxmoxConfigError now, at startup.
+    """
+    if app.config.get("PVE_HOST"):
+        client = ProxmoxClient(ProxmoxSettings.from_config(app.config))
+    else:
+        logging.getLogger("app.proxmox").warning("PVE_HOST is not set: Proxmox features are off")
+        client = ProxmoxClient(None)
+    app.extensions[EXTENSION_KEY] = client
+    return client
+
+
+def get_proxmox() -> ProxmoxClient:
+    """The current app's ProxmoxClient (needs an app context)."""
+    return current_app.extensions[EXTENSION_KEY]

@@ -1,0 +1,35 @@
+"""``flask pve …`` commands for operators."""
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from . import get_proxmox
+from .errors import ProxmoxError
+
+pve_cli = AppGroup("pve", help="Inspect the Proxmox VE connection.")
+
+
+@pve_cli.command("check")
+def check_command() -> None:
+    """Connect to Proxmox and report version, nodes and container count (exit 1 on failure)."""
+    client = get_proxmox()
+    settings = client.settings
+    if settings is None:
+        click.echo("Proxmox is not configured: set PROXBOARD_PVE_HOST and credentials.", err=True)
+        raise SystemExit(1)
+    click.echo(f"Connection: {settings.describe()}")
+    verify = settings.verify_ssl
+    click.echo(f"TLS verify: {'CA bundle ' + verify if isinstance(verify, str) else verify}")
+    try:
+        version = client.version()
+        nodes = client.nodes()
+        containers = client.list_containers(include_templates=True)
+    except ProxmoxError as exc:
+        click.echo(f"FAILED: {exc.message}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"Version: pve-manager {version.version} (release {version.release})")
+    click.echo("Nodes: " + ", ".join(f"{n.name} ({n.status})" for n in nodes))
+    templates = sum(1 for ct in containers if ct.template)
+    click.echo(f"Containers: {len(containers) - templates} (+ {templates} templates)")
+    click.echo("OK")

@@ -1,0 +1,643 @@
+"""ProxmoxClient: the only code in Proxboard that talks to Proxmox VE.
+
+Built on proxmoxer's https backend. proxmoxer does the HTTP (a keep-alive
+``requests`` session), API-token and ticket auth; this module adds what it lacks:
+lazy connection, error mapping, one log line per failure, booleans sent as 1/0,
+single-flight caching and typed results.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
+
+import requests
+from proxmoxer import AuthenticationError, ProxmoxAPI, ProxmoxResource, ResourceException
+from requests.adapters import HTTPAdapter
+
+from . import parse
+from .cache import ReadCache
+from .errors import (
+    ProxmoxAPIError,
+    ProxmoxAuthError,
+    ProxmoxConfigError,
+    ProxmoxError,
+    ProxmoxUnreachable,
+    TaskFailed,
+    TaskTimeout,
+)
+from .models import (
+    Bridge,
+    ClusterSnapshot,
+    ClusterVersion,
+    ContainerConfig,
+    ContainerInterface,
+    ContainerSpec,
+    ContainerSummary,
+    Node,
+    OsTemplate,
+    Storage,
+    Task,
+    TaskLogLine,
+)
+from .settings import ProxmoxSettings
+from .wire import wire_params
+
+logger = logging.getLogger("app.proxmox")
+
+T = TypeVar("T")
+Health = Literal["ok", "unreachable", "auth failed", "error", "not configured"]
+
+HEALTH_TIMEOUT = 3.0
+# Enough keep-alive connections for a gunicorn worker's threads plus the job runner.
+POOL_SIZE = 32
+
+_TASK_LABELS = {
+    "vzstart": "Start",
+    "vzstop": "Stop",
+    "vzshutdown": "Shutdown",
+    "vzreboot": "Reboot",
+    "vzcreate": "Create",
+    "vzdestroy": "Delete",
+    "hastart": "Start (HA)",
+    "hastop": "Stop (HA)",
+}
+
+
+class ProxmoxClient:
+    """Thread-safe access to one Proxmox VE cluster; see the package docstring for usage."""
+
+    def __init__(self, settings: ProxmoxSettings | None, *, not_configured: str = "") -> None:
+        """Create the client; nothing touches the network until the first call."""
+        _protect_wire_logs()
+        self.settings = settings
+        self._not_configured = not_configured or "Proxmox is not configured (set PVE_HOST)"
+        self._cache = ReadCache(settings.cache_seconds if settings else 0)
+        self._lock = threading.Lock()
+        self._api: ProxmoxAPI | None = None
+
+    def __repr__(self) -> str:
+        return f"<ProxmoxClient {self.settings!r}>"
+
+    def __enter__(self) -> ProxmoxClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- connection ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close pooled connections; the next call reconnects."""
+        with self._lock:
+            api, self._api = self._api, None
+        _close(api)
+
+    def invalidate(self) -> None:
+        """Drop every cached read (after a change made outside this client, for instance)."""
+        self._cache.invalidate()
+
+    def _connection(self) -> tuple[ProxmoxAPI, bool]:
+        """The shared ProxmoxAPI, built on first use; True if it was built just now."""
+        with self._lock:
+            if self._api is not None:
+                return self._api, False
+            if self.settings is None:
+                raise ProxmoxConfigError(self._not_configured)
+            s = self.settings
+            credentials: dict[str, Any]
+            if s.auth_method == "token":
+                credentials = {"token_name": s.token_name, "token_value": s.token_value}
+            else:
+                credentials = {"password": s.password}  # ProxmoxAPI logs in right here
+            api = ProxmoxAPI(
+                s.host,
+                backend="https",
+                service="PVE",
+                user=s.user,
+                port=s.port,
+                verify_ssl=s.verify_ssl,
+                timeout=s.timeout,
+                **credentials,
+            )
+            # proxmoxer keeps its requests.Session in _store; we need it to size and close the pool.
+            api._store["session"].mount("https://", HTTPAdapter(pool_maxsize=POOL_SIZE))
+            self._api = api
+            return api, True
+
+    def _drop(self, api: ProxmoxAPI | None) -> None:
+        """Forget a broken connection (only if nobody replaced it meanwhile)."""
+        with self._lock:
+            if api is None or self._api is not api:
+                return
+            self._api = None
+        _close(api)
+
+    # -- the one request path -----------------------------------------------------
+
+    def _call(
+        self,
+        method: Literal["get", "post", "put", "delete"],
+        path: str,
+        *,
+        op: str,
+        node: str | None = None,
+        vmid: int | None = None,
+        params: Mapping[str, object] | None = None,
+        timeout: float | None = None,
+        expect: frozenset[int] = frozenset(),
+    ) -> Any:
+        """Send one request; map failures to ProxmoxError and log each failure once.
+
+        ``expect`` lists HTTP statuses that are an answer rather than a failure
+        (logged at debug level only).
+        """
+        started = time.monotonic()
+        wire = wire_params(params or {})
+        ticket_auth = self.settings is not None and self.settings.auth_method == "password"
+        context = {"operation": op, "node": node, "vmid": vmid}
+        api: ProxmoxAPI | None = None
+        for attempt in (1, 2):
+            fresh = False
+            try:
+                api, fresh = self._connection()
+                resource = api if timeout is None else _with_timeout(api, timeout)
+                return getattr(resource(path), method)(**dict(wire))
+            except ResourceException as exc:
+                if exc.status_code == 401 and ticket_auth and attempt == 1 and not fresh:
+                    # Ticket expired or revoked server-side: log in again once, then retry.
+                    logger.info("Proxmox ticket rejected; logging in again (op=%s)", op)
+                    self._drop(api)
+                    continue
+                error = _from_resource_exception(exc, self.settings, context)
+                cause: BaseException = exc
+            except AuthenticationError as exc:
+                if ticket_auth and attempt == 1 and not fresh:
+                    # proxmoxer's own renewal (old ticket as password) failed: full login once.
+                    self._drop(api)
+                    continue
+                error = _auth_failed(self.settings, "login failed", 401, context)
+                cause = exc
+            except requests.RequestException as exc:
+                self._drop(api)
+                error = _unreachable(exc, self.settings, timeout, context)
+                cause = exc
+            except ProxmoxConfigError as exc:
+                exc.operation, exc.node, exc.vmid = op, node, vmid
+                error, cause = exc, exc
+            break
+        status = getattr(error, "status_code", None)
+        _log_error(error, started, level=logging.DEBUG if status in expect else None)
+        if error is cause:
+            raise error
+        raise error from cause
+
+    def _cached(self, key: tuple[object, ...], load: Callable[[], T]) -> T:
+        return self._cache.get_or_load(key, load)
+
+    # -- reads (cached) -----------------------------------------------------------
+
+    def cluster_snapshot(self) -> ClusterSnapshot:
+        """Containers (templates included), nodes and storages from ONE /cluster/resources call."""
+
+        def load() -> ClusterSnapshot:
+            raws = self._call("get", "cluster/resources", op="cluster_snapshot")
+            return parse.cluster_snapshot(raws or (), self._pinned_node)
+
+        return self._cached(("snapshot",), load)
+
+    def list_containers(self, include_templates: bool = False) -> tuple[ContainerSummary, ...]:
+        """All LXC containers, sorted by vmid, from one GET /cluster/resources?type=vm."""
+
+        def load() -> tuple[ContainerSummary, ...]:
+            raws = self._call(
+                "get", "cluster/resources", op="list_containers", params={"type": "vm"}
+            )
+            pinned = self._pinned_node
+            cts = (
+                parse.container_summary(raw)
+                for raw in raws or ()
+                if raw.get("type") == "lxc" and (not pinned or raw.get("node") == pinned)
+            )
+            return tuple(sorted(cts, key=lambda ct: ct.vmid))
+
+        containers = self._cached(("containers",), load)
+        if include_templates:
+            return containers
+        return tuple(ct for ct in containers if not ct.template)
+
+    def container_status(self, node: str, vmid: int) -> ContainerSummary:
+        """Live status of one container, including swap and HA state."""
+
+        def load() -> ContainerSummary:
+            raw = self._call(
+                "get",
+                f"nodes/{node}/lxc/{vmid}/status/current",
+                op="container_status",
+                node=node,
+                vmid=vmid,
+            )
+            return parse.container_summary({"vmid": vmid, **(raw or {})}, node=node)
+
+        return self._cached(("status", node, int(vmid)), load)
+
+    def container_config(self, node: str, vmid: int) -> ContainerConfig:
+        """A container's configuration (hostname, resources, rootfs, networks, features)."""
+
+        def load() -> ContainerConfig:
+            raw = self._call(
+                "get", f"nodes/{node}/lxc/{vmid}/config", op="container_config", node=node, vmid=vmid
+            )
+            return parse.container_config(raw or {}, node, int(vmid))
+
+        return self._cached(("config", node, int(vmid)), load)
+
+    def nodes(self) -> tuple[Node, ...]:
+        """Cluster nodes sorted by name (only the pinned one if PVE_NODE is set)."""
+
+        def load() -> tuple[Node, ...]:
+            raws = self._call("get", "nodes", op="nodes")
+            pinned = self._pinned_node
+            found = (parse.node(r) for r in raws or ())
+            return tuple(sorted((n for n in found if not pinned or n.name == pinned), key=lambda n: n.name))
+
+        return self._cached(("nodes",), load)
+
+    def storages(self, node: str, content: str | None = None) -> tuple[Storage, ...]:
+        """Storages visible on ``node``, optionally only those accepting ``content``."""
+
+        def load() -> tuple[Storage, ...]:
+            raws = self._call(
+                "get", f"nodes/{node}/storage", op="storages", node=node, params={"content": content}
+            )
+            return tuple(sorted((parse.storage(r, node) for r in raws or ()), key=lambda s: s.storage))
+
+        return self._cached(("storages", node, content), load)
+
+    def os_templates(self, node: str) -> tuple[OsTemplate, ...]:
+        """Container templates on every active storage of ``node`` that holds vztmpl, by name."""
+
+        def load() -> tuple[OsTemplate, ...]:
+            templates: dict[str, OsTemplate] = {}
+            for store in self.storages(node, content="vztmpl"):
+                if not store.active or not store.holds("vztmpl"):
+                    continue
+                raws = self._call(
+                    "get",
+                    f"nodes/{node}/storage/{store.storage}/content",
+                    op="os_templates",
+                    node=node,
+                    params={"content": "vztmpl"},
+                )
+                for raw in raws or ():
+                    template = parse.os_template(raw)
+                    templates.setdefault(template.volid, template)
+            return tuple(sorted(templates.values(), key=lambda t: (t.name, t.volid)))
+
+        return self._cached(("templates", node), load)
+
+    def bridges(self, node: str) -> tuple[Bridge, ...]:
+        """Bridges on ``node`` that container NICs can attach to."""
+
+        def load() -> tuple[Bridge, ...]:
+            raws = self._call(
+                "get", f"nodes/{node}/network", op="bridges", node=node, params={"type": "any_bridge"}
+            )
+            return tuple(sorted((parse.bridge(r) for r in raws or ()), key=lambda b: b.iface))
+
+        return self._cached(("bridges", node), load)
+
+    # -- reads (never cached) -----------------------------------------------------
+
+    def container_interfaces(self, node: str, vmid: int) -> tuple[ContainerInterface, ...]:
+        """Interfaces and addresses inside a running container (empty when stopped)."""
+        raws = self._call(
+            "get", f"nodes/{node}/lxc/{vmid}/interfaces", op="container_interfaces", node=node, vmid=vmid
+        )
+        return tuple(parse.container_interface(r) for r in raws or ())
+
+    def find_container_node(self, vmid: int) -> str | None:
+        """The node currently holding container ``vmid``, or None."""
+        for ct in self.list_containers(include_templates=True):
+            if ct.vmid == int(vmid):
+                return ct.node
+        return None
+
+    def version(self) -> ClusterVersion:
+        """The Proxmox VE version answering the API."""
+        return parse.version(self._call("get", "version", op="version") or {})
+
+    def next_vmid(self) -> int:
+        """The lowest free VMID (Proxmox's suggestion; it may be taken before you use it)."""
+        return parse.as_int(self._call("get", "cluster/nextid", op="next_vmid"))
+
+    def is_vmid_free(self, vmid: int) -> bool:
+        """True if no guest in the cluster uses ``vmid`` (at the time of the check)."""
+        try:
+            self._call(
+                "get", "cluster/nextid", op="is_vmid_free", vmid=vmid, params={"vmid": vmid},
+                expect=frozenset({400}),
+            )
+        except ProxmoxAPIError as exc:
+            if exc.status_code == 400 and "already exists" in exc.errors.get("vmid", ""):
+                return False
+            if exc.status_code == 400:
+                _log_error(exc, time.monotonic())  # was muted as "expected"; it is not
+            raise
+        return True
+
+    def task_status(self, node: str, upid: str) -> Task:
+        """Current state of a task (never cached)."""
+        raw = self._call("get", f"nodes/{node}/tasks/{upid}/status", op="task_status", node=node)
+        return parse.task(raw or {}, upid)
+
+    def task_log(self, node: str, upid: str, start: int = 0, limit: int = 500) -> tuple[TaskLogLine, ...]:
+        """Lines ``start`` .. ``start + limit`` of a task's log."""
+        raws = self._call(
+            "get",
+            f"nodes/{node}/tasks/{upid}/log",
+            op="task_log",
+            node=node,
+            params={"start": start, "limit": limit},
+        )
+        return parse.task_log(raws or ())
+
+    def wait_task(self, upid: str, timeout: float = 120.0, poll: float = 0.5) -> Task:
+        """Poll a task until it stops; return it if OK, raise TaskFailed or TaskTimeout."""
+        info = parse.parse_upid(upid)
+        node, vmid = info["node"], parse.as_opt_int(info["id"])
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            task = self.task_status(node, upid)
+            if not task.running:
+                self._cache.invalidate()  # the task changed what pages show
+                if task.ok:
+                    return task
+                label = _TASK_LABELS.get(task.type, task.type)
+                what = f"CT {vmid}" if vmid else task.id
+                error: ProxmoxError = TaskFailed(
+                    f"{label} of {what} failed: {task.exitstatus}",
+                    upid=upid,
+                    exitstatus=task.exitstatus or "",
+                    operation=f"task {task.type}",
+                    node=node,
+                    vmid=vmid,
+                )
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                error = TaskTimeout(
+                    f"Task {info['type']} on {node} still running after {timeout:g} s",
+                    upid=upid,
+                    operation=f"task {info['type']}",
+                    node=node,
+                    vmid=vmid,
+                )
+                break
+            time.sleep(min(poll, remaining))
+        _log_error(error, started)
+        raise error
+
+    # -- health -------------------------------------------------------------------
+
+    def health(self) -> Health:
+        """``ok``, ``unreachable``, ``auth failed``, ``error`` or ``not configured``; one cheap GET /version."""
+        if self.settings is None:
+            return "not configured"
+        try:
+            self._call("get", "version", op="health", timeout=min(HEALTH_TIMEOUT, self.settings.timeout))
+        except ProxmoxUnreachable:
+            return "unreachable"
+        except ProxmoxAuthError:
+            return "auth failed"
+        except ProxmoxError:
+            return "error"
+        return "ok"
+
+    # -- lifecycle actions (return the UPID, invalidate the cache) -------------------
+
+    def start(self, node: str, vmid: int) -> str:
+        """Start a container (an HA-managed one via ha-manager: task ``hastart``)."""
+        return self._action("start", node, vmid, "post", "status/start")
+
+    def stop(self, node: str, vmid: int) -> str:
+        """Stop a container immediately (hard kill)."""
+        return self._action("stop", node, vmid, "post", "status/stop")
+
+    def shutdown(self, node: str, vmid: int, timeout: int = 30, force_stop: bool = False) -> str:
+        """Shut a container down cleanly; with ``force_stop`` kill it after ``timeout`` seconds."""
+        params = {"timeout": timeout, "forceStop": force_stop}
+        return self._action("shutdown", node, vmid, "post", "status/shutdown", params)
+
+    def reboot(self, node: str, vmid: int, timeout: int | None = None) -> str:
+        """Reboot a running container (shutdown, kill after ``timeout`` if given, start)."""
+        return self._action("reboot", node, vmid, "post", "status/reboot", {"timeout": timeout})
+
+    def delete(
+        self,
+        node: str,
+        vmid: int,
+        purge: bool = True,
+        force: bool = False,
+        destroy_unreferenced_disks: bool = True,
+    ) -> str:
+        """Destroy a container and its disks; ``purge`` also drops it from HA/backup jobs."""
+        params = {
+            "purge": purge,
+            "force": force,
+            "destroy-unreferenced-disks": destroy_unreferenced_disks,
+        }
+        return self._action("delete", node, vmid, "delete", "", params)
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create a container from ``spec``; returns the ``vzcreate`` task id."""
+        try:
+            upid = self._call(
+                "post", f"nodes/{spec.node}/lxc", op="create_container", node=spec.node,
+                vmid=spec.vmid, params=spec.to_params(),
+            )
+        finally:
+            self._cache.invalidate()
+        return _expect_upid(upid, "create_container", spec.node, spec.vmid)
+
+    def _action(
+        self,
+        op: str,
+        node: str,
+        vmid: int,
+        method: Literal["post", "delete"],
+        suffix: str,
+        params: Mapping[str, object] | None = None,
+    ) -> str:
+        path = f"nodes/{node}/lxc/{vmid}" + (f"/{suffix}" if suffix else "")
+        try:
+            upid = self._call(method, path, op=op, node=node, vmid=vmid, params=params)
+        finally:
+            # Even a refused action means our cached view may be stale ("already running").
+            self._cache.invalidate()
+        return _expect_upid(upid, op, node, vmid)
+
+    @property
+    def _pinned_node(self) -> str | None:
+        return self.settings.node if self.settings else None
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+class _TimeoutSession:
+    """Wraps proxmoxer's session to give one request its own timeout."""
+
+    def __init__(self, session: requests.Session, timeout: float) -> None:
+        self._session = session
+        self._timeout = timeout
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        kwargs["timeout"] = self._timeout
+        return self._session.request(method, url, **kwargs)
+
+
+def _with_timeout(api: ProxmoxAPI, timeout: float) -> ProxmoxResource:
+    store = api._store
+    return ProxmoxResource(
+        base_url=store["base_url"],
+        session=_TimeoutSession(store["session"], timeout),
+        serializer=store["serializer"],
+    )
+
+
+def _close(api: ProxmoxAPI | None) -> None:
+    if api is not None:
+        api._store["session"].close()
+
+
+def _expect_upid(value: object, op: str, node: str, vmid: int) -> str:
+    if isinstance(value, str) and value.startswith("UPID:"):
+        return value
+    error = ProxmoxAPIError(
+        f"Proxmox did not return a task id for {op}",
+        status_code=200,
+        pve_message=f"unexpected answer {value!r:.80}",
+        operation=op,
+        node=node,
+        vmid=vmid,
+    )
+    _log_error(error, time.monotonic())
+    raise error
+
+
+def _clean_errors(errors: object) -> dict[str, str]:
+    # proxmoxer turns an empty/non-JSON error body into {"errors": b""}; that is no information.
+    if not isinstance(errors, Mapping):
+        return {}
+    return {
+        str(k): str(v).strip()
+        for k, v in errors.items()
+        if not isinstance(v, (bytes, bytearray)) and v not in (None, "")
+    }
+
+
+def _from_resource_exception(
+    exc: ResourceException, settings: ProxmoxSettings | None, context: dict[str, Any]
+) -> ProxmoxError:
+    status = int(exc.status_code)
+    pve_message = str(exc.content or exc.status_message or "").strip()
+    if status in (401, 403):
+        return _auth_failed(settings, pve_message, status, context)
+    errors = _clean_errors(exc.errors)
+    message = pve_message or f"HTTP {status}"
+    if errors:
+        message += " (" + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")"
+    return ProxmoxAPIError(
+        message, status_code=status, pve_message=pve_message, errors=errors, **context
+    )
+
+
+def _auth_failed(
+    settings: ProxmoxSettings | None, reason: str, status: int, context: dict[str, Any]
+) -> ProxmoxAuthError:
+    who = settings.describe() if settings else "Proxmox"
+    if status == 403:
+        message = f"Proxmox denied permission: {reason}"
+    else:
+        message = f"Proxmox rejected the credentials ({who}): {reason}"
+    return ProxmoxAuthError(message, status_code=status, **context)
+
+
+def _unreachable(
+    exc: requests.RequestException,
+    settings: ProxmoxSettings | None,
+    timeout: float | None,
+    context: dict[str, Any],
+) -> ProxmoxUnreachable:
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason = "TLS handshake failed (certificate not trusted? check PVE_VERIFY_SSL)"
+    elif isinstance(exc, requests.exceptions.Timeout):
+        seconds = timeout or (settings.timeout if settings else 0)
+        reason = f"no answer within {seconds:g} s"
+    elif re.search(r"NameResolution|Name or service not known|name resolution|nodename nor servname", text):
+        reason = "DNS lookup failed"
+    elif "refused" in text.lower():
+        reason = "connection refused"
+    else:
+        reason = f"connection failed ({type(exc).__name__})"
+    where = settings.address if settings else "Proxmox"
+    return ProxmoxUnreachable(f"Cannot reach Proxmox at {where}: {reason}", **context)
+
+
+def _log_error(error: ProxmoxError, started: float, level: int | None = None) -> None:
+    """The single log line for a failure: operation, node, vmid, status, message, elapsed."""
+    status = getattr(error, "status_code", None)
+    pve_message = getattr(error, "pve_message", None) or error.message
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    if level is None:
+        level = logging.WARNING if isinstance(error, (ProxmoxAPIError, TaskFailed)) else logging.ERROR
+    logger.log(
+        level,
+        "Proxmox call failed (%s): op=%s node=%s vmid=%s status=%s message=%r elapsed_ms=%d",
+        type(error).__name__,
+        error.operation,
+        error.node or "-",
+        error.vmid if error.vmid is not None else "-",
+        status if status is not None else "-",
+        pve_message,
+        elapsed_ms,
+        extra={
+            "pve_operation": error.operation,
+            "pve_node": error.node,
+            "pve_vmid": error.vmid,
+            "pve_status": status,
+            "pve_message": pve_message,
+            "elapsed_ms": elapsed_ms,
+        },
+    )
+
+
+class _RedactWireLog(logging.Filter):
+    """proxmoxer logs request bodies (container passwords) at INFO and responses at DEBUG."""
+
+    _REQUEST = re.compile(r"^(GET|POST|PUT|DELETE) (\S+)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        match = self._REQUEST.match(message)
+        if match:
+            record.msg, record.args = f"{match.group(1)} {match.group(2)} [parameters hidden]", ()
+        elif message.startswith("Status code:"):
+            record.msg, record.args = message.split(",", 1)[0] + ", [body hidden]", ()
+        return True
+
+
+_wire_filter = _RedactWireLog()
+
+
+def _protect_wire_logs() -> None:
+    # Filters attach to the logger that creates the record, so add ours to proxmoxer.core itself.
+    core = logging.getLogger("proxmoxer.core")
+    if _wire_filter not in core.filters:
+        core.addFilter(_wire_filter)

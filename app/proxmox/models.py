@@ -1,0 +1,391 @@
+"""Typed, immutable views of what Proxmox returns, plus the spec for creating a container.
+
+Values here are already normalised (see ``parse.py``): ints are ints, flags are bools,
+tags are tuples. Cached results are shared between threads, so everything is frozen.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .wire import format_property_string
+
+GIB = 1024**3
+
+
+def _percent(used: float | None, total: float | None) -> float:
+    if not used or not total:
+        return 0.0
+    return round(100.0 * used / total, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSummary:
+    """One container as shown in lists (from cluster/resources or status/current)."""
+
+    vmid: int
+    node: str
+    name: str
+    status: str  # "running", "stopped" or "unknown"
+    cpu: float = 0.0  # fraction of the container's CPUs, 0..1
+    cpus: float = 0.0
+    mem: int = 0
+    maxmem: int = 0
+    disk: int = 0
+    maxdisk: int = 0
+    swap: int | None = None  # not reported by cluster/resources
+    maxswap: int | None = None
+    uptime: int = 0
+    netin: int = 0
+    netout: int = 0
+    tags: tuple[str, ...] = ()
+    template: bool = False
+    lock: str | None = None
+    ha_managed: bool = False
+    ha_state: str | None = None
+    pool: str | None = None
+
+    @property
+    def is_running(self) -> bool:
+        """True when Proxmox reports the container running."""
+        return self.status == "running"
+
+    @property
+    def cpu_percent(self) -> float:
+        """CPU use as a percentage of the container's own CPUs."""
+        return round(100.0 * self.cpu, 1)
+
+    @property
+    def mem_percent(self) -> float:
+        """Memory use as a percentage of its limit."""
+        return _percent(self.mem, self.maxmem)
+
+    @property
+    def disk_percent(self) -> float:
+        """Root disk use as a percentage of its size."""
+        return _percent(self.disk, self.maxdisk)
+
+    @property
+    def swap_percent(self) -> float | None:
+        """Swap use as a percentage, or None when Proxmox did not report swap."""
+        if self.swap is None or self.maxswap is None:
+            return None
+        return _percent(self.swap, self.maxswap)
+
+
+@dataclass(frozen=True, slots=True)
+class NetInterface:
+    """One ``netN`` entry of a container config."""
+
+    index: int
+    name: str
+    bridge: str | None = None
+    ip: str | None = None  # "dhcp", "manual" or CIDR
+    gw: str | None = None
+    ip6: str | None = None
+    gw6: str | None = None
+    hwaddr: str | None = None
+    tag: int | None = None
+    firewall: bool = False
+    mtu: int | None = None
+    rate: float | None = None
+    link_down: bool = False
+    type: str = "veth"
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """The ``features`` property string of a container config."""
+
+    nesting: bool = False
+    keyctl: bool = False
+    fuse: bool = False
+    mknod: bool = False
+    force_rw_sys: bool = False
+    mount: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerConfig:
+    """A container's configuration (GET .../lxc/{vmid}/config)."""
+
+    vmid: int
+    node: str
+    hostname: str
+    cores: int | None  # None: may use all host cores
+    memory: int  # MiB
+    swap: int  # MiB
+    rootfs_volume: str | None
+    rootfs_storage: str | None
+    rootfs_size_gb: float | None
+    nets: tuple[NetInterface, ...] = ()
+    features: Features = field(default_factory=Features)
+    unprivileged: bool = False
+    onboot: bool = False
+    protection: bool = False
+    template: bool = False
+    ostype: str | None = None
+    arch: str = "amd64"
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    nameserver: str | None = None
+    searchdomain: str | None = None
+    cpulimit: float = 0.0
+    lock: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A cluster node."""
+
+    name: str
+    status: str  # "online", "offline" or "unknown"
+    cpu: float = 0.0  # fraction, 0..1
+    maxcpu: int = 0
+    mem: int = 0
+    maxmem: int = 0
+    disk: int = 0
+    maxdisk: int = 0
+    uptime: int = 0
+
+    @property
+    def is_online(self) -> bool:
+        """True when the node is online."""
+        return self.status == "online"
+
+    @property
+    def cpu_percent(self) -> float:
+        """CPU use as a percentage of all host CPUs."""
+        return round(100.0 * self.cpu, 1)
+
+    @property
+    def mem_percent(self) -> float:
+        """Memory use as a percentage of host memory."""
+        return _percent(self.mem, self.maxmem)
+
+    @property
+    def free_mem(self) -> int:
+        """Unused memory in bytes."""
+        return max(self.maxmem - self.mem, 0)
+
+    @property
+    def free_cpus(self) -> float:
+        """Idle CPUs (maxcpu scaled by idle fraction)."""
+        return round(self.maxcpu * (1.0 - self.cpu), 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """A storage as seen from one node."""
+
+    storage: str
+    type: str
+    content: tuple[str, ...] = ()
+    active: bool = False
+    enabled: bool = True
+    shared: bool = False
+    total: int = 0
+    used: int = 0
+    avail: int = 0
+    node: str | None = None
+
+    @property
+    def used_percent(self) -> float:
+        """Used space as a percentage of total."""
+        return _percent(self.used, self.total)
+
+    def holds(self, content: str) -> bool:
+        """True if this storage accepts the content type (``rootdir``, ``vztmpl``...)."""
+        return content in self.content
+
+
+@dataclass(frozen=True, slots=True)
+class OsTemplate:
+    """A container template volume (``vztmpl`` content)."""
+
+    volid: str  # e.g. "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+    name: str  # e.g. "debian-12-standard_12.7-1_amd64"
+    storage: str
+    format: str = ""
+    size: int = 0
+    ctime: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    """A Linux/OVS bridge containers can attach to."""
+
+    iface: str
+    active: bool = False
+    cidr: str | None = None
+    comments: str = ""
+    autostart: bool = False
+    vlan_aware: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A Proxmox task (worker) and how it ended."""
+
+    upid: str
+    node: str
+    type: str
+    id: str
+    user: str
+    status: str  # "running" or "stopped"
+    exitstatus: str | None = None
+    starttime: int | None = None
+    tokenid: str | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while the task is still running."""
+        return self.status == "running"
+
+    @property
+    def ok(self) -> bool:
+        """True when the task finished with OK or only warnings."""
+        return (
+            self.status == "stopped"
+            and self.exitstatus is not None
+            and (self.exitstatus == "OK" or self.exitstatus.startswith("WARNINGS"))
+        )
+
+    @property
+    def failed(self) -> bool:
+        """True when the task finished with an error."""
+        return self.status == "stopped" and not self.ok
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLogLine:
+    """One line of a task log."""
+
+    n: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterVersion:
+    """The pve-manager version answering the API."""
+
+    version: str
+    release: str
+    repoid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInterface:
+    """A network interface inside a running container."""
+
+    name: str
+    hwaddr: str | None = None
+    inet: str | None = None  # first IPv4 CIDR
+    inet6: str | None = None
+    ipv4: tuple[str, ...] = ()  # plain addresses
+    ipv6: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSnapshot:
+    """Containers, nodes and storages from ONE GET /cluster/resources call."""
+
+    containers: tuple[ContainerSummary, ...]
+    nodes: tuple[Node, ...]
+    storages: tuple[Storage, ...] = ()
+
+    @property
+    def running_count(self) -> int:
+        """Number of running containers."""
+        return sum(1 for ct in self.containers if ct.is_running)
+
+    @property
+    def maxcpu(self) -> int:
+        """CPUs of all online nodes."""
+        return sum(n.maxcpu for n in self.nodes if n.is_online)
+
+    @property
+    def cpu_percent(self) -> float:
+        """Cluster CPU use, weighted by each online node's CPU count."""
+        busy = sum(n.cpu * n.maxcpu for n in self.nodes if n.is_online)
+        return _percent(busy, self.maxcpu)
+
+    @property
+    def mem(self) -> int:
+        """Memory used on online nodes, bytes."""
+        return sum(n.mem for n in self.nodes if n.is_online)
+
+    @property
+    def maxmem(self) -> int:
+        """Memory of online nodes, bytes."""
+        return sum(n.maxmem for n in self.nodes if n.is_online)
+
+    @property
+    def mem_percent(self) -> float:
+        """Cluster memory use as a percentage."""
+        return _percent(self.mem, self.maxmem)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """What to create: turned into POST /nodes/{node}/lxc parameters by ``to_params``."""
+
+    node: str
+    vmid: int
+    ostemplate: str
+    hostname: str
+    cores: int = 1
+    memory: int = 512  # MiB
+    swap: int = 512  # MiB
+    storage: str = "local-lvm"
+    disk_gb: int = 8
+    bridge: str = "vmbr0"
+    ip: str = "dhcp"  # "dhcp" or CIDR like 10.0.0.5/24
+    gateway: str | None = None
+    nameserver: str | None = None
+    vlan_tag: int | None = None
+    firewall: bool = False
+    nesting: bool = False
+    keyctl: bool = False
+    fuse: bool = False
+    unprivileged: bool = True
+    password: str | None = field(default=None, repr=False)
+    ssh_public_keys: str | None = None
+    tags: tuple[str, ...] = ()
+    onboot: bool = False
+    start: bool = False
+    description: str | None = None
+    pool: str | None = None
+
+    def to_params(self) -> dict[str, object]:
+        """Proxmox parameters; booleans stay Python bools (the client sends them as 1/0)."""
+        net0: dict[str, object] = {"name": "eth0", "bridge": self.bridge, "ip": self.ip}
+        if self.gateway and self.ip not in ("dhcp", "manual"):
+            net0["gw"] = self.gateway
+        if self.vlan_tag is not None:
+            net0["tag"] = self.vlan_tag
+        if self.firewall:
+            net0["firewall"] = True
+        features = {
+            key: True for key in ("nesting", "keyctl", "fuse") if getattr(self, key)
+        }
+        return {
+            "vmid": self.vmid,
+            "ostemplate": self.ostemplate,
+            "hostname": self.hostname,
+            "cores": self.cores,
+            "memory": self.memory,
+            "swap": self.swap,
+            "rootfs": f"{self.storage}:{self.disk_gb}",
+            "net0": format_property_string(net0),
+            "nameserver": self.nameserver,
+            "features": format_property_string(features) if features else None,
+            "unprivileged": self.unprivileged,
+            "password": self.password,
+            "ssh-public-keys": self.ssh_public_keys,
+            "tags": ";".join(self.tags) if self.tags else None,
+            "onboot": self.onboot,
+            "start": self.start,
+            "description": self.description,
+            "pool": self.pool,
+        }

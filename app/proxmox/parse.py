@@ -1,0 +1,413 @@
+"""What comes FROM Proxmox: normalise its quirks into the typed models.
+
+Proxmox returns booleans as 0/1 or "0"/"1", numbers sometimes as strings (vmid was a
+string before PVE 8.2), leaves optional fields out, and packs structured values into
+strings (tags ``a;b``, property strings ``name=eth0,bridge=vmbr0``). This module is the
+only place that knows.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .models import (
+    GIB,
+    Bridge,
+    ClusterSnapshot,
+    ClusterVersion,
+    ContainerConfig,
+    ContainerInterface,
+    ContainerSummary,
+    Features,
+    NetInterface,
+    Node,
+    OsTemplate,
+    Storage,
+    Task,
+    TaskLogLine,
+)
+
+Raw = Mapping[str, Any]
+
+_LIST_SPLIT = re.compile(r"[;,\s]+")
+_NET_KEY = re.compile(r"^net(\d+)$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)\s*$", re.IGNORECASE)
+_UNIT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_CT_STATUSES = {"running", "stopped"}
+
+
+def as_bool(value: Any) -> bool:
+    """0/1, "0"/"1", true/false, yes/no -> bool; missing -> False."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, (int, float)):
+        return value != 0
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    """Int from int/float/str ("105", "1.0"); missing or garbage -> default."""
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            return default
+
+
+def as_opt_int(value: Any) -> int | None:
+    """Like ``as_int`` but missing/garbage -> None."""
+    if value is None or value == "":
+        return None
+    sentinel = -(2**63)
+    result = as_int(value, sentinel)
+    return None if result == sentinel else result
+
+
+def as_float(value: Any, default: float = 0.0) -> float:
+    """Float from number or numeric string; missing or garbage -> default."""
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def as_opt_str(value: Any) -> str | None:
+    """Non-empty string or None."""
+    if value is None:
+        return None
+    text = str(value)
+    return text or None
+
+
+def split_list(value: Any) -> tuple[str, ...]:
+    """Split a Proxmox ``-list`` value (``a;b``, ``a,b``, ``a b``) keeping order, no duplicates."""
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)):
+        items: Iterable[str] = (str(v) for v in value)
+    else:
+        items = _LIST_SPLIT.split(str(value))
+    return tuple(dict.fromkeys(item for item in (i.strip() for i in items) if item))
+
+
+def parse_property_string(value: str | None, default_key: str | None = None) -> dict[str, str]:
+    """``volume,size=8G`` / ``name=eth0,bridge=vmbr0`` -> dict; a bare first item goes to default_key."""
+    result: dict[str, str] = {}
+    if not value:
+        return result
+    for part in str(value).split(","):
+        if not part:
+            continue
+        key, sep, val = part.partition("=")
+        if sep:
+            result[key.strip()] = val.strip()
+        elif default_key and default_key not in result:
+            result[default_key] = key.strip()
+    return result
+
+
+def size_to_gib(value: str | None) -> float | None:
+    """Proxmox disk-size (``8G``, ``512M``, ``1T``, bytes if bare) -> GiB."""
+    if not value:
+        return None
+    match = _SIZE.match(str(value))
+    if not match:
+        return None
+    number, unit = match.groups()
+    return round(float(number) * _UNIT[unit.upper()] / GIB, 3)
+
+
+def ct_status(value: Any) -> str:
+    """``running``/``stopped`` as is; anything else (e.g. ``unknown`` before RRD data) -> unknown."""
+    text = str(value or "").lower()
+    return text if text in _CT_STATUSES else "unknown"
+
+
+def _ha(raw: Raw) -> tuple[bool, str | None]:
+    ha = raw.get("ha")
+    if isinstance(ha, Mapping):
+        managed = as_bool(ha.get("managed"))
+        return managed, as_opt_str(ha.get("state")) if managed else None
+    hastate = as_opt_str(raw.get("hastate"))  # cluster/resources form
+    return hastate is not None, hastate
+
+
+def container_summary(raw: Raw, node: str | None = None) -> ContainerSummary:
+    """A container from cluster/resources, nodes/{node}/lxc or status/current."""
+    vmid = as_int(raw.get("vmid"))
+    ha_managed, ha_state = _ha(raw)
+    has_swap = "maxswap" in raw or "swap" in raw
+    return ContainerSummary(
+        vmid=vmid,
+        node=str(raw.get("node") or node or ""),
+        name=str(raw.get("name") or f"CT{vmid}"),
+        status=ct_status(raw.get("status")),
+        cpu=as_float(raw.get("cpu")),
+        cpus=as_float(raw.get("cpus", raw.get("maxcpu"))),
+        mem=as_int(raw.get("mem")),
+        maxmem=as_int(raw.get("maxmem")),
+        disk=as_int(raw.get("disk")),
+        maxdisk=as_int(raw.get("maxdisk")),
+        swap=as_int(raw.get("swap")) if has_swap else None,
+        maxswap=as_int(raw.get("maxswap")) if has_swap else None,
+        uptime=as_int(raw.get("uptime")),
+        netin=as_int(raw.get("netin")),
+        netout=as_int(raw.get("netout")),
+        tags=split_list(raw.get("tags")),
+        template=as_bool(raw.get("template")),
+        lock=as_opt_str(raw.get("lock")),
+        ha_managed=ha_managed,
+        ha_state=ha_state,
+        pool=as_opt_str(raw.get("pool")),
+    )
+
+
+def node(raw: Raw) -> Node:
+    """A node from /nodes or a ``type == node`` cluster resource."""
+    return Node(
+        name=str(raw.get("node") or raw.get("name") or ""),
+        status=str(raw.get("status") or "unknown"),
+        cpu=as_float(raw.get("cpu")),
+        maxcpu=as_int(raw.get("maxcpu")),
+        mem=as_int(raw.get("mem")),
+        maxmem=as_int(raw.get("maxmem")),
+        disk=as_int(raw.get("disk")),
+        maxdisk=as_int(raw.get("maxdisk")),
+        uptime=as_int(raw.get("uptime")),
+    )
+
+
+def storage(raw: Raw, node: str | None = None) -> Storage:
+    """A storage from nodes/{node}/storage."""
+    return Storage(
+        storage=str(raw.get("storage") or ""),
+        type=str(raw.get("type") or raw.get("plugintype") or ""),
+        content=split_list(raw.get("content")),
+        active=as_bool(raw.get("active")),
+        enabled=as_bool(raw.get("enabled", 1)),
+        shared=as_bool(raw.get("shared")),
+        total=as_int(raw.get("total")),
+        used=as_int(raw.get("used")),
+        avail=as_int(raw.get("avail")),
+        node=as_opt_str(raw.get("node")) or node,
+    )
+
+
+def resource_storage(raw: Raw) -> Storage:
+    """A ``type == storage`` cluster resource (disk/maxdisk, status ``available``)."""
+    total, used = as_int(raw.get("maxdisk")), as_int(raw.get("disk"))
+    return Storage(
+        storage=str(raw.get("storage") or ""),
+        type=str(raw.get("plugintype") or ""),
+        content=split_list(raw.get("content")),
+        active=raw.get("status") == "available",
+        enabled=True,
+        shared=as_bool(raw.get("shared")),
+        total=total,
+        used=used,
+        avail=max(total - used, 0),
+        node=as_opt_str(raw.get("node")),
+    )
+
+
+def cluster_snapshot(raws: Iterable[Raw], pinned_node: str | None = None) -> ClusterSnapshot:
+    """Split one cluster/resources answer into containers, nodes and storages."""
+    containers, nodes, storages = [], [], []
+    for raw in raws:
+        kind = raw.get("type")
+        if pinned_node and raw.get("node") != pinned_node:
+            continue
+        if kind == "lxc":
+            containers.append(container_summary(raw))
+        elif kind == "node":
+            nodes.append(node(raw))
+        elif kind == "storage":
+            storages.append(resource_storage(raw))
+    containers.sort(key=lambda ct: ct.vmid)
+    nodes.sort(key=lambda n: n.name)
+    storages.sort(key=lambda s: (s.node or "", s.storage))
+    return ClusterSnapshot(tuple(containers), tuple(nodes), tuple(storages))
+
+
+def net_interface(index: int, value: str) -> NetInterface:
+    """One ``netN`` property string."""
+    props = parse_property_string(value, default_key="name")
+    return NetInterface(
+        index=index,
+        name=props.get("name", f"eth{index}"),
+        bridge=props.get("bridge"),
+        ip=props.get("ip"),
+        gw=props.get("gw"),
+        ip6=props.get("ip6"),
+        gw6=props.get("gw6"),
+        hwaddr=props.get("hwaddr"),
+        tag=as_opt_int(props.get("tag")),
+        firewall=as_bool(props.get("firewall")),
+        mtu=as_opt_int(props.get("mtu")),
+        rate=as_float(props["rate"]) if "rate" in props else None,
+        link_down=as_bool(props.get("link_down")),
+        type=props.get("type", "veth"),
+    )
+
+
+def features(value: str | None) -> Features:
+    """The ``features`` property string."""
+    props = parse_property_string(value)
+    return Features(
+        nesting=as_bool(props.get("nesting")),
+        keyctl=as_bool(props.get("keyctl")),
+        fuse=as_bool(props.get("fuse")),
+        mknod=as_bool(props.get("mknod")),
+        force_rw_sys=as_bool(props.get("force_rw_sys")),
+        mount=split_list(props.get("mount")),
+    )
+
+
+def container_config(raw: Raw, node: str, vmid: int) -> ContainerConfig:
+    """GET .../lxc/{vmid}/config."""
+    rootfs = parse_property_string(raw.get("rootfs"), default_key="volume")
+    volume = rootfs.get("volume")
+    nets = []
+    for key, value in raw.items():
+        match = _NET_KEY.match(key)
+        if match and value:
+            nets.append(net_interface(int(match.group(1)), value))
+    nets.sort(key=lambda n: n.index)
+    return ContainerConfig(
+        vmid=vmid,
+        node=node,
+        hostname=str(raw.get("hostname") or f"CT{vmid}"),
+        cores=as_opt_int(raw.get("cores")),
+        memory=as_int(raw.get("memory"), 512),
+        swap=as_int(raw.get("swap"), 512),
+        rootfs_volume=volume,
+        rootfs_storage=volume.split(":", 1)[0] if volume and ":" in volume else None,
+        rootfs_size_gb=size_to_gib(rootfs.get("size")),
+        nets=tuple(nets),
+        features=features(raw.get("features")),
+        unprivileged=as_bool(raw.get("unprivileged")),
+        onboot=as_bool(raw.get("onboot")),
+        protection=as_bool(raw.get("protection")),
+        template=as_bool(raw.get("template")),
+        ostype=as_opt_str(raw.get("ostype")),
+        arch=str(raw.get("arch") or "amd64"),
+        description=str(raw.get("description") or ""),
+        tags=split_list(raw.get("tags")),
+        nameserver=as_opt_str(raw.get("nameserver")),
+        searchdomain=as_opt_str(raw.get("searchdomain")),
+        cpulimit=as_float(raw.get("cpulimit")),
+        lock=as_opt_str(raw.get("lock")),
+        digest=as_opt_str(raw.get("digest")),
+    )
+
+
+def template_name(volid: str) -> str:
+    """``local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`` -> ``debian-12-standard_12.7-1_amd64``."""
+    filename = volid.split(":", 1)[-1].rsplit("/", 1)[-1]
+    for suffix in (".tar.zst", ".tar.gz", ".tar.xz", ".tar.bz2", ".tgz", ".txz", ".tzst", ".tar"):
+        if filename.endswith(suffix):
+            return filename[: -len(suffix)]
+    return filename
+
+
+def os_template(raw: Raw) -> OsTemplate:
+    """One entry of storage content ``vztmpl``."""
+    volid = str(raw.get("volid") or "")
+    return OsTemplate(
+        volid=volid,
+        name=template_name(volid),
+        storage=volid.split(":", 1)[0],
+        format=str(raw.get("format") or ""),
+        size=as_int(raw.get("size")),
+        ctime=as_opt_int(raw.get("ctime")),
+    )
+
+
+def bridge(raw: Raw) -> Bridge:
+    """One bridge from nodes/{node}/network."""
+    return Bridge(
+        iface=str(raw.get("iface") or ""),
+        active=as_bool(raw.get("active")),
+        cidr=as_opt_str(raw.get("cidr")),
+        comments=str(raw.get("comments") or "").strip(),
+        autostart=as_bool(raw.get("autostart")),
+        vlan_aware=as_bool(raw.get("bridge_vlan_aware")),
+    )
+
+
+def parse_upid(upid: str) -> dict[str, str]:
+    """Split ``UPID:node:pid:pstart:starttime:type:id:user:`` into its fields."""
+    parts = upid.split(":")
+    if len(parts) != 9 or parts[0] != "UPID" or not parts[1]:
+        raise ValueError(f"not a Proxmox task id: {upid!r}")
+    user, _, tokenid = parts[7].partition("!")
+    return {
+        "upid": upid,
+        "node": parts[1],
+        "starttime": str(int(parts[4], 16)) if parts[4] else "",
+        "type": parts[5],
+        "id": parts[6],
+        "user": user,
+        "tokenid": tokenid,
+    }
+
+
+def task(raw: Raw, upid: str) -> Task:
+    """GET nodes/{node}/tasks/{upid}/status."""
+    fallback = parse_upid(upid)
+    status = str(raw.get("status") or "running")
+    return Task(
+        upid=str(raw.get("upid") or upid),
+        node=str(raw.get("node") or fallback["node"]),
+        type=str(raw.get("type") or fallback["type"]),
+        id=str(raw.get("id") if raw.get("id") is not None else fallback["id"]),
+        user=str(raw.get("user") or fallback["user"]).partition("!")[0],
+        status=status,
+        exitstatus=as_opt_str(raw.get("exitstatus")) if status == "stopped" else None,
+        starttime=as_opt_int(raw.get("starttime")),
+        tokenid=as_opt_str(raw.get("tokenid")) or fallback["tokenid"] or None,
+    )
+
+
+def task_log(raws: Iterable[Raw]) -> tuple[TaskLogLine, ...]:
+    """GET nodes/{node}/tasks/{upid}/log."""
+    return tuple(TaskLogLine(n=as_int(r.get("n")), text=str(r.get("t") or "")) for r in raws)
+
+
+def version(raw: Raw) -> ClusterVersion:
+    """GET /version."""
+    return ClusterVersion(
+        version=str(raw.get("version") or ""),
+        release=str(raw.get("release") or ""),
+        repoid=str(raw.get("repoid") or ""),
+    )
+
+
+def container_interface(raw: Raw) -> ContainerInterface:
+    """One entry of GET .../lxc/{vmid}/interfaces."""
+    ipv4, ipv6 = [], []
+    for addr in raw.get("ip-addresses") or ():
+        ip = addr.get("ip-address")
+        if not ip:
+            continue
+        (ipv6 if addr.get("ip-address-type") == "inet6" else ipv4).append(str(ip))
+    inet = as_opt_str(raw.get("inet"))
+    if inet and not ipv4:
+        ipv4.append(inet.split("/", 1)[0])
+    return ContainerInterface(
+        name=str(raw.get("name") or ""),
+        hwaddr=as_opt_str(raw.get("hwaddr") or raw.get("hardware-address")),
+        inet=inet,
+        inet6=as_opt_str(raw.get("inet6")),
+        ipv4=tuple(ipv4),
+        ipv6=tuple(ipv6),
+    )
