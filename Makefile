@@ -1,0 +1,44 @@
+# Proxboard: `make run` starts the app on the embedded defaults; `make test` runs the whole suite.
+# Both set up everything they need themselves (virtualenv, packages, Debian packages, migrations).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test venv system-deps bench vendor clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the suite drives for real: Chromium for the browser tests, OpenSSH's sshd for the SSH tests.
+system-deps:
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: $(STAMP)
+	@bash scripts/run.sh
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py
+
+# Refresh the vendored front-end assets from the npm registry (versions in app/static/vendor/VERSIONS.txt).
+vendor:
+	bash scripts/vendor.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/artifacts

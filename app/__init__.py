@@ -1,0 +1,90 @@
+"""Proxboard: a self-hosted dashboard for Proxmox VE LXC containers."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, render_template, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import load_config
+from app.extensions import csrf, db, migrate
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build and configure a Proxboard application."""
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    load_config(app, test_config)
+    if app.config.get("PROXY_FIX"):
+        hops = int(app.config["PROXY_FIX_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_template_helpers(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    """Send the app's own loggers through Flask's handler at INFO."""
+    if not app.debug and not app.testing:
+        logging.getLogger("app").setLevel(logging.INFO)
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the unbound extensions and the services that live on the app."""
+    from app import auth, migration_guard, proxmox
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+    csrf.init_app(app)
+    proxmox.init_app(app)
+    migration_guard.init_app(app)
+    auth.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount one blueprint per feature."""
+    from app.auth.routes import bp as auth_bp
+    from app.container_templates.routes import bp as templates_bp
+    from app.containers.routes import bp as containers_bp
+    from app.dashboard.routes import bp as dashboard_bp
+    from app.health.routes import bp as health_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(containers_bp)
+    app.register_blueprint(templates_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Render friendly pages for the errors a user can meet."""
+
+    def render_error(error):
+        code = getattr(error, "code", 500) or 500
+        if request.headers.get("HX-Request"):
+            return render_template("errors/_fragment.html", error=error, code=code), code
+        return render_template("errors/error.html", error=error, code=code), code
+
+    for code in (400, 403, 404, 405, 500):
+        app.register_error_handler(code, render_error)
+
+
+def register_commands(app: Flask) -> None:
+    """Add the ``flask users …`` and ``flask pve …`` command groups."""
+    from app.cli import users_cli
+    from app.proxmox.cli import pve_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(pve_cli)
+
+
+def register_template_helpers(app: Flask) -> None:
+    """Filters and globals used by every template."""
+    from app import presenters
+
+    presenters.init_app(app)

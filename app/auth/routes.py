@@ -1,0 +1,33 @@
+"""Login and logout."""
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+
+from app.auth import is_safe_next
+from app.auth.forms import LoginForm
+from app.auth.services import authenticate
+
+bp = Blueprint("auth", __name__, template_folder="templates")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the sign-in form and sign the user in."""
+    form = LoginForm(next=request.args.get("next", ""))
+    if form.validate_on_submit():
+        user = authenticate(form.username.data, form.password.data)
+        if user is not None:
+            session.clear()
+            session["user_id"] = user.id
+            session.permanent = True
+            target = form.next.data if is_safe_next(form.next.data) else url_for("dashboard.index")
+            return redirect(target)
+        form.password.errors.append("Invalid username or password.")
+    status = 401 if form.is_submitted() and not form.errors.get("csrf_token") and form.errors else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+def logout():
+    """Sign out."""
+    session.clear()
+    flash("You have been signed out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,70 @@
+"""Configuration: defaults, then instance/config.py, then PROXBOARD_* environment variables."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+
+class DefaultConfig:
+    """Values used when neither instance/config.py nor the environment says otherwise."""
+
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None
+    PROXY_FIX = False
+    PROXY_FIX_HOPS = 1
+    REFRESH_SECONDS = 30
+    SHUTDOWN_TIMEOUT = 30
+    SHUTDOWN_FORCE_AFTER_TIMEOUT = False
+    ACTION_TIMEOUT = 120
+    SERVICE_CHECK_SECONDS = 300
+    PVE_PORT = 8006
+    PVE_VERIFY_SSL = "true"
+    PVE_TIMEOUT = 10
+    PVE_CACHE_SECONDS = 5
+    DEMO_MODE = False
+    TEMPLATES_DIR = None
+
+
+def load_config(app: Flask, test_config: dict | None) -> None:
+    """Fill ``app.config`` in order: defaults, instance file, environment, test overrides."""
+    app.config.from_object(DefaultConfig)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("PROXBOARD")
+    if os.environ.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(os.environ["DATABASE_URL"])
+    if test_config:
+        app.config.update(test_config)
+    app.config.setdefault(
+        "SQLALCHEMY_DATABASE_URI", f"sqlite:///{Path(app.instance_path) / 'proxboard.db'}"
+    )
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret(app, "secret_key")
+
+
+def normalise_database_url(url: str) -> str:
+    """Point bare ``postgres://`` and ``postgresql://`` URLs at the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def instance_secret(app: Flask, name: str, *, nbytes: int = 32, generator=None) -> str:
+    """Read a secret from ``instance/<name>``, generating it once with mode 0600."""
+    path = Path(app.instance_path) / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = generator() if generator else secrets.token_urlsafe(nbytes)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process (gunicorn worker, consumer) won the race
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value

@@ -1,0 +1,28 @@
+"""``GET /healthz``: database, migrations and Proxmox, for load balancers and operators."""
+from flask import Blueprint, current_app, jsonify
+
+from app.migration_guard import current_status
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """200 when the database is reachable and current; 503 otherwise. Proxmox is reported, not required."""
+    status = current_status(fresh=True)
+    body = {
+        "status": "ok" if status.ok else "error",
+        "database": "unreachable" if status.state == "unreachable" else "ok",
+        "migrations": {"current": "current", "pending": "pending"}.get(status.state, "unknown"),
+        "current": status.current,
+        "head": status.head,
+    }
+    if status.error:
+        body["error"] = status.error
+    proxmox = current_app.extensions.get("proxmox")
+    if proxmox is not None:
+        body["proxmox"] = proxmox.health()
+    response = jsonify(body)
+    response.status_code = 200 if status.ok else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,32 @@
+"""The data model of the whole product."""
+from app.models.container import (
+    EVENT_TYPES,
+    LIFECYCLES,
+    OPERATION_STATES,
+    Container,
+    Credential,
+    Event,
+    Operation,
+    Service,
+    WizardDraft,
+)
+from app.models.template import (
+    FILE_POLICIES,
+    PACKAGE_MANAGERS,
+    ContainerTemplate,
+    PackageBucket,
+    TemplateFile,
+    TemplatePackage,
+    TemplateScript,
+    TemplateService,
+    template_buckets,
+)
+from app.models.types import UTCDateTime, utcnow
+from app.models.user import User
+
+__all__ = [
+    "EVENT_TYPES", "LIFECYCLES", "OPERATION_STATES", "FILE_POLICIES", "PACKAGE_MANAGERS",
+    "Container", "Credential", "Event", "Operation", "Service", "WizardDraft",
+    "ContainerTemplate", "PackageBucket", "TemplateFile", "TemplatePackage", "TemplateScript",
+    "TemplateService", "template_buckets", "User", "UTCDateTime", "utcnow",
+]

@@ -1,0 +1,161 @@
+"""Containers Proxboard knows about, and what happened to them."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DynamicMapped, Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+LIFECYCLES = ("creating", "ready", "error", "deleted")
+EVENT_TYPES = ("log", "step", "complete", "error")
+OPERATION_STATES = ("queued", "running", "succeeded", "failed")
+
+
+class Container(db.Model):
+    """A container's local record; Proxmox stays the source of truth for live state."""
+
+    __tablename__ = "containers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vmid: Mapped[int] = mapped_column(BigInteger, unique=True)
+    node: Mapped[str] = mapped_column(String(100))
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    lifecycle: Mapped[str] = mapped_column(String(16), default="ready")
+    managed: Mapped[bool] = mapped_column(Boolean, default=True)
+    template_id: Mapped[int | None] = mapped_column(
+        ForeignKey("container_templates.id", ondelete="SET NULL"), index=True
+    )
+    ip: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    snapshot_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    template = relationship("ContainerTemplate")
+    services: Mapped[list[Service]] = relationship(
+        back_populates="container", cascade="all, delete-orphan", order_by="Service.name"
+    )
+    credentials: Mapped[list[Credential]] = relationship(
+        back_populates="container", cascade="all, delete-orphan", order_by="Credential.id"
+    )
+    events: DynamicMapped[Event] = relationship(
+        back_populates="container", cascade="all, delete-orphan", lazy="dynamic", order_by="Event.created_at.desc()"
+    )
+    operations: DynamicMapped[Operation] = relationship(
+        back_populates="container", cascade="all, delete-orphan", lazy="dynamic"
+    )
+
+    def display_name(self) -> str:
+        """Hostname, else ``CT <vmid>``."""
+        return self.hostname or f"CT {self.vmid}"
+
+    def __repr__(self) -> str:
+        return f"<Container {self.vmid} {self.lifecycle}>"
+
+
+class Service(db.Model):
+    """A systemd service found inside a container, with its last health check."""
+
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    container_id: Mapped[int] = mapped_column(ForeignKey("containers.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    unit: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16), default="application")
+    port: Mapped[int | None] = mapped_column(Integer)
+    protocol: Mapped[str | None] = mapped_column(String(8))
+    web_url: Mapped[str | None] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16), default="unknown")
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    container: Mapped[Container] = relationship(back_populates="services")
+    credentials: Mapped[list[Credential]] = relationship(back_populates="service", order_by="Credential.id")
+
+    __table_args__ = (UniqueConstraint("container_id", "name"),)
+
+
+class Credential(db.Model):
+    """A secret belonging to a service (or to the container itself), encrypted at rest."""
+
+    __tablename__ = "credentials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    container_id: Mapped[int] = mapped_column(ForeignKey("containers.id", ondelete="CASCADE"), index=True)
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id", ondelete="SET NULL"), index=True)
+    key: Mapped[str] = mapped_column(String(255))
+    value_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    container: Mapped[Container] = relationship(back_populates="credentials")
+    service: Mapped[Service | None] = relationship(back_populates="credentials")
+
+    def __repr__(self) -> str:
+        return f"<Credential {self.key}>"
+
+
+class Event(db.Model):
+    """One line of a container's timeline: a log line, a step, completion or an error."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    container_id: Mapped[int] = mapped_column(ForeignKey("containers.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    container: Mapped[Container] = relationship(back_populates="events")
+
+    __table_args__ = (Index("ix_events_container_id_created_at", "container_id", "created_at"),)
+
+
+class Operation(db.Model):
+    """A lifecycle action or provisioning job, pending on the server until it ends."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    container_id: Mapped[int] = mapped_column(ForeignKey("containers.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    upid: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    requested_by: Mapped[str | None] = mapped_column(String(80))
+    step: Mapped[str | None] = mapped_column(String(64))
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    container: Mapped[Container] = relationship(back_populates="operations")
+
+    @property
+    def pending(self) -> bool:
+        """Whether the operation has not ended yet."""
+        return self.state in ("queued", "running")
+
+
+class WizardDraft(db.Model):
+    """Server-side state of one run of the creation wizard; only its id lives in the session."""
+
+    __tablename__ = "wizard_drafts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("container_templates.id", ondelete="SET NULL"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    container_id: Mapped[int | None] = mapped_column(ForeignKey("containers.id", ondelete="SET NULL"))

@@ -1,0 +1,141 @@
+"""How values look on a page: status colours, usage levels, sizes and times, in one place."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from flask import Flask
+
+# status -> (label, Bootstrap colour); the one mapping every page uses.
+STATUS_STYLES = {
+    "running": ("running", "success"),
+    "stopped": ("stopped", "secondary"),
+    "creating": ("creating", "primary"),
+    "locked": ("locked", "warning"),
+    "paused": ("paused", "warning"),
+    "error": ("error", "danger"),
+    "unknown": ("unknown", "danger"),
+}
+
+SERVICE_STYLES = {
+    "running": ("running", "success"),
+    "degraded": ("degraded", "warning"),
+    "activating": ("activating", "warning"),
+    "unknown": ("unknown", "warning"),
+    "failed": ("failed", "danger"),
+    "stopped": ("stopped", "danger"),
+}
+
+EVENT_STYLES = {
+    "log": ("bi-journal-text", "secondary"),
+    "step": ("bi-arrow-right-circle", "primary"),
+    "complete": ("bi-check-circle-fill", "success"),
+    "error": ("bi-x-octagon-fill", "danger"),
+}
+
+
+def status_style(status: str | None) -> tuple[str, str]:
+    """Label and colour for a container status (running, stopped, creating, locked, error…)."""
+    return STATUS_STYLES.get((status or "unknown").lower(), (status or "unknown", "danger"))
+
+
+def service_style(status: str | None) -> tuple[str, str]:
+    """Label and colour for a service health status."""
+    return SERVICE_STYLES.get((status or "unknown").lower(), ("unknown", "warning"))
+
+
+def usage_level(percent: float | None) -> str:
+    """Bar colour for a usage percentage: green below 70 %, yellow to 90 %, red above."""
+    if percent is None:
+        return "secondary"
+    if percent > 90:
+        return "danger"
+    if percent >= 70:
+        return "warning"
+    return "success"
+
+
+def percent(used: float | None, total: float | None) -> float | None:
+    """``used`` as a percentage of ``total``, or None when there is no total."""
+    if not total or used is None:
+        return None
+    return max(0.0, min(100.0, used * 100.0 / total))
+
+
+def filesize(value: float | int | None) -> str:
+    """Bytes in binary units: ``1.5 GiB``."""
+    if value is None:
+        return "–"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def duration(seconds: float | int | None) -> str:
+    """A compact uptime: ``3d 4h``, ``5h 12m``, ``42s``."""
+    if not seconds:
+        return "–"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def timeago(moment: datetime | None, now: datetime | None = None) -> str:
+    """A relative time: ``just now``, ``3 min ago``, ``2 h ago``, ``5 days ago``."""
+    if moment is None:
+        return "never"
+    now = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = int((now - moment).total_seconds())
+    if seconds < 10:
+        return "just now"
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    days = seconds // 86400
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+def exact_time(moment: datetime | None) -> str:
+    """An exact UTC timestamp for tooltips."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def pretty_json(value) -> str:
+    """Indented JSON for metadata sections."""
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def init_app(app: Flask) -> None:
+    """Register the presenters as Jinja filters and globals."""
+    app.jinja_env.filters.update(
+        filesize=filesize, duration=duration, timeago=timeago, exact_time=exact_time, pretty_json=pretty_json
+    )
+    app.jinja_env.globals.update(
+        status_style=status_style,
+        service_style=service_style,
+        usage_level=usage_level,
+        percent=percent,
+        event_style=lambda kind: EVENT_STYLES.get(kind, EVENT_STYLES["log"]),
+    )
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True

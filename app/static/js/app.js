@@ -1,0 +1,110 @@
+// Proxboard: progressive enhancement on top of server-rendered pages (everything works without it).
+(function () {
+  "use strict";
+
+  function showToast(message, category) {
+    const colour = { error: "danger", message: "info" }[category] || category || "info";
+    const box = document.getElementById("toasts");
+    if (!box) return;
+    const el = document.createElement("div");
+    el.className = "toast align-items-center text-bg-" + colour + " border-0";
+    el.setAttribute("role", "status");
+    el.dataset.appToast = "";
+    el.dataset.category = colour;
+    const row = document.createElement("div");
+    row.className = "d-flex";
+    const body = document.createElement("div");
+    body.className = "toast-body";
+    body.textContent = message;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn-close btn-close-white me-2 m-auto";
+    close.dataset.bsDismiss = "toast";
+    close.setAttribute("aria-label", "Close");
+    row.append(body, close);
+    el.append(row);
+    box.append(el);
+    bootstrap.Toast.getOrCreateInstance(el, { delay: colour === "danger" ? 10000 : 5000 }).show();
+    el.addEventListener("hidden.bs.toast", () => el.remove());
+  }
+  window.proxboardToast = showToast;
+
+  function initToasts(root) {
+    root.querySelectorAll("[data-app-toast]:not(.show)").forEach((el) => {
+      const danger = el.dataset.category === "danger";
+      bootstrap.Toast.getOrCreateInstance(el, { delay: danger ? 10000 : 5000 }).show();
+    });
+  }
+
+  function initTooltips(root) {
+    root.querySelectorAll('[data-bs-toggle="tooltip"]').forEach((el) => {
+      bootstrap.Tooltip.getOrCreateInstance(el);
+    });
+  }
+
+  // Auto-refresh: an element with data-refresh-seconds counts down, then asks htmx to
+  // re-fetch its target; pauses while the tab is hidden; "Refresh now" triggers it early.
+  function initCountdowns(root) {
+    root.querySelectorAll("[data-refresh-seconds]:not([data-countdown-ready])").forEach((el) => {
+      el.dataset.countdownReady = "1";
+      const period = parseInt(el.dataset.refreshSeconds, 10) || 30;
+      const label = el.querySelector("[data-countdown]");
+      let remaining = period;
+      const tick = () => {
+        if (!document.body.contains(el)) { clearInterval(timer); return; }
+        if (document.hidden) return;
+        remaining -= 1;
+        if (remaining <= 0) { remaining = period; refresh(); }
+        if (label) label.textContent = remaining + "s";
+      };
+      const refresh = () => {
+        remaining = period;
+        if (label) label.textContent = remaining + "s";
+        htmx.trigger(el, "refresh");
+      };
+      el.addEventListener("refresh-now", refresh);
+      const button = el.querySelector("[data-refresh-now]");
+      if (button) button.addEventListener("click", (event) => { event.preventDefault(); refresh(); });
+      const timer = setInterval(tick, 1000);
+    });
+  }
+
+  // Confirmation dialogs: a link with data-confirm-url loads the confirmation fragment into a modal.
+  function initConfirmLinks() {
+    document.body.addEventListener("click", (event) => {
+      const link = event.target.closest("a[data-confirm]");
+      if (!link) return;
+      event.preventDefault();
+      const modalEl = document.getElementById("confirm-modal");
+      if (!modalEl) { window.location = link.href; return; }
+      htmx.ajax("GET", link.href, { target: "#confirm-modal .modal-content", swap: "innerHTML" }).then(() => {
+        bootstrap.Modal.getOrCreateInstance(modalEl).show();
+      });
+    });
+  }
+
+  function init(root) {
+    initToasts(root);
+    initTooltips(root);
+    initCountdowns(root);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    init(document);
+    initConfirmLinks();
+    document.body.addEventListener("htmx:afterSettle", (event) => init(event.detail.elt || document));
+    document.body.addEventListener("toast", (event) => showToast(event.detail.message, event.detail.category));
+    document.body.addEventListener("close-modal", () => {
+      const modalEl = document.getElementById("confirm-modal");
+      if (modalEl) bootstrap.Modal.getOrCreateInstance(modalEl).hide();
+    });
+    document.body.addEventListener("htmx:responseError", (event) => {
+      const xhr = event.detail.xhr;
+      if (xhr.status === 401) { window.location.reload(); return; }
+      showToast("The server answered " + xhr.status + ". Please try again.", "danger");
+    });
+    document.body.addEventListener("htmx:sendError", () => {
+      showToast("Cannot reach Proxboard. Check your connection.", "danger");
+    });
+  });
+})();

@@ -1,0 +1,8 @@
+"""Shared fixtures live in tests/fixtures/, one plugin module per real part."""
+
+pytest_plugins = [
+    "tests.fixtures.pve",
+    "tests.fixtures.database",
+    "tests.fixtures.app",
+    "tests.fixtures.browser",
+]

@@ -1,0 +1,24 @@
+"""The first walk in the real browser: sign in and land on the dashboard."""
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def test_login_lands_on_dashboard_without_console_errors(browser):
+    browser.goto("/")
+    assert "/login" in browser.page.url
+    browser.screenshot("login")
+    browser.login()
+    page = browser.page
+    assert page.url.rstrip("/") == browser.base_url
+    assert page.get_by_role("link", name="Create Container").is_visible()
+    nav = page.get_by_role("navigation", name="Main")
+    assert nav.get_by_role("link").all_inner_texts() == ["Dashboard", "Templates"] or [
+        t.strip() for t in nav.get_by_role("link").all_inner_texts()
+    ] == ["Dashboard", "Templates"]
+    browser.screenshot("dashboard")
+
+
+def test_wrong_password_shows_message(browser):
+    browser.login(password="wrong-password")
+    assert browser.page.get_by_text("Invalid username or password.").is_visible()
