@@ -1,0 +1,258 @@
+"""pvesim: a Proxmox VE 8.4 API simulator (LXC slice) served over real HTTPS on loopback.
+
+Test-only code. Application code must never import it.
+
+    from tests.pvesim import PVESimulator
+    with PVESimulator(containers=20) as sim:
+        requests.get(sim.url + "/version", verify=sim.ca_cert_path,
+                     headers={"Authorization": sim.auth_header})
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import ssl
+import threading
+
+from .api import Api, TaskRunner
+from .schema import load_schema
+from .server import Auth, SimHTTPServer, make_self_signed_cert
+from .state import Cluster, Container, PVEError
+
+__all__ = ["PVESimulator", "Faults", "Container", "PVEError"]
+
+
+class Faults:
+    """Fault injection switches. Also reachable through ``POST /_sim/faults``."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self):
+        with self._lock:
+            self.unreachable = False  # drop every /api2 connection without answering
+            self.delay = 0.0  # seconds added before every /api2 response
+            self.auth_fail = False  # 401 for every /api2 request
+            self.path_faults: list[dict] = []
+            self.task_faults: list[dict] = []
+            self.ignore_shutdown_vmids: set[int] = set()
+
+    # -- helpers used by tests ----------------------------------------------------------------
+    def fail_path(self, method: str | None, path_regex: str, status: int = 500,
+                  message: str = "simulated failure", times: int | None = None) -> dict:
+        """Answer requests whose API path (without /api2/json) matches ``path_regex``
+        (re.search) with ``status`` and ``message`` as reason phrase. ``method`` None = any.
+        ``times`` limits how often it fires (None = until cleared)."""
+        f = {"method": method.upper() if method else None, "path": path_regex,
+             "rx": re.compile(path_regex), "status": int(status), "message": message, "times": times}
+        with self._lock:
+            self.path_faults.append(f)
+        return f
+
+    def fail_next_task(self, type: str | None = None, vmid: int | None = None,
+                       message: str = "simulated task failure") -> dict:
+        """The next task matching ``type`` and/or ``vmid`` ends with ``TASK ERROR: <message>``
+        without changing any state."""
+        f = {"type": type, "vmid": None if vmid is None else str(vmid), "message": message}
+        with self._lock:
+            self.task_faults.append(f)
+        return f
+
+    def ignore_shutdown(self, vmid: int, ignore: bool = True):
+        with self._lock:
+            (self.ignore_shutdown_vmids.add if ignore else self.ignore_shutdown_vmids.discard)(int(vmid))
+
+    # -- internal -----------------------------------------------------------------------------
+    def _match_path(self, method: str, path: str):
+        with self._lock:
+            for f in self.path_faults:
+                if (f["method"] in (None, method)) and f["rx"].search(path):
+                    if f["times"] is not None:
+                        f["times"] -= 1
+                        if f["times"] <= 0:
+                            self.path_faults.remove(f)
+                    return f
+        return None
+
+    def _take_task_fault(self, typ: str, vmid: str):
+        with self._lock:
+            for f in self.task_faults:
+                if f["type"] in (None, typ) and f["vmid"] in (None, vmid):
+                    self.task_faults.remove(f)
+                    return f["message"]
+        return None
+
+    def apply(self, d: dict):
+        """Apply a JSON payload (admin endpoint)."""
+        if d.get("clear"):
+            self.clear()
+        for k in ("unreachable", "auth_fail"):
+            if k in d:
+                setattr(self, k, bool(d[k]))
+        if "delay" in d:
+            self.delay = float(d["delay"] or 0)
+        fps = d.get("fail_path")
+        for fp in ([fps] if isinstance(fps, dict) else fps or []):
+            self.fail_path(fp.get("method"), fp["path"], fp.get("status", 500),
+                           fp.get("message", "simulated failure"), fp.get("times"))
+        fts = d.get("fail_next_task")
+        for ft in ([fts] if isinstance(fts, dict) else fts or []):
+            self.fail_next_task(ft.get("type"), ft.get("vmid"), ft.get("message", "simulated task failure"))
+        ign = d.get("ignore_shutdown")
+        for v in ([ign] if isinstance(ign, int) else ign or []):
+            self.ignore_shutdown(v)
+
+    def to_dict(self) -> dict:
+        with self._lock:
+            return {"unreachable": self.unreachable, "delay": self.delay, "auth_fail": self.auth_fail,
+                    "fail_path": [{k: v for k, v in f.items() if k != "rx"} for f in self.path_faults],
+                    "fail_next_task": list(self.task_faults),
+                    "ignore_shutdown": sorted(self.ignore_shutdown_vmids)}
+
+
+class PVESimulator:
+    def __init__(self, nodes: int = 3, containers: int = 20, token: str | None = "root@pam!proxboard=SECRET",
+                 password: str | None = "pvepass", task_delay: float = 0.3, seed: int = 1,
+                 time_scale: float = 1.0, host: str = "127.0.0.1", port: int = 0,
+                 auth_failure_delay: float = 0.0, ticket_lifetime: int = 7200):
+        self.schema = load_schema()
+        self.host = host
+        self._port = port
+        self.task_delay = task_delay
+        self.time_scale = time_scale
+        self.auth_failure_delay = auth_failure_delay
+        self.ticket_lifetime = ticket_lifetime
+        self.cluster = Cluster(nodes=nodes, containers=containers, seed=seed)
+        self.faults = Faults()
+        self.requests: list[dict] = []
+        self._req_lock = threading.Lock()
+        self.tokens: dict[str, str] = {}
+        self.users: dict[str, str] = {}
+        self.token_user = self.token_name = self.token_value = None
+        if token:
+            m = re.match(r"^([^!]+)!([^=]+)=(.+)$", token)
+            if not m:
+                raise ValueError("token must look like USER@REALM!TOKENID=SECRET")
+            self.token_user, self.token_name, self.token_value = m.groups()
+            self.tokens[f"{self.token_user}!{self.token_name}"] = self.token_value
+        if password is not None:
+            self.users[self.token_user or "root@pam"] = password
+        self.password = password
+        self.auth = Auth(self)
+        self.api = Api(self)
+        self.tasks = TaskRunner(self)
+        self._server: SimHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._tmpdir: str | None = None
+        self.ca_cert_path: str | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> "PVESimulator":
+        self._tmpdir, self.ca_cert_path, key_path = make_self_signed_cert(self.host)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.ca_cert_path, key_path)
+        self._server = SimHTTPServer((self.host, self._port), self, ctx)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="pvesim-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self.tasks.shutdown()
+        self.tasks.wait_idle(5)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.close_all_connections()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self):
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1] if self._server else self._port
+
+    @property
+    def url(self) -> str:
+        """Base API URL, e.g. https://127.0.0.1:40123/api2/json"""
+        return f"https://{self.host}:{self.port}/api2/json"
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def token_id(self) -> str | None:
+        return f"{self.token_user}!{self.token_name}" if self.token_user else None
+
+    @property
+    def auth_header(self) -> str:
+        """Value for the Authorization header using the configured API token."""
+        return f"PVEAPIToken={self.token_user}!{self.token_name}={self.token_value}"
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def containers(self) -> dict[int, Container]:
+        return self.cluster.containers
+
+    @property
+    def nodes(self) -> list[str]:
+        return list(self.cluster.nodes)
+
+    def add_container(self, **kw) -> Container:
+        return self.cluster.add_container(**kw)
+
+    def remove_all_containers(self):
+        with self.cluster.lock:
+            self.cluster.containers.clear()
+
+    def reset(self):
+        """Restore the initial (seeded) cluster, clear faults and the request log."""
+        self.tasks.wait_idle(5)
+        self.cluster.reset()
+        self.faults.clear()
+        self.clear_requests()
+
+    def set_node_status(self, node: str, status: str):
+        self.cluster.nodes[node]["status"] = status
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no task is running. Returns False on timeout."""
+        return self.tasks.wait_idle(timeout)
+
+    def task(self, upid: str):
+        return self.cluster.tasks_by_upid.get(upid)
+
+    @property
+    def task_list(self):
+        return list(self.cluster.tasks)
+
+    # -- request log --------------------------------------------------------------------------
+    def _record(self, rec: dict):
+        with self._req_lock:
+            self.requests.append(rec)
+
+    def clear_requests(self):
+        with self._req_lock:
+            self.requests.clear()
+
+    def count_requests(self, method: str | None = None, path_prefix: str = "") -> int:
+        """Count recorded /api2 requests; path_prefix is matched against the API path
+        (``/cluster/resources``); a leading ``/api2/json`` is ignored."""
+        if path_prefix.startswith("/api2/json"):
+            path_prefix = path_prefix[len("/api2/json"):]
+        with self._req_lock:
+            return sum(1 for r in self.requests
+                       if (method is None or r["method"] == method.upper()) and r["path"].startswith(path_prefix))

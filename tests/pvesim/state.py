@@ -1,0 +1,475 @@
+"""Cluster model of the simulator: nodes, storages, containers, HA and tasks."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .schema import format_size, parse_size, split_list
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+TEMPLATES = [
+    ("debian-12-standard_12.7-1_amd64.tar.zst", 126_027_486, "debian"),
+    ("ubuntu-24.04-standard_24.04-2_amd64.tar.zst", 141_395_915, "ubuntu"),
+    ("alpine-3.20-default_20240908_amd64.tar.xz", 3_082_876, "alpine"),
+]
+
+# (storage id, type, content, shared, total bytes)
+STORAGES = [
+    ("local", "dir", "backup,iso,vztmpl", 0, 100 * GiB),
+    ("local-lvm", "lvmthin", "images,rootdir", 0, 800 * GiB),
+]
+
+HOSTNAMES = ["web", "db", "cache", "proxy", "mail", "dns", "git", "ci", "mon", "log",
+             "vpn", "files", "media", "backup", "auth", "queue", "search", "api", "app", "dev"]
+TAG_POOL = ["prod", "dev", "staging", "web", "db", "critical", "backup", "team-a", "team_b", "k8s"]
+
+
+class PVEError(Exception):
+    """An error the API handler raises: HTTP status + message (+ param errors)."""
+
+    def __init__(self, message: str, status: int = 500, errors: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+
+
+def param_error(errors: dict) -> PVEError:
+    return PVEError("Parameter verification failed.", 400, errors)
+
+
+def normalize_tags(value) -> str:
+    if isinstance(value, (list, tuple, set)):
+        value = ";".join(value)
+    tags = sorted({t.lower() for t in split_list(value or "")})
+    return ";".join(tags)
+
+
+def mac_for(vmid: int, idx: int = 0) -> str:
+    h = hashlib.sha1(f"{vmid}/{idx}".encode()).digest()
+    return "BC:24:11:%02X:%02X:%02X" % (h[0], h[1], h[2])
+
+
+def ip_for(vmid: int) -> str:
+    return f"10.{(vmid >> 16) & 255}.{(vmid >> 8) & 255}.{vmid & 255 or 1}"
+
+
+@dataclass
+class Container:
+    vmid: int
+    node: str
+    status: str = "stopped"  # running | stopped
+    config: dict = field(default_factory=dict)
+    ha_state: str | None = None  # None = not HA managed, else started|stopped|...
+    ha_group: str | None = None
+    pool: str | None = None
+    started_at: float | None = None
+    pid: int | None = None
+    ignore_shutdown: bool = False
+
+    # convenient attribute views on the config -------------------------------------------------
+    @property
+    def hostname(self):
+        return self.config.get("hostname")
+
+    @hostname.setter
+    def hostname(self, v):
+        if v:
+            self.config["hostname"] = v
+        else:
+            self.config.pop("hostname", None)
+
+    @property
+    def name(self):
+        return self.config.get("hostname") or f"CT{self.vmid}"
+
+    @property
+    def tags(self) -> list[str]:
+        return [t for t in self.config.get("tags", "").split(";") if t]
+
+    @tags.setter
+    def tags(self, v):
+        t = normalize_tags(v)
+        if t:
+            self.config["tags"] = t
+        else:
+            self.config.pop("tags", None)
+
+    @property
+    def lock(self):
+        return self.config.get("lock")
+
+    @lock.setter
+    def lock(self, v):
+        if v:
+            self.config["lock"] = v
+        else:
+            self.config.pop("lock", None)
+
+    @property
+    def template(self) -> bool:
+        return bool(self.config.get("template"))
+
+    @template.setter
+    def template(self, v):
+        if v:
+            self.config["template"] = 1
+        else:
+            self.config.pop("template", None)
+
+    @property
+    def ha(self) -> bool:
+        return self.ha_state is not None
+
+    @ha.setter
+    def ha(self, v):
+        if v:
+            self.ha_state = self.ha_state or ("started" if self.status == "running" else "stopped")
+        else:
+            self.ha_state = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def memory_mb(self) -> int:
+        return int(self.config.get("memory", 512))
+
+    @property
+    def swap_mb(self) -> int:
+        return int(self.config.get("swap", 512))
+
+    @property
+    def maxdisk(self) -> int:
+        m = re.search(r"(?:^|,)size=([^,]+)", self.config.get("rootfs", ""))
+        return parse_size(m.group(1)) if m else 4 * GiB
+
+    def cpus(self, host_cpus: int) -> float:
+        if self.config.get("cores"):
+            return int(self.config["cores"])
+        if float(self.config.get("cpulimit", 0) or 0):
+            return float(self.config["cpulimit"])
+        return host_cpus
+
+    def digest(self) -> str:
+        text = "".join(f"{k}: {v}\n" for k, v in sorted(self.config.items()))
+        return hashlib.sha1(text.encode()).hexdigest()
+
+    # metrics: deterministic functions of (vmid, time) -------------------------------------------
+    def metrics(self, now: float, host_cpus: int) -> dict:
+        maxmem = self.memory_mb * MiB
+        maxdisk = self.maxdisk
+        base = {
+            "status": self.status, "vmid": self.vmid, "name": self.name, "type": "lxc",
+            "cpus": self.cpus(host_cpus), "maxmem": maxmem, "maxswap": self.swap_mb * MiB,
+            "maxdisk": maxdisk,
+        }
+        if self.running:
+            up = max(0, int(now - (self.started_at or now)))
+            ph = (self.vmid * 7919) % 1000 / 1000 * 2 * math.pi
+            wave = 0.5 + 0.5 * math.sin(now / 15.0 + ph)
+            base.update(
+                cpu=round(0.02 + 0.3 * wave * ((self.vmid % 5) + 1) / 5, 6),
+                mem=int(maxmem * (0.15 + 0.5 * wave * ((self.vmid % 3) + 1) / 3)),
+                swap=int(self.swap_mb * MiB * 0.02 * wave),
+                disk=int(maxdisk * (0.2 + (self.vmid % 50) / 100)),
+                uptime=up,
+                netin=int(up * (1500 + self.vmid % 700)),
+                netout=int(up * (900 + self.vmid % 500)),
+                diskread=int(up * 2048 + 40 * MiB),
+                diskwrite=int(up * 1024 + 8 * MiB),
+                pid=self.pid,
+            )
+        else:
+            base.update(cpu=0, mem=0, swap=0, disk=0, uptime=0, netin=0, netout=0,
+                        diskread=0, diskwrite=0)
+        if self.template:
+            base["template"] = 1
+        if self.lock:
+            base["lock"] = self.lock
+        if self.config.get("tags"):
+            base["tags"] = self.config["tags"]
+        return base
+
+
+@dataclass
+class Task:
+    upid: str
+    node: str
+    pid: int
+    pstart: int
+    starttime: int
+    type: str
+    id: str
+    user: str  # full user incl. "!tokenid"
+    status: str = "running"
+    exitstatus: str | None = None
+    endtime: int | None = None
+    lines: list = field(default_factory=list)
+    cancelled: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def log(self, line: str):
+        self.lines.append(line)
+
+    def status_dict(self) -> dict:
+        user, _, tokenid = self.user.partition("!")
+        d = {"upid": self.upid, "node": self.node, "pid": self.pid, "pstart": self.pstart,
+             "starttime": self.starttime, "type": self.type, "id": self.id, "user": user,
+             "status": self.status}
+        if tokenid:
+            d["tokenid"] = tokenid
+        if self.status == "stopped":
+            d["exitstatus"] = self.exitstatus
+        return d
+
+    def list_entry(self) -> dict:
+        d = {"upid": self.upid, "node": self.node, "pid": self.pid, "pstart": self.pstart,
+             "starttime": self.starttime, "type": self.type, "id": self.id, "user": self.user}
+        if self.status == "stopped":
+            d["endtime"] = self.endtime
+            d["status"] = self.exitstatus
+        return d
+
+
+def make_upid(node, pid, pstart, starttime, typ, ident, user) -> str:
+    return f"UPID:{node}:{pid:08X}:{pstart:08X}:{starttime:08X}:{typ}:{ident}:{user}:"
+
+
+class Cluster:
+    """All mutable simulator state. Guarded by ``self.lock`` (re-entrant)."""
+
+    def __init__(self, nodes: int = 3, containers: int = 20, seed: int = 1):
+        self.lock = threading.RLock()
+        self.nodes_count = nodes
+        self.containers_count = containers
+        self.seed = seed
+        self.pools: set[str] = {"prod", "lab"}
+        self.reset()
+
+    # ---------------------------------------------------------------------------------------
+    def reset(self):
+        with self.lock:
+            self.boot_time = time.time() - 86400 * 12
+            self.nodes = {f"pve{i + 1}": {"status": "online", "maxcpu": 16 if i % 2 == 0 else 8,
+                                            "maxmem": (64 if i % 2 == 0 else 32) * GiB,
+                                            "uptime_base": self.boot_time - i * 3600}
+                          for i in range(self.nodes_count)}
+            self.containers: dict[int, Container] = {}
+            self.tasks: list[Task] = []
+            self.tasks_by_upid: dict[str, Task] = {}
+            self._pid = 0x3A000
+            self._pstart = 0x1C2D000
+            self._generate(self.containers_count, self.seed)
+
+    def _generate(self, count: int, seed: int):
+        rng = random.Random(seed)
+        names = list(self.nodes)
+        now = time.time()
+        for i in range(count):
+            vmid = 100 + i
+            node = names[i % len(names)]
+            tmpl = TEMPLATES[i % len(TEMPLATES)]
+            cfg = {
+                "arch": "amd64",
+                "cores": rng.choice([1, 1, 2, 2, 4]),
+                "memory": rng.choice([256, 512, 512, 1024, 2048]),
+                "swap": rng.choice([0, 256, 512]),
+                "ostype": tmpl[2],
+                "rootfs": f"local-lvm:vm-{vmid}-disk-0,size={rng.choice([4, 8, 8, 16, 32])}G",
+                "net0": f"name=eth0,bridge=vmbr0,firewall=1,hwaddr={mac_for(vmid)},ip=dhcp,type=veth",
+                "unprivileged": 1,
+            }
+            if i % 7 != 3:  # some containers have no hostname -> name "CT<vmid>"
+                cfg["hostname"] = f"{HOSTNAMES[i % len(HOSTNAMES)]}{i // len(HOSTNAMES) + 1:02d}"
+            if rng.random() < 0.6:
+                cfg["tags"] = normalize_tags(rng.sample(TAG_POOL, rng.randint(1, 3)))
+            if rng.random() < 0.3:
+                cfg["onboot"] = 1
+            if rng.random() < 0.2:
+                cfg["features"] = "nesting=1"
+            running = rng.random() < 0.6
+            ct = Container(vmid=vmid, node=node, status="running" if running else "stopped", config=cfg)
+            if running:
+                ct.started_at = now - rng.randint(60, 40 * 86400)
+                ct.pid = self.next_pid()
+            self.containers[vmid] = ct
+        # special containers (only if present)
+        if 101 in self.containers:  # HA-managed, running
+            ct = self.containers[101]
+            self._set_running(ct, now - 3600)
+            ct.ha_state, ct.ha_group = "started", None
+        if 102 in self.containers:  # locked by a backup
+            self.containers[102].config["lock"] = "backup"
+        if 103 in self.containers:  # a proper template
+            ct = self.containers[103]
+            ct.status, ct.started_at, ct.pid = "stopped", None, None
+            ct.config["template"] = 1
+            ct.config.pop("onboot", None)
+        if 100 in self.containers:  # a running plain one (stable anchor for tests)
+            self._set_running(self.containers[100], now - 7200)
+        if 104 in self.containers:  # a stopped plain one
+            ct = self.containers[104]
+            ct.status, ct.started_at, ct.pid = "stopped", None, None
+
+    def _set_running(self, ct: Container, since: float | None = None):
+        ct.status = "running"
+        ct.started_at = since if since is not None else time.time()
+        ct.pid = self.next_pid()
+        ct.config.pop("lock", None) if ct.config.get("lock") == "create" else None
+
+    def _set_stopped(self, ct: Container):
+        ct.status, ct.started_at, ct.pid = "stopped", None, None
+
+    def next_pid(self) -> int:
+        with self.lock:
+            self._pid += 1 + (self._pid % 7)
+            return self._pid
+
+    # ---------------------------------------------------------------------------------------
+    def add_container(self, vmid: int | None = None, node: str | None = None, status: str = "stopped",
+                      hostname: str | None = None, tags=None, ha: bool = False, lock: str | None = None,
+                      template: bool = False, memory: int = 512, cores: int | None = 1, swap: int = 512,
+                      disk_gb: int = 8, ostype: str = "debian", pool: str | None = None,
+                      ha_state: str | None = None, ha_group: str | None = None, **extra_config) -> Container:
+        with self.lock:
+            if vmid is None:
+                vmid = self.next_free_vmid()
+            vmid = int(vmid)
+            if vmid in self.containers:
+                raise ValueError(f"CT {vmid} already exists")
+            node = node or next(iter(self.nodes))
+            if node not in self.nodes:
+                raise ValueError(f"unknown node {node}")
+            cfg = {"arch": "amd64", "memory": int(memory), "swap": int(swap), "ostype": ostype,
+                   "rootfs": f"local-lvm:vm-{vmid}-disk-0,size={disk_gb}G",
+                   "net0": f"name=eth0,bridge=vmbr0,hwaddr={mac_for(vmid)},ip=dhcp,type=veth",
+                   "unprivileged": 1}
+            if cores:
+                cfg["cores"] = int(cores)
+            for k, v in extra_config.items():
+                if v is None:
+                    cfg.pop(k, None)
+                else:
+                    cfg[k] = int(v) if isinstance(v, bool) else v
+            ct = Container(vmid=vmid, node=node, config=cfg, pool=pool)
+            ct.hostname = hostname
+            ct.tags = tags or ""
+            ct.lock = lock
+            ct.template = template
+            if status == "running":
+                self._set_running(ct)
+            if ha or ha_state:
+                ct.ha_state = ha_state or ("started" if status == "running" else "stopped")
+                ct.ha_group = ha_group
+            self.containers[vmid] = ct
+            return ct
+
+    def next_free_vmid(self) -> int:
+        vmid = 100
+        while vmid in self.containers:
+            vmid += 1
+        return vmid
+
+    def get_ct(self, node: str, vmid) -> Container:
+        ct = self.containers.get(int(vmid))
+        if ct is None or ct.node != node:
+            raise PVEError(f"Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist")
+        return ct
+
+    def check_node(self, node: str):
+        if node not in self.nodes:
+            raise PVEError(f"no such cluster node '{node}'", 595)
+
+    # storage ---------------------------------------------------------------------------------
+    def storage_status(self, node: str) -> list[dict]:
+        out = []
+        for sid, typ, content, shared, total in STORAGES:
+            if sid == "local":
+                used = 18 * GiB + sum(t[1] for t in TEMPLATES)
+            else:
+                used = sum(ct.maxdisk // 3 for ct in self.containers.values() if ct.node == node)
+            used = min(used, total)
+            out.append({"storage": sid, "type": typ, "content": content, "active": 1, "enabled": 1,
+                        "shared": shared, "total": total, "used": used, "avail": total - used,
+                        "used_fraction": used / total})
+        return out
+
+    def storage_cfg(self, sid: str):
+        for s in STORAGES:
+            if s[0] == sid:
+                return s
+        return None
+
+    def storage_content(self, node: str, sid: str) -> list[dict]:
+        out = []
+        if sid == "local":
+            for i, (fname, size, _os) in enumerate(TEMPLATES):
+                ext = fname.rsplit(".", 1)[1]
+                out.append({"volid": f"local:vztmpl/{fname}", "format": "t" + ext, "size": size,
+                            "ctime": int(self.boot_time) - 86400 * (30 + i), "content": "vztmpl"})
+        elif sid == "local-lvm":
+            for ct in sorted(self.containers.values(), key=lambda c: c.vmid):
+                if ct.node != node:
+                    continue
+                vol = ct.config.get("rootfs", "").split(",")[0]
+                if vol.startswith("local-lvm:"):
+                    out.append({"volid": vol, "format": "raw", "size": ct.maxdisk, "vmid": ct.vmid,
+                                "content": "rootdir", "ctime": int(self.boot_time)})
+        return out
+
+    def template_exists(self, volid: str) -> bool:
+        return any(volid == f"local:vztmpl/{t[0]}" for t in TEMPLATES)
+
+    # network ---------------------------------------------------------------------------------
+    def network(self, node: str) -> list[dict]:
+        idx = list(self.nodes).index(node) + 1
+        out = [
+            {"iface": "eno1", "type": "eth", "active": 1, "exists": 1, "families": ["inet"],
+             "method": "manual", "method6": None, "priority": 3},
+            {"iface": "vmbr0", "type": "bridge", "active": 1, "autostart": 1, "families": ["inet"],
+             "method": "static", "method6": "manual", "address": f"192.168.1.{10 + idx}",
+             "netmask": "24", "cidr": f"192.168.1.{10 + idx}/24", "gateway": "192.168.1.1",
+             "bridge_ports": "eno1", "bridge_stp": "off", "bridge_fd": "0", "priority": 4},
+        ]
+        if idx % 2 == 1:
+            out.append({"iface": "vmbr1", "type": "bridge", "active": 1, "autostart": 1,
+                        "families": ["inet"], "method": "static", "method6": "manual",
+                        "address": f"10.10.0.{idx}", "netmask": "16", "cidr": f"10.10.0.{idx}/16",
+                        "bridge_ports": "none", "bridge_stp": "off", "bridge_fd": "0",
+                        "comments": "internal\n", "priority": 5})
+        return out
+
+    # node ------------------------------------------------------------------------------------
+    def node_usage(self, node: str, now: float) -> dict:
+        n = self.nodes[node]
+        cts = [c for c in self.containers.values() if c.node == node and c.running]
+        cpu = 0.03 + sum(c.metrics(now, n["maxcpu"])["cpu"] * c.cpus(n["maxcpu"]) for c in cts) / n["maxcpu"]
+        mem = int(2.5 * GiB + sum(c.metrics(now, n["maxcpu"])["mem"] for c in cts))
+        return {"cpu": round(min(cpu, 1.0), 6), "mem": min(mem, n["maxmem"]),
+                "uptime": int(now - n["uptime_base"])}
+
+    # tasks -----------------------------------------------------------------------------------
+    def new_task(self, node: str, typ: str, ident, user: str) -> Task:
+        with self.lock:
+            pid = self.next_pid()
+            self._pstart += 97
+            start = int(time.time())
+            upid = make_upid(node, pid, self._pstart, start, typ, ident, user)
+            t = Task(upid=upid, node=node, pid=pid, pstart=self._pstart, starttime=start,
+                     type=typ, id=str(ident), user=user)
+            self.tasks.append(t)
+            self.tasks_by_upid[upid] = t
+            return t
+
+    def running_tasks(self) -> list[Task]:
+        return [t for t in self.tasks if t.status == "running"]
