@@ -140,6 +140,9 @@ class PVESimulator:
         if password is not None:
             self.users[self.token_user or "root@pam"] = password
         self.password = password
+        self._initial = {"task_delay": task_delay, "time_scale": time_scale,
+                         "auth_failure_delay": auth_failure_delay, "ticket_lifetime": ticket_lifetime,
+                         "tokens": dict(self.tokens), "users": dict(self.users)}
         self.auth = Auth(self)
         self.api = Api(self)
         self.tasks = TaskRunner(self)
@@ -219,8 +222,14 @@ class PVESimulator:
             self.cluster.containers.clear()
 
     def reset(self):
-        """Restore the initial (seeded) cluster, clear faults and the request log."""
+        """Restore the initial (seeded) cluster and constructor settings (task_delay,
+        time_scale, ticket_lifetime, tokens, users), clear faults and the request log."""
+        self.faults.clear()
+        for t in self.cluster.running_tasks():
+            t.cancelled = True  # cut long sleeps (ignored shutdowns) short
         self.tasks.wait_idle(5)
+        for k, v in self._initial.items():
+            setattr(self, k, dict(v) if isinstance(v, dict) else v)
         self.cluster.reset()
         self.faults.clear()
         self.clear_requests()
