@@ -6,6 +6,23 @@ Test-only code. Application code must never import it.
     with PVESimulator(containers=20) as sim:
         requests.get(sim.url + "/version", verify=sim.ca_cert_path,
                      headers={"Authorization": sim.auth_header})
+
+Admin endpoint (no PVE auth, outside /api2, JSON in and out; also works while
+``unreachable`` is set because only /api2 requests are dropped):
+
+    GET    /_sim/faults            current faults
+    POST   /_sim/faults            {"unreachable": true, "delay": 1.5, "auth_fail": true,
+                                    "fail_path": {"method": "GET", "path": "^/cluster/resources",
+                                                  "status": 500, "message": "boom", "times": 1},
+                                    "fail_next_task": {"type": "vzstart", "vmid": 101, "message": "x"},
+                                    "ignore_shutdown": [101], "clear": true}
+    DELETE /_sim/faults            clear all faults
+    POST   /_sim/reset             seeded state again, faults + request log cleared
+    GET    /_sim/requests          request log; DELETE clears it
+    GET    /_sim/containers        container records; POST adds one (add_container kwargs);
+                                   DELETE removes all; PATCH /_sim/containers/<vmid> sets attributes
+    GET    /_sim/idle?timeout=10   waits until no task runs
+    GET    /_sim/state             small summary
 """
 
 from __future__ import annotations

@@ -84,6 +84,9 @@ class Api:
         if node is not None and ep.path.startswith("/nodes/{node}") and node not in self.cluster.nodes:
             raise PVEError(f"hostname lookup '{node}' failed - failed to get address info for: "
                            f"{node}: Name or service not known")
+        if (node is not None and ep.path.startswith("/nodes/{node}/")
+                and self.cluster.nodes[node]["status"] != "online"):
+            raise PVEError("No route to host", 595)
         with self.cluster.lock:
             return fn(ctx, params)
 
@@ -136,7 +139,7 @@ class Api:
         n = self.cluster.nodes[ct.node]
         m = ct.metrics(now, n["maxcpu"])
         e = {"id": f"lxc/{ct.vmid}", "type": "lxc", "vmid": ct.vmid, "node": ct.node,
-             "status": ct.status, "name": ct.name, "uptime": m["uptime"],
+             "status": ct.status if n["status"] == "online" else "unknown", "name": ct.name, "uptime": m["uptime"],
              "template": 1 if ct.template else 0, "maxcpu": m["cpus"], "cpu": m["cpu"],
              "maxmem": m["maxmem"], "mem": m["mem"], "maxdisk": m["maxdisk"], "disk": m["disk"],
              "netin": m["netin"], "netout": m["netout"], "diskread": m["diskread"],

@@ -399,7 +399,8 @@ class Handler(BaseHTTPRequestHandler):
                         setattr(ct, k, v)
                 return self._json(200, None, {"ok": True})
             if what == "idle" and method == "GET":
-                return self._json(200, None, {"idle": sim.wait_idle(float(payload.get("timeout", 10)))})
+                q = dict(parse_qsl(query))
+                return self._json(200, None, {"idle": sim.wait_idle(float(q.get("timeout", 10)))})
             if what == "state" and method == "GET":
                 return self._json(200, None, {"url": sim.url, "containers": len(sim.containers),
                                               "tasks": len(sim.cluster.tasks),
