@@ -13,6 +13,7 @@ and outside Flask (tests, scripts)::
 from __future__ import annotations
 
 import logging
+import weakref
 
 from flask import Flask, current_app
 
@@ -89,6 +90,9 @@ def init_app(app: Flask) -> ProxmoxClient:
         logging.getLogger("app.proxmox").warning("PVE_HOST is not set: Proxmox features are off")
         client = ProxmoxClient(None)
     app.extensions[EXTENSION_KEY] = client
+    # Close pooled sockets when the app goes away (tests build many apps) instead of leaving
+    # them to the garbage collector, which would emit ResourceWarning.
+    weakref.finalize(app, client.close)
     return client
 
 

@@ -161,7 +161,7 @@ class ProxmoxClient:
         context = {"operation": op, "node": node, "vmid": vmid}
         api: ProxmoxAPI | None = None
         for attempt in (1, 2):
-            fresh = False
+            fresh = True  # if connecting itself fails, there is no older session to blame
             try:
                 api, fresh = self._connection()
                 resource = api if timeout is None else _with_timeout(api, timeout)
