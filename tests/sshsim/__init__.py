@@ -1,0 +1,264 @@
+"""A real OpenSSH server on loopback, with a stand-in ``pct`` and canned containers.
+
+See README.md in this folder for how commands run "inside" a fake container.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+HERE = Path(__file__).resolve().parent
+SSHD = os.environ.get("PROXBOARD_TEST_SSHD", "/usr/sbin/sshd")
+# Programs that would change the host or reach the network: inside a fake container they only log.
+LOGGED_FAKES = (
+    "apt-get", "apt", "dpkg", "pip", "pip3", "npm", "useradd", "groupadd", "usermod", "userdel",
+    "chpasswd", "passwd", "hostnamectl", "timedatectl", "service", "update-rc.d", "curl", "wget",
+    "reboot", "shutdown", "locale-gen", "update-ca-certificates",
+)
+STANDARD_DIRS = ("etc", "etc/proxboard/credentials", "opt", "srv", "root", "home", "tmp", "var/log", "var/lib",
+                 "usr/local/bin", "usr/local/sbin")
+
+SYSTEMCTL = r"""#!/bin/sh
+sim="$PROXBOARD_CT_ROOT/.sim"
+case "$1" in
+  list-units) cat "$sim/units.txt" ;;
+  show) cat "$sim/show.txt" ;;
+  *) echo "systemctl $*" >> "$sim/commands.log"
+     if [ -f "$sim/exit/systemctl" ]; then exit "$(cat "$sim/exit/systemctl")"; fi ;;
+esac
+"""
+CANNED = """#!/bin/sh
+cat "$PROXBOARD_CT_ROOT/.sim/{name}.txt"
+"""
+LOGGED = """#!/bin/sh
+sim="$PROXBOARD_CT_ROOT/.sim"
+echo "{name} $*" >> "$sim/commands.log"
+echo "fake {name}: $*"
+if [ -f "$sim/exit/{name}" ]; then exit "$(cat "$sim/exit/{name}")"; fi
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _script(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+@dataclass
+class FakeUnit:
+    """A systemd service in a fake container, with the TCP ports its processes listen on.
+
+    ``child_ports`` are opened by a child process of the main PID (like nginx workers or
+    gunicorn), ``ports`` by the main process itself. Addresses default to 0.0.0.0.
+    """
+
+    unit: str
+    active: str = "active"
+    sub: str = "running"
+    ports: list[int | tuple[str, int]] = field(default_factory=list)
+    child_ports: list[int | tuple[str, int]] = field(default_factory=list)
+    comm: str | None = None
+    description: str = ""
+    load: str = "loaded"
+
+
+class FakeContainer:
+    """A container directory under the server root; helpers write its canned command output."""
+
+    def __init__(self, root: Path, vmid: int) -> None:
+        self.vmid = vmid
+        self.path = root / str(vmid)
+        self.sim = self.path / ".sim"
+        (self.sim / "bin").mkdir(parents=True, exist_ok=True)
+        (self.sim / "exit").mkdir(exist_ok=True)
+        for folder in STANDARD_DIRS:
+            (self.path / folder).mkdir(parents=True, exist_ok=True)
+        _script(self.sim / "bin" / "systemctl", SYSTEMCTL)
+        for name in ("ss", "ps"):
+            _script(self.sim / "bin" / name, CANNED.format(name=name))
+        for name in LOGGED_FAKES:
+            _script(self.sim / "bin" / name, LOGGED.format(name=name))
+        self.set_status("running")
+        self.set_units([])
+
+    def set_status(self, status: str) -> None:
+        """``running`` or ``stopped`` (as ``pct status`` reports; exec refuses when stopped)."""
+        (self.sim / "status").write_text(status)
+
+    def set_units(self, units: list[FakeUnit], extra_processes: list[tuple[int, int, str]] = ()) -> None:
+        """Write ``ss``/``systemctl``/``ps`` outputs consistent with ``units``."""
+        ss = ["State  Recv-Q Send-Q  Local Address:Port   Peer Address:Port Process"]
+        unit_lines, show_blocks = [], []
+        ps = ["    1     0 systemd"]
+        pid = 100
+        for unit in units:
+            comm = unit.comm or unit.unit.split("@")[0].removesuffix(".service")[:15]
+            running = unit.active == "active" or unit.active in ("activating", "reloading", "deactivating")
+            main_pid = pid if running else 0
+            desc = unit.description or f"{comm} service"
+            unit_lines.append(f"{unit.unit} {unit.load} {unit.active} {unit.sub} {desc}")
+            show_blocks.append(
+                f"MainPID={main_pid}\nId={unit.unit}\nActiveState={unit.active}\nSubState={unit.sub}\n"
+            )
+            if main_pid:
+                ps.append(f"{main_pid:5d}     1 {comm}")
+                owners: list[tuple[int, list]] = [(main_pid, unit.ports)]
+                if unit.child_ports:
+                    ps.append(f"{main_pid + 1:5d} {main_pid:5d} {comm}")
+                    ps.append(f"{main_pid + 2:5d} {main_pid + 1:5d} {comm}")  # a grandchild
+                    owners.append((main_pid + 2, unit.child_ports))
+                for owner, ports in owners:
+                    for port in ports:
+                        addr, number = port if isinstance(port, tuple) else ("0.0.0.0", port)
+                        ss.append(
+                            f"LISTEN 0      511     {addr}:{number}      0.0.0.0:*    "
+                            f'users:(("{comm}",pid={owner},fd=6))'
+                        )
+            pid += 10
+        for ppid_pid, ppid, comm in extra_processes:
+            ps.append(f"{ppid_pid:5d} {ppid:5d} {comm}")
+        self.write_raw(ss="\n".join(ss), units="\n".join(unit_lines), show="\n".join(show_blocks), ps="\n".join(ps))
+
+    def write_raw(self, **outputs: str) -> None:
+        """Replace canned outputs verbatim: ``ss``, ``units``, ``show``, ``ps``."""
+        for name, text in outputs.items():
+            (self.sim / f"{name}.txt").write_text(text + ("\n" if text and not text.endswith("\n") else ""))
+
+    def set_credentials(self, name: str, content: str | dict[str, str]) -> Path:
+        """Write ``/etc/proxboard/credentials/<name>`` (a dict becomes KEY=VALUE lines)."""
+        if isinstance(content, dict):
+            content = "".join(f"{key}={value}\n" for key, value in content.items())
+        path = self.path / "etc/proxboard/credentials" / name
+        path.write_text(content)
+        return path
+
+    def remove_credentials(self, name: str) -> None:
+        """Delete a credential file."""
+        (self.path / "etc/proxboard/credentials" / name).unlink()
+
+    def fail_command(self, name: str, exit_code: int = 1) -> None:
+        """Make a logged fake (``apt-get``, ``systemctl`` …) exit with ``exit_code``."""
+        (self.sim / "exit" / name).write_text(str(exit_code))
+
+    def commands(self) -> list[str]:
+        """Lines logged by the fakes (``apt-get install -y nginx`` …), oldest first."""
+        log = self.sim / "commands.log"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def pct_calls(self) -> list[list[str]]:
+        """Every ``pct`` call for this container, as argv lists."""
+        log = self.sim / "pct.log"
+        return [json.loads(line)["argv"] for line in log.read_text().splitlines()] if log.exists() else []
+
+    def file(self, path: str) -> Path:
+        """Where the container's absolute ``path`` lives on the host."""
+        return self.path / path.lstrip("/")
+
+
+class SSHServer:
+    """OpenSSH's sshd on 127.0.0.1, root login by a throwaway key, stand-in ``pct`` on PATH."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.host = "127.0.0.1"
+        self.port = _free_port()
+        self.root = workdir / "containers"
+        self.bin = workdir / "bin"
+        self.host_key_path = workdir / "ssh_host_ed25519_key"
+        self.user_key_path = workdir / "id_ed25519"
+        self.other_key_path = workdir / "id_other"
+        self.known_hosts_path = workdir / "known_hosts"
+        self.log_path = workdir / "sshd.log"
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> SSHServer:
+        """Generate keys, write the sshd config and start sshd in the foreground; wait until it answers."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.bin.mkdir(parents=True, exist_ok=True)
+        for path in (self.host_key_path, self.user_key_path, self.other_key_path):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+        (self.workdir / "authorized_keys").write_text(Path(f"{self.user_key_path}.pub").read_text())
+        _script(self.bin / "pct", f'#!/bin/sh\nexec "{sys.executable}" -I -S "{HERE / "pct.py"}" "$@"\n')
+        self.known_hosts_path.write_text(self.known_hosts_line() + "\n")
+        config = self.workdir / "sshd_config"
+        config.write_text(
+            f"""ListenAddress {self.host}
+Port {self.port}
+HostKey {self.host_key_path}
+PidFile none
+AuthorizedKeysFile {self.workdir / "authorized_keys"}
+PermitRootLogin yes
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PrintMotd no
+Subsystem sftp internal-sftp
+MaxStartups 50:30:100
+SetEnv PATH={self.bin}:/usr/sbin:/usr/bin:/sbin:/bin PROXBOARD_SIM_ROOT={self.root} PROXBOARD_SIM_NODE=pve1
+LogLevel INFO
+"""
+        )
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"sshd exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1) as sock:
+                    if sock.recv(4).startswith(b"SSH-"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("sshd did not start within 10s")
+
+    def stop(self) -> None:
+        """Stop sshd (it takes its connection processes with it)."""
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+
+    @property
+    def fingerprint(self) -> str:
+        """The server's host key fingerprint, ``SHA256:…``."""
+        return paramiko.Ed25519Key.from_private_key_file(str(self.host_key_path)).fingerprint
+
+    def known_hosts_line(self) -> str:
+        """The line trusting this server in a known_hosts file."""
+        public = Path(f"{self.host_key_path}.pub").read_text().split()
+        return f"[{self.host}]:{self.port} {public[0]} {public[1]}"
+
+    def connection_pids(self) -> list[int]:
+        """PIDs of sshd's per-connection processes (kill them to drop connections)."""
+        assert self._process is not None
+        children = Path(f"/proc/{self._process.pid}/task/{self._process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+    def container(self, vmid: int) -> FakeContainer:
+        """Create (or reset) the fake container ``vmid``, running with no services."""
+        path = self.root / str(vmid)
+        if path.exists():
+            shutil.rmtree(path)
+        return FakeContainer(self.root, vmid)
+
+    def clear(self) -> None:
+        """Remove every fake container."""
+        for path in self.root.iterdir():
+            shutil.rmtree(path)
