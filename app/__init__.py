@@ -77,10 +77,12 @@ def register_errorhandlers(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     """Add the ``flask users …`` and ``flask pve …`` command groups."""
     from app.cli import users_cli
+    from app.container_templates.cli import templates_cli
     from app.proxmox.cli import pve_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(pve_cli)
+    app.cli.add_command(templates_cli)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -65,4 +65,4 @@ def test_constraints_follow_the_naming_convention(sqlite_url, table):
         names += [ix["name"] for ix in inspector.get_indexes(table)]
     finally:
         engine.dispose()
-    assert names and all(name and name.startswith(("fk_", "ix_")) for name in names)
+    assert names and all(name and name.startswith(("fk_", "ix_", "uq_")) for name in names)

@@ -21,8 +21,7 @@ def login():
             target = form.next.data if is_safe_next(form.next.data) else url_for("dashboard.index")
             return redirect(target)
         form.password.errors.append("Invalid username or password.")
-    status = 401 if form.is_submitted() and not form.errors.get("csrf_token") and form.errors else 200
-    return render_template("auth/login.html", form=form), status
+    return render_template("auth/login.html", form=form)
 
 
 @bp.post("/logout")

@@ -1,11 +1,509 @@
-"""Templates: reusable container recipes."""
-from flask import Blueprint, render_template
+"""Templates pages: the grid, detail tabs, create/edit, package buckets, import and export."""
+from __future__ import annotations
+
+import json
+
+from flask import (
+    Blueprint, abort, current_app, flash, get_flashed_messages, make_response, redirect, render_template, request,
+    url_for,
+)
+
+from app.container_templates import forms, manifest, services
+from app.extensions import db
+from app.models import ContainerTemplate, PackageBucket, TemplateFile, TemplatePackage, TemplateScript, TemplateService
+from app.proxmox import get_proxmox
 
 bp = Blueprint("container_templates", __name__, url_prefix="/templates", template_folder="templates")
+
+TABS = ("config", "scripts", "packages", "files")
+
+
+def _htmx() -> bool:
+    return bool(request.headers.get("HX-Request"))
+
+
+def _page(html: str, status: int = 200):
+    """A response that varies on HX-Request; under htmx the last flash becomes a toast event."""
+    response = make_response(html, status)
+    response.headers["Vary"] = "HX-Request"
+    if _htmx():
+        messages = get_flashed_messages(with_categories=True)
+        if messages:
+            category, message = messages[-1]
+            response.headers["HX-Trigger"] = json.dumps({"toast": {"message": message, "category": category}})
+    return response
+
+
+def _invalid(html: str):
+    # htmx only swaps 2xx answers; plain browsers get the honest status.
+    return _page(html, 200 if _htmx() else 422)
+
+
+def _template_or_404(template_id: int) -> ContainerTemplate:
+    template = services.get_template(template_id)
+    if template is None:
+        abort(404)
+    return template
+
+
+def _child_or_404(template: ContainerTemplate, model, item_id: int):
+    item = services.child_of(template, model, item_id)
+    if item is None:
+        abort(404)
+    return item
+
+
+def _bucket_or_404(bucket_id: int) -> PackageBucket:
+    bucket = db.session.get(PackageBucket, bucket_id)
+    if bucket is None:
+        abort(404)
+    return bucket
+
+
+def _checked_action() -> None:
+    if not forms.ActionForm().validate_on_submit():
+        abort(400)
+
+
+# -- grid -------------------------------------------------------------------------------
 
 
 @bp.get("")
 @bp.get("/")
 def index():
-    """The template grid (filled in by the templates issue)."""
-    return render_template("container_templates/index.html")
+    """The template grid with search and tag filters; htmx gets just the grid."""
+    search = request.args.get("search", "").strip()
+    selected = services.split_tags(request.args.get("tags", ""))
+    templates = services.list_templates(search, selected)
+    context = {"templates": templates, "search": search, "selected_tags": selected,
+               "total": services.template_count()}
+    if _htmx() and request.headers.get("HX-Target") == "template-grid":
+        return _page(render_template("container_templates/_grid.html", **context))
+    return _page(render_template(
+        "container_templates/index.html", all_tags=services.all_tags(), import_form=forms.ImportForm(formdata=None),
+        action_form=forms.ActionForm(formdata=None), templates_dir=current_app.config.get("TEMPLATES_DIR"), **context,
+    ))
+
+
+# -- create, detail, edit ------------------------------------------------------------------------
+
+
+def _cluster_options() -> dict:
+    return services.cluster_options(get_proxmox())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    """A new template's config; scripts, files and packages are added on the edit page next."""
+    options = _cluster_options()
+    form = forms.TemplateForm(ostemplate_choices=options["ostemplates"])
+    if form.validate_on_submit():
+        try:
+            template = services.create_template(form.config())
+        except services.TemplateError as error:
+            form[error.field].errors.append(error.message)
+        else:
+            flash(f"Template “{template.name}” created. Add its scripts, files and packages below.", "success")
+            return redirect(url_for(".edit", template_id=template.id))
+    html = render_template("container_templates/form.html", form=form, template=None, options=options)
+    return _invalid(html) if form.errors else _page(html)
+
+
+@bp.get("/<int:template_id>")
+@bp.get("/<int:template_id>/<any(scripts, packages, files):tab>")
+def detail(template_id: int, tab: str = "config"):
+    """A template, one tab per URL: config, scripts, packages or files."""
+    template = _template_or_404(template_id)
+    return _page(render_template(
+        "container_templates/detail.html", template=template, tab=tab,
+        packages=services.packages_by_manager(template), package_total=services.package_total(template),
+        credentials=services.declared_credentials(template), action_form=forms.ActionForm(formdata=None),
+    ))
+
+
+def _edit_forms(template: ContainerTemplate, overrides: dict, options: dict) -> dict:
+    """Every form of the edit page, prefilled; ``overrides`` holds the posted one, with its errors."""
+
+    def pick(key, factory):
+        return overrides.get(key) or factory()
+
+    attach = pick("attach", lambda: forms.AttachBucketForm(formdata=None))
+    attached = {bucket.id for bucket in template.buckets}
+    attach.bucket_id.choices = [(b.id, f"{b.name} ({len(b.packages)})") for b in services.list_buckets()
+                                if b.id not in attached]
+    return {
+        "config": pick("config", lambda: forms.TemplateForm(
+            formdata=None, obj=template, tags=", ".join(template.tag_list), ostemplate_choices=options["ostemplates"])),
+        "scripts": {s.id: pick(f"script-{s.id}", lambda s=s: forms.ScriptForm(formdata=None, obj=s, prefix=f"script-{s.id}"))
+                    for s in template.scripts},
+        "new_script": pick("new_script", lambda: forms.ScriptForm(formdata=None, prefix="new-script")),
+        "files": {f.id: pick(f"file-{f.id}", lambda f=f: forms.FileForm(formdata=None, obj=f, prefix=f"file-{f.id}"))
+                  for f in template.files},
+        "new_file": pick("new_file", lambda: forms.FileForm(formdata=None, prefix="new-file")),
+        "new_package": pick("new_package", lambda: forms.PackageForm(formdata=None, prefix="new-package")),
+        "new_service": pick("new_service", lambda: forms.ServiceForm(formdata=None, prefix="new-service")),
+        "attach": attach,
+        "action": forms.ActionForm(formdata=None),
+    }
+
+
+def _render_edit(template: ContainerTemplate, invalid: bool = False, **overrides):
+    options = _cluster_options() if "config" in overrides or not _htmx() else services.NO_OPTIONS
+    html = render_template("container_templates/edit.html", template=template, options=options,
+                           forms=_edit_forms(template, overrides, options))
+    return _invalid(html) if invalid else _page(html)
+
+
+def _back_to_edit(template: ContainerTemplate, section: str):
+    return redirect(url_for(".edit", template_id=template.id, _anchor=f"section-{section}"))
+
+
+@bp.route("/<int:template_id>/edit", methods=["GET", "POST"])
+def edit(template_id: int):
+    """The edit page: config form on top, then one small form per script, file, package and service."""
+    template = _template_or_404(template_id)
+    if request.method == "GET":
+        return _render_edit(template)
+    options = _cluster_options()
+    choices = options["ostemplates"] + ([template.ostemplate] if template.ostemplate else [])
+    form = forms.TemplateForm(ostemplate_choices=choices if options["ostemplates"] else [])
+    if form.validate_on_submit():
+        try:
+            services.update_template(template, form.config())
+        except services.TemplateError as error:
+            form[error.field].errors.append(error.message)
+        else:
+            flash(f"Template “{template.name}” saved.", "success")
+            return _back_to_edit(template, "config")
+    db.session.rollback()
+    return _render_edit(template, invalid=True, config=form)
+
+
+@bp.post("/<int:template_id>/scripts/add")
+def add_script(template_id: int):
+    """Append a script to the run order."""
+    template = _template_or_404(template_id)
+    form = forms.ScriptForm(prefix="new-script")
+    if not form.validate_on_submit():
+        return _render_edit(template, invalid=True, new_script=form)
+    services.add_script(template, form.name.data, form.content.data, form.enabled.data)
+    flash(f"Script “{form.name.data}” added.", "success")
+    return _back_to_edit(template, "scripts")
+
+
+@bp.post("/<int:template_id>/scripts/<int:script_id>")
+def update_script(template_id: int, script_id: int):
+    """Save a script's name, content and enabled flag."""
+    template = _template_or_404(template_id)
+    script = _child_or_404(template, TemplateScript, script_id)
+    form = forms.ScriptForm(prefix=f"script-{script.id}")
+    if not form.validate_on_submit():
+        return _render_edit(template, invalid=True, **{f"script-{script.id}": form})
+    services.update_script(script, form.name.data, form.content.data, form.enabled.data)
+    flash(f"Script “{script.name}” saved.", "success")
+    return _back_to_edit(template, "scripts")
+
+
+@bp.post("/<int:template_id>/scripts/<int:script_id>/<any(up, down, toggle, delete):action>")
+def script_action(template_id: int, script_id: int, action: str):
+    """Move a script up or down, enable/disable it, or remove it."""
+    template = _template_or_404(template_id)
+    script = _child_or_404(template, TemplateScript, script_id)
+    _checked_action()
+    if action == "delete":
+        services.delete_script(script)
+        flash(f"Script “{script.name}” removed.", "success")
+    elif action == "toggle":
+        services.toggle_script(script)
+        flash(f"Script “{script.name}” {'enabled' if script.enabled else 'disabled'}.", "success")
+    else:
+        services.move_script(script, -1 if action == "up" else 1)
+    return _back_to_edit(template, "scripts")
+
+
+@bp.post("/<int:template_id>/files/add")
+@bp.post("/<int:template_id>/files/<int:file_id>")
+def save_file(template_id: int, file_id: int | None = None):
+    """Add a file, or save an existing one."""
+    template = _template_or_404(template_id)
+    file = _child_or_404(template, TemplateFile, file_id) if file_id else None
+    key = f"file-{file.id}" if file else "new_file"
+    form = forms.FileForm(prefix=f"file-{file.id}" if file else "new-file")
+    if form.validate_on_submit():
+        try:
+            services.save_file(template, form.data, file)
+        except services.TemplateError as error:
+            db.session.rollback()
+            form[error.field].errors.append(error.message)
+        else:
+            flash(f"File “{form.name.data}” saved.", "success")
+            return _back_to_edit(template, "files")
+    return _render_edit(template, invalid=True, **{key: form})
+
+
+@bp.post("/<int:template_id>/packages/add")
+def add_package(template_id: int):
+    """Add a package installed directly by the template."""
+    template = _template_or_404(template_id)
+    form = forms.PackageForm(prefix="new-package")
+    if form.validate_on_submit():
+        try:
+            services.add_package(template, form.manager.data, form.name.data, form.version.data)
+        except services.TemplateError as error:
+            db.session.rollback()
+            form.name.errors.append(error.message)
+        else:
+            flash(f"{form.manager.data} package “{form.name.data}” added.", "success")
+            return _back_to_edit(template, "packages")
+    return _render_edit(template, invalid=True, new_package=form)
+
+
+@bp.post("/<int:template_id>/buckets/attach")
+def attach_bucket(template_id: int):
+    """Install a bucket's packages with this template."""
+    template = _template_or_404(template_id)
+    form = forms.AttachBucketForm()
+    form.bucket_id.choices = [(b.id, b.name) for b in services.list_buckets()]
+    if not form.validate_on_submit():
+        return _render_edit(template, invalid=True, attach=form)
+    bucket = _bucket_or_404(form.bucket_id.data)
+    services.attach_bucket(template, bucket)
+    flash(f"Bucket “{bucket.name}” attached.", "success")
+    return _back_to_edit(template, "packages")
+
+
+@bp.post("/<int:template_id>/buckets/<int:bucket_id>/detach")
+def detach_bucket(template_id: int, bucket_id: int):
+    """Stop installing a bucket's packages with this template."""
+    template = _template_or_404(template_id)
+    bucket = _bucket_or_404(bucket_id)
+    _checked_action()
+    services.detach_bucket(template, bucket)
+    flash(f"Bucket “{bucket.name}” detached.", "success")
+    return _back_to_edit(template, "packages")
+
+
+@bp.post("/<int:template_id>/services/add")
+def add_service(template_id: int):
+    """Declare a service the template's containers provide."""
+    template = _template_or_404(template_id)
+    form = forms.ServiceForm(prefix="new-service")
+    if not form.validate_on_submit():
+        return _render_edit(template, invalid=True, new_service=form)
+    services.save_service(template, form.data)
+    flash(f"Service “{form.name.data}” added.", "success")
+    return _back_to_edit(template, "services")
+
+
+@bp.post("/<int:template_id>/<any(files, packages, services):kind>/<int:item_id>/delete")
+def delete_item(template_id: int, kind: str, item_id: int):
+    """Remove a file, a package or a service from the template."""
+    template = _template_or_404(template_id)
+    model = {"files": TemplateFile, "packages": TemplatePackage, "services": TemplateService}[kind]
+    item = _child_or_404(template, model, item_id)
+    _checked_action()
+    services.delete_child(item)
+    flash(f"“{item.name}” removed.", "success")
+    return _back_to_edit(template, kind)
+
+
+@bp.post("/<int:template_id>/duplicate")
+def duplicate(template_id: int):
+    """Copy a template with everything it contains."""
+    template = _template_or_404(template_id)
+    _checked_action()
+    copy = services.duplicate_template(template)
+    flash(f"Template duplicated as “{copy.name}”.", "success")
+    return redirect(url_for(".edit", template_id=copy.id))
+
+
+@bp.route("/<int:template_id>/delete", methods=["GET", "POST"])
+def delete(template_id: int):
+    """Confirm, then delete a template; containers made from it keep working."""
+    template = _template_or_404(template_id)
+    if request.method == "POST":
+        _checked_action()
+        name = template.name
+        services.delete_template(template)
+        flash(f"Template “{name}” deleted.", "success")
+        return redirect(url_for(".index"))
+    return _page(render_template("container_templates/delete.html", template=template,
+                                 used_by=services.containers_using(template)))
+
+
+@bp.get("/<int:template_id>/export")
+def export(template_id: int):
+    """Download the template as one JSON file."""
+    template = _template_or_404(template_id)
+    response = make_response(manifest.export_json(manifest.spec_from_template(template)))
+    response.mimetype = "application/json"
+    response.headers["Content-Disposition"] = f'attachment; filename="{manifest.slugify(template.name)}.json"'
+    return response
+
+
+# -- import -----------------------------------------------------------------------------
+
+
+@bp.post("/import")
+def import_file():
+    """Import an uploaded single-file template (a template with the same name is updated)."""
+    form = forms.ImportForm()
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            flash(errors[0], "error")
+        return redirect(url_for(".index"))
+    upload = form.file.data
+    source = upload.filename or "upload"
+    try:
+        spec = manifest.read_text(upload.read().decode("utf-8"), source)
+        result = manifest.apply_specs([spec])
+    except UnicodeDecodeError:
+        flash(f"{source}: not UTF-8 text.", "error")
+    except manifest.ManifestError as error:
+        flash(f"Import failed: {error}", "error")
+    else:
+        flash(f"Imported “{spec.name}” ({result.summary()}).", "success")
+        template = services.find_template(spec.name)
+        return redirect(url_for(".detail", template_id=template.id))
+    return redirect(url_for(".index"))
+
+
+@bp.post("/discover")
+def discover():
+    """Import every template in the configured templates folder, updating those with the same name."""
+    _checked_action()
+    folder = current_app.config.get("TEMPLATES_DIR")
+    if not folder:
+        flash("No templates folder is configured (set PROXBOARD_TEMPLATES_DIR).", "warning")
+        return redirect(url_for(".index"))
+    try:
+        result = manifest.apply_specs(manifest.read_path(folder))
+    except manifest.ManifestError as error:
+        flash(f"Nothing imported: {error}", "error")
+    else:
+        flash(f"Discovered templates in {folder}: {result.summary()}.", "success")
+    return redirect(url_for(".index"))
+
+
+# -- package buckets --------------------------------------------------------------------------
+
+
+def _render_buckets(invalid: bool = False, **overrides):
+    buckets = services.list_buckets()
+    bucket_forms = {}
+    for bucket in buckets:
+        bucket_forms[bucket.id] = {
+            "rename": overrides.get(f"rename-{bucket.id}") or forms.BucketForm(
+                formdata=None, obj=bucket, prefix=f"rename-{bucket.id}"),
+            "add": overrides.get(f"add-{bucket.id}") or forms.PackageForm(formdata=None, prefix=f"add-{bucket.id}"),
+            "import": overrides.get(f"import-{bucket.id}") or forms.BucketImportForm(
+                formdata=None, prefix=f"import-{bucket.id}"),
+        }
+    html = render_template(
+        "container_templates/buckets.html", buckets=buckets, bucket_forms=bucket_forms,
+        new_bucket=overrides.get("new") or forms.BucketForm(formdata=None, prefix="new"),
+        action_form=forms.ActionForm(formdata=None),
+    )
+    return _invalid(html) if invalid else _page(html)
+
+
+def _back_to_buckets(bucket_id: int | None = None):
+    return redirect(url_for(".buckets", _anchor=f"bucket-{bucket_id}" if bucket_id else None))
+
+
+@bp.get("/packages")
+def buckets():
+    """Package buckets: named package lists templates can attach."""
+    return _render_buckets()
+
+
+@bp.post("/packages/new")
+def create_bucket():
+    """Create an empty bucket."""
+    form = forms.BucketForm(prefix="new")
+    if form.validate_on_submit():
+        try:
+            bucket = services.create_bucket(form.name.data, form.description.data)
+        except services.TemplateError as error:
+            form.name.errors.append(error.message)
+        else:
+            flash(f"Bucket “{bucket.name}” created.", "success")
+            return _back_to_buckets(bucket.id)
+    return _render_buckets(invalid=True, new=form)
+
+
+@bp.post("/packages/<int:bucket_id>/rename")
+def rename_bucket(bucket_id: int):
+    """Rename a bucket (and change its description)."""
+    bucket = _bucket_or_404(bucket_id)
+    form = forms.BucketForm(prefix=f"rename-{bucket.id}")
+    if form.validate_on_submit():
+        try:
+            services.rename_bucket(bucket, form.name.data, form.description.data)
+        except services.TemplateError as error:
+            db.session.rollback()
+            form.name.errors.append(error.message)
+        else:
+            flash(f"Bucket renamed to “{bucket.name}”.", "success")
+            return _back_to_buckets(bucket.id)
+    return _render_buckets(invalid=True, **{f"rename-{bucket.id}": form})
+
+
+@bp.post("/packages/<int:bucket_id>/add")
+def add_bucket_package(bucket_id: int):
+    """Add one package to a bucket."""
+    bucket = _bucket_or_404(bucket_id)
+    form = forms.PackageForm(prefix=f"add-{bucket.id}")
+    if form.validate_on_submit():
+        try:
+            services.add_package(bucket, form.manager.data, form.name.data, form.version.data)
+        except services.TemplateError as error:
+            db.session.rollback()
+            form.name.errors.append(error.message)
+        else:
+            flash(f"“{form.name.data}” added to {bucket.name}.", "success")
+            return _back_to_buckets(bucket.id)
+    return _render_buckets(invalid=True, **{f"add-{bucket.id}": form})
+
+
+@bp.post("/packages/<int:bucket_id>/import")
+def import_bucket_packages(bucket_id: int):
+    """Add packages pasted as text; any bad line and nothing is added."""
+    bucket = _bucket_or_404(bucket_id)
+    form = forms.BucketImportForm(prefix=f"import-{bucket.id}")
+    if form.validate_on_submit():
+        try:
+            added = services.import_bucket_packages(bucket, form.text.data, form.manager.data)
+        except services.TemplateError as error:
+            db.session.rollback()
+            form.text.errors.extend(error.message.split("; "))
+        else:
+            flash(f"{added} package{'s' if added != 1 else ''} added to {bucket.name}.", "success")
+            return _back_to_buckets(bucket.id)
+    return _render_buckets(invalid=True, **{f"import-{bucket.id}": form})
+
+
+@bp.post("/packages/<int:bucket_id>/packages/<int:package_id>/delete")
+def remove_bucket_package(bucket_id: int, package_id: int):
+    """Remove one package from a bucket."""
+    bucket = _bucket_or_404(bucket_id)
+    package = db.session.get(TemplatePackage, package_id)
+    if package is None or package.bucket_id != bucket.id:
+        abort(404)
+    _checked_action()
+    services.delete_child(package)
+    flash(f"“{package.name}” removed from {bucket.name}.", "success")
+    return _back_to_buckets(bucket.id)
+
+
+@bp.route("/packages/<int:bucket_id>/delete", methods=["GET", "POST"])
+def delete_bucket(bucket_id: int):
+    """Confirm, then delete a bucket and its packages."""
+    bucket = _bucket_or_404(bucket_id)
+    if request.method == "POST":
+        _checked_action()
+        services.delete_bucket(bucket)
+        flash(f"Bucket “{bucket.name}” deleted.", "success")
+        return _back_to_buckets()
+    return _page(render_template("container_templates/bucket_delete.html", bucket=bucket,
+                                 used_by=len(services.templates_with_bucket(bucket))))

@@ -1,7 +1,27 @@
-"""Container pages: detail tabs, lifecycle confirmations and the creation wizard."""
-from flask import Blueprint, redirect, render_template, url_for
+"""Container pages: lifecycle confirmations and actions, operation polling, the creation wizard."""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, url_for
+
+from app.auth import is_safe_next
+from app.containers import inventory
+from app.containers.lifecycle import ACTIONS, ActionRefused, request_action, refresh_operation, unavailable_reason
+from app.extensions import db
+from app.models import Operation
+from app.proxmox import ProxmoxError
 
 bp = Blueprint("containers", __name__, url_prefix="/containers", template_folder="templates")
+
+@bp.app_context_processor
+def lifecycle_helpers():
+    from app.containers.lifecycle import action_reasons
+
+    return {"ACTIONS": ACTIONS, "action_reasons": action_reasons}
+
+
+PARTIALS = {"card": "dashboard/_card.html", "header": "containers/_header.html"}
 
 
 @bp.get("")
@@ -15,3 +35,114 @@ def index():
 def create():
     """The creation wizard (filled in by the wizard issue)."""
     return render_template("containers/create_placeholder.html")
+
+
+def _back_url(vmid: int) -> str:
+    target = request.values.get("next")
+    return target if is_safe_next(target) else url_for("dashboard.index")
+
+
+def _view_name() -> str:
+    view = request.values.get("view", "card")
+    return view if view in PARTIALS else "card"
+
+
+def _partial(view, vmid: int, toast: tuple[str, str] | None = None, status: int = 200):
+    """The card or detail header of CT ``vmid``, with an optional toast for htmx to show."""
+    body = ""
+    if view is not None:
+        body = render_template(PARTIALS[_view_name()], ct=view, reachable=not view.stale, next_url=_back_url(vmid))
+    response = make_response(body, status)
+    triggers = {"close-modal": True}
+    if toast:
+        triggers["toast"] = {"message": toast[0], "category": toast[1]}
+    response.headers["HX-Trigger"] = json.dumps(triggers)
+    return response
+
+
+@bp.get("/<int:vmid>/actions/<action>")
+def confirm_action(vmid: int, action: str):
+    """A confirmation page (or dialog body for htmx) that POSTs the action."""
+    if action not in ACTIONS:
+        abort(404)
+    try:
+        view = inventory.load_one(vmid)
+    except ProxmoxError as exc:
+        view, error = None, exc.message
+    else:
+        error = None
+    if view is None and error is None:
+        abort(404, description=f"There is no container {vmid}.")
+    reason = error or unavailable_reason(action, view.pve_status, lock=view.lock, pending=view.pending,
+                                         lifecycle=view.lifecycle)
+    template = "containers/_confirm.html" if request.headers.get("HX-Request") else "containers/confirm.html"
+    return render_template(template, ct=view, vmid=vmid, action=ACTIONS[action], reason=reason,
+                           next_url=_back_url(vmid), view_name=_view_name(),
+                           shutdown_timeout=int(request.args.get("timeout", 0)) or None)
+
+
+@bp.post("/<int:vmid>/actions/<action>")
+def run_action(vmid: int, action: str):
+    """Start a lifecycle action; htmx gets the updated card/header, plain forms a redirect."""
+    if action not in ACTIONS:
+        abort(404)
+    htmx = bool(request.headers.get("HX-Request"))
+    try:
+        request_action(vmid, action, g.user.username)
+    except (ActionRefused, ProxmoxError) as exc:
+        message = exc.message
+        if not htmx:
+            flash(message, "error")
+            return redirect(_back_url(vmid))
+        try:
+            view = inventory.load_one(vmid)
+        except ProxmoxError:
+            view = None
+        response = _partial(view, vmid, (message, "danger"))
+        if view is None:
+            response.headers["HX-Reswap"] = "none"
+        return response
+    if not htmx:
+        flash(f"{ACTIONS[action].label} of CT {vmid} requested; it is in progress.", "info")
+        return redirect(_back_url(vmid))
+    return _partial(inventory.load_one(vmid), vmid)
+
+
+@bp.get("/<int:vmid>/operations/<int:operation_id>")
+def operation_status(vmid: int, operation_id: int):
+    """Polled while an action runs: settles it when its Proxmox task has ended."""
+    operation = db.session.get(Operation, operation_id)
+    if operation is None or operation.container.vmid != vmid:
+        abort(404)
+    outcome = refresh_operation(operation)
+    if outcome is None and operation.pending:
+        response = make_response("", 204)  # still running: htmx keeps the spinner and polls again
+        return response
+    if operation.action == "delete" and operation.state == "succeeded":
+        response = _partial(None, vmid, (outcome.message, outcome.category) if outcome else None)
+        if _view_name() == "header":
+            if outcome:
+                flash(outcome.message, "success")
+            response.headers["HX-Redirect"] = url_for("dashboard.index")
+        return response
+    try:
+        view = inventory.load_one(vmid)
+    except ProxmoxError:
+        view = None
+    response = _partial(view, vmid, (outcome.message, outcome.category) if outcome else None)
+    if view is None:
+        response.headers["HX-Reswap"] = "none"
+    return response
+
+
+@bp.get("/<int:vmid>")
+def detail(vmid: int):
+    """A container's page (its Overview tab; the detail issue fills in the tabs)."""
+    try:
+        view = inventory.load_one(vmid)
+    except ProxmoxError as exc:
+        abort(503, description=exc.message)
+    if view is None:
+        abort(404, description=f"There is no container {vmid}.")
+    return render_template("containers/detail.html", ct=view, reachable=not view.stale,
+                           next_url=url_for("containers.detail", vmid=vmid))

@@ -1,10 +1,45 @@
-"""The dashboard: every container at a glance."""
-from flask import Blueprint, render_template
+"""The dashboard: every container at a glance, refreshed in place."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, render_template, request, url_for
+
+from app.containers.inventory import STATUS_FILTERS, ContainerView, attach_services, load_inventory
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
+
+PER_PAGE = 48
+
+
+@dataclass
+class Page:
+    items: list[ContainerView]
+    number: int
+    pages: int
+
+
+def paginate(items: list, number: int, per_page: int = PER_PAGE) -> Page:
+    """One page of ``items`` (page numbers out of range fall back to the nearest page)."""
+    pages = max(1, -(-len(items) // per_page))
+    number = min(max(1, number), pages)
+    return Page(items[(number - 1) * per_page: number * per_page], number, pages)
 
 
 @bp.get("/")
 def index():
-    """The container grid (filled in by the dashboard issue)."""
-    return render_template("dashboard/index.html")
+    """The container grid; htmx refreshes get only the body fragment."""
+    status = request.args.get("status", "all")
+    if status not in STATUS_FILTERS:
+        status = "all"
+    number = request.args.get("page", 1, type=int) or 1
+    inventory = load_inventory()
+    page = paginate(inventory.filtered(status), number)
+    attach_services(page.items)
+    refresh_url = url_for("dashboard.index", status=None if status == "all" else status,
+                          page=None if page.number == 1 else page.number)
+    context = {"inventory": inventory, "page": page, "status": status, "refresh_url": refresh_url,
+               "reachable": inventory.reachable, "next_url": refresh_url}
+    template = "dashboard/_body.html" if request.headers.get("HX-Request") else "dashboard/index.html"
+    response = render_template(template, **context), 200, {"Vary": "HX-Request"}
+    return response

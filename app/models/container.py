@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DynamicMapped, Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -138,6 +138,18 @@ class Operation(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
 
     container: Mapped[Container] = relationship(back_populates="operations")
+
+    # At most one pending operation per container, enforced by the database so that two
+    # concurrent requests cannot both start an action.
+    __table_args__ = (
+        Index(
+            "uq_operations_one_pending_per_container",
+            "container_id",
+            unique=True,
+            sqlite_where=text("state IN ('queued', 'running')"),
+            postgresql_where=text("state IN ('queued', 'running')"),
+        ),
+    )
 
     @property
     def pending(self) -> bool:

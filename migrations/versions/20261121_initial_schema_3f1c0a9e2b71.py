@@ -178,6 +178,11 @@ def upgrade():
     with op.batch_alter_table('operations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_operations_container_id'), ['container_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_operations_state'), ['state'], unique=False)
+        batch_op.create_index(
+            'uq_operations_one_pending_per_container', ['container_id'], unique=True,
+            sqlite_where=sa.text("state IN ('queued', 'running')"),
+            postgresql_where=sa.text("state IN ('queued', 'running')"),
+        )
 
     op.create_table('services',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -249,6 +254,7 @@ def downgrade():
 
     op.drop_table('services')
     with op.batch_alter_table('operations', schema=None) as batch_op:
+        batch_op.drop_index('uq_operations_one_pending_per_container')
         batch_op.drop_index(batch_op.f('ix_operations_state'))
         batch_op.drop_index(batch_op.f('ix_operations_container_id'))
 

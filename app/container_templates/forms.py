@@ -1,0 +1,148 @@
+"""Forms for templates, their scripts/files/packages/services, package buckets and imports."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
+
+from app.container_templates import services
+from app.container_templates.manifest import FILE_NAME_RE, LIMITS, SCHEMES
+from app.models import FILE_POLICIES, PACKAGE_MANAGERS
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class ActionForm(FlaskForm):
+    """A button-only POST (delete, duplicate, move…): nothing but the CSRF token."""
+
+
+class TemplateForm(FlaskForm):
+    """A template's config: what the container gets."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)], filters=[_strip])
+    description = TextAreaField("Description", validators=[Optional()], filters=[_strip], render_kw={"rows": 2})
+    ostemplate = StringField("OS template", validators=[Optional(), Length(max=255)], filters=[_strip])
+    cores = IntegerField("Cores", default=1, validators=[DataRequired(), NumberRange(*LIMITS["cores"])])
+    memory = IntegerField("Memory (MiB)", default=512, validators=[DataRequired(), NumberRange(min=LIMITS["memory"][0])])
+    swap = IntegerField("Swap (MiB)", default=512, validators=[NumberRange(min=0)])
+    disk = IntegerField("Disk (GiB)", default=8, validators=[DataRequired(), NumberRange(min=LIMITS["disk"][0])])
+    storage = StringField("Storage", validators=[Optional(), Length(max=100)], filters=[_strip])
+    bridge = StringField("Bridge", validators=[Optional(), Length(max=100)], filters=[_strip])
+    unprivileged = BooleanField("Unprivileged container", default=True)
+    nesting = BooleanField("Nesting")
+    keyctl = BooleanField("keyctl")
+    fuse = BooleanField("FUSE")
+    tags = StringField("Tags", validators=[Optional(), Length(max=255)], filters=[_strip])
+
+    def __init__(self, *args, ostemplate_choices: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ostemplate_choices = ostemplate_choices or []
+
+    def validate_ostemplate(self, field):
+        if self.ostemplate_choices and field.data and field.data not in self.ostemplate_choices:
+            raise ValidationError("Choose one of the OS templates found on the cluster.")
+
+    def validate_swap(self, field):
+        if field.data is None:
+            raise ValidationError("Enter a number of MiB (0 for no swap).")
+
+    def validate_tags(self, field):
+        bad = services.invalid_tags(services.split_tags(field.data))
+        if bad:
+            raise ValidationError(
+                f"Invalid tag “{bad[0]}”: use letters, digits, _ - + . and start with a letter, digit or _."
+            )
+
+    def config(self) -> dict:
+        """The values for services.create_template/update_template."""
+        data = {name: self[name].data for name in services.CONFIG_FIELDS}
+        data["description"] = data["description"] or ""
+        for key in ("ostemplate", "storage", "bridge"):
+            data[key] = data[key] or None
+        data["tags"] = services.split_tags(self.tags.data)
+        return data
+
+
+class ScriptForm(FlaskForm):
+    """One script in the run order."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)], filters=[_strip])
+    content = TextAreaField("Script", validators=[DataRequired()], render_kw={"rows": 8, "spellcheck": "false"})
+    enabled = BooleanField("Enabled", default=True)
+
+
+class FileForm(FlaskForm):
+    """A file written into the container."""
+
+    name = StringField("File name", validators=[DataRequired(), Length(max=255),
+                                                Regexp(FILE_NAME_RE, message="Use a plain file name (letters, digits, _ . -).")],
+                       filters=[_strip])
+    target_path = StringField("Target directory", validators=[DataRequired(), Length(max=1024),
+                                                              Regexp(r"^/", message="Use an absolute path, e.g. /etc/nginx.")],
+                              filters=[_strip])
+    policy = SelectField("If the file exists", choices=[
+        ("replace", "replace it"), ("default", "keep it (write only if missing)"), ("backup", "back it up, then replace"),
+    ], default="replace", validators=[DataRequired()])
+    content = TextAreaField("Content", render_kw={"rows": 6, "spellcheck": "false"})
+
+    def validate_policy(self, field):
+        if field.data not in FILE_POLICIES:
+            raise ValidationError("Unknown policy.")
+
+
+class PackageForm(FlaskForm):
+    """One package: manager, name and an optional version."""
+
+    manager = SelectField("Manager", choices=[(m, m) for m in PACKAGE_MANAGERS], default="apt")
+    name = StringField("Package", validators=[DataRequired(), Length(max=255)], filters=[_strip])
+    version = StringField("Version", validators=[Optional(), Length(max=100)], filters=[_strip])
+
+    def validate_name(self, field):
+        try:
+            services.parse_package_line(
+                f"{self.manager.data}:{field.data}" + (f"=={self.version.data}" if self.version.data else "")
+            )
+        except ValueError as error:
+            raise ValidationError(str(error)[0].upper() + str(error)[1:] + ".") from None
+
+
+class ServiceForm(FlaskForm):
+    """A service the template's containers provide."""
+
+    name = StringField("Service", validators=[DataRequired(), Length(max=100)], filters=[_strip])
+    unit = StringField("systemd unit", validators=[Optional(), Length(max=255)], filters=[_strip])
+    port = IntegerField("Port", validators=[Optional(), NumberRange(1, 65535)])
+    scheme = SelectField("Scheme", choices=[(s, s) for s in SCHEMES], default="http")
+    web_path = StringField("Web path", validators=[Optional(), Length(max=255),
+                                                   Regexp(r"^/", message="Start the path with /.")], filters=[_strip])
+
+
+class AttachBucketForm(FlaskForm):
+    """Pick a bucket to install with the template."""
+
+    bucket_id = SelectField("Package bucket", coerce=int, validators=[DataRequired()])
+
+
+class BucketForm(FlaskForm):
+    """A package bucket's name and description."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)], filters=[_strip])
+    description = StringField("Description", validators=[Optional()], filters=[_strip])
+
+
+class BucketImportForm(FlaskForm):
+    """Packages pasted as text, one per line."""
+
+    text = TextAreaField("Packages", validators=[DataRequired()], render_kw={
+        "rows": 5, "spellcheck": "false", "placeholder": "curl\npip:requests==2.32.3\nnpm:pm2  # comments are fine",
+    })
+    manager = SelectField("Default manager", choices=[(m, m) for m in PACKAGE_MANAGERS], default="apt")
+
+
+class ImportForm(FlaskForm):
+    """A template file (.json) to import."""
+
+    file = FileField("Template file (.json)", validators=[FileRequired("Choose a .json template file.")])

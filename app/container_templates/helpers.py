@@ -1,0 +1,19 @@
+"""The shell library every template script runs with."""
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+LIBRARY_PATH = Path(__file__).resolve().parent / "shell" / "proxboard-lib.sh"
+
+
+@cache
+def helper_library() -> str:
+    """The text of ``proxboard-lib.sh``."""
+    return LIBRARY_PATH.read_text(encoding="utf-8")
+
+
+def script_with_helpers(script_content: str) -> str:
+    """``script_content`` with the helper library prepended, ready for ``bash -s``."""
+    body = script_content.removeprefix("#!/bin/bash\n").removeprefix("#!/usr/bin/env bash\n")
+    return f"#!/usr/bin/env bash\n{helper_library()}\n# --- template script ---\n{body}"

@@ -1,0 +1,236 @@
+"""Lifecycle actions (start, shutdown, stop, reboot, delete): the one place they are decided.
+
+A request checks the live state, records an ``Operation`` and asks Proxmox; the
+pending operation lives on the server with its task id, so spinners survive page
+refreshes, and ``refresh_operation`` settles it when the Proxmox task ends.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.events import record_event
+from app.extensions import db
+from app.models import Container, Operation, utcnow
+from app.proxmox import ContainerSummary, ProxmoxError, get_proxmox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Action:
+    """What an action is called, when Proxmox accepts it, and how it is confirmed."""
+
+    name: str
+    label: str
+    icon: str
+    done: str  # "CT 101 (web) is <done>"
+    needs: str  # "stopped", "running" or "any"
+    confirm: bool
+    danger: bool
+
+
+ACTIONS: dict[str, Action] = {
+    "start": Action("start", "Start", "bi-play-fill", "running", "stopped", False, False),
+    "shutdown": Action("shutdown", "Shutdown", "bi-power", "shut down", "running", True, False),
+    "stop": Action("stop", "Stop", "bi-stop-fill", "stopped", "running", True, True),
+    "reboot": Action("reboot", "Restart", "bi-arrow-clockwise", "restarted", "running", True, False),
+    "delete": Action("delete", "Delete", "bi-trash", "deleted", "any", True, True),
+}
+
+
+class ActionRefused(Exception):
+    """The action cannot be done now; ``message`` says why, and nothing was changed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def unavailable_reason(action: str, status: str, *, lock: str | None = None, reachable: bool = True,
+                       pending: Operation | None = None, lifecycle: str | None = None) -> str | None:
+    """Why ``action`` is not possible for a container in this state, or None when it is."""
+    spec = ACTIONS[action]
+    if pending is not None:
+        return f"Another operation is in progress ({pending.action})."
+    if not reachable and action != "delete":
+        return "Proxmox cannot be reached."
+    if lifecycle == "creating":
+        return "The container is still being created."
+    if lock:
+        return f"The container is locked ({lock})."
+    if spec.needs == "stopped" and status != "stopped":
+        return "The container is already running." if status == "running" else f"Not possible while {status}."
+    if spec.needs == "running" and status != "running":
+        return "The container is not running."
+    return None
+
+
+def get_or_create_record(vmid: int, node: str, name: str | None = None) -> Container:
+    """Proxboard's record of a container, created (unmanaged) on first touch."""
+    container = db.session.scalar(select(Container).where(Container.vmid == vmid))
+    if container is None:
+        container = Container(vmid=vmid, node=node, managed=False, lifecycle="ready")
+        db.session.add(container)
+        db.session.flush()
+    elif container.node != node:
+        container.node = node
+    return container
+
+
+def locate(vmid: int) -> ContainerSummary:
+    """The live summary of a container, wherever it runs; ActionRefused when it does not exist."""
+    pve = get_proxmox()
+    node = pve.find_container_node(vmid)
+    if node is None:
+        raise ActionRefused(f"CT {vmid} does not exist in Proxmox.")
+    return pve.container_status(node, vmid)
+
+
+def request_action(vmid: int, action: str, username: str) -> Operation:
+    """Ask Proxmox to run ``action`` on CT ``vmid``; returns the pending operation.
+
+    Raises ActionRefused when the state does not allow it (nothing changes) and
+    ProxmoxError when Proxmox refuses or cannot be reached (an error event is kept).
+    """
+    if action not in ACTIONS:
+        raise ActionRefused(f"Unknown action {action!r}.")
+    spec = ACTIONS[action]
+    live = locate(vmid)
+    container = get_or_create_record(vmid, live.node)
+    pending = db.session.scalar(select(Operation).where(
+        Operation.container_id == container.id, Operation.state.in_(("queued", "running"))))
+    reason = unavailable_reason(action, live.status, lock=live.lock, pending=pending, lifecycle=container.lifecycle)
+    if live.template:
+        reason = "Proxmox templates cannot be started or stopped from here."
+    if reason:
+        db.session.rollback()
+        raise ActionRefused(reason)
+
+    operation = Operation(container_id=container.id, action=action, state="running", requested_by=username,
+                          params=_params(action, live))
+    db.session.add(operation)
+    try:
+        db.session.flush()
+    except IntegrityError:  # the partial unique index: someone else started an action first
+        db.session.rollback()
+        raise ActionRefused("Another operation is in progress.") from None
+
+    name = container.hostname or live.name or f"CT {vmid}"
+    try:
+        operation.upid = _call_proxmox(action, live, operation.params or {})
+    except ProxmoxError as exc:
+        operation.state, operation.error, operation.finished_at = "failed", exc.message, utcnow()
+        record_event(container.id, "error", f"{spec.label} of {name} failed: {exc.message}",
+                     {"action": action, "node": live.node, "vmid": vmid, "requested_by": username})
+        db.session.commit()
+        raise
+    operation.heartbeat_at = utcnow()
+    record_event(container.id, "step", f"{spec.label} requested by {username}",
+                 {"action": action, "upid": operation.upid, "node": live.node, **(operation.params or {})})
+    db.session.commit()
+    return operation
+
+
+def _params(action: str, live: ContainerSummary) -> dict:
+    config = current_app.config
+    if action == "shutdown":
+        return {"timeout": int(config["SHUTDOWN_TIMEOUT"]), "force_stop": bool(config["SHUTDOWN_FORCE_AFTER_TIMEOUT"])}
+    if action == "delete":
+        return {"force": live.is_running, "purge": True}
+    return {}
+
+
+def _call_proxmox(action: str, live: ContainerSummary, params: dict) -> str:
+    pve = get_proxmox()
+    node, vmid = live.node, live.vmid
+    if action == "start":
+        return pve.start(node, vmid)
+    if action == "stop":
+        return pve.stop(node, vmid)
+    if action == "shutdown":
+        return pve.shutdown(node, vmid, timeout=params["timeout"], force_stop=params["force_stop"])
+    if action == "reboot":
+        return pve.reboot(node, vmid, timeout=int(current_app.config["SHUTDOWN_TIMEOUT"]))
+    return pve.delete(node, vmid, purge=True, force=params["force"], destroy_unreferenced_disks=True)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a person should be told when an operation has just ended."""
+
+    message: str
+    category: str  # "success" or "danger"
+
+
+def refresh_operation(operation: Operation) -> Outcome | None:
+    """Settle a pending lifecycle operation whose Proxmox task has ended.
+
+    Returns the outcome when it ended now, None while it is still running (or when
+    Proxmox cannot be asked right now: the spinner simply keeps polling).
+    """
+    if not operation.pending or operation.action not in ACTIONS or not operation.upid:
+        return None
+    container = operation.container
+    spec = ACTIONS[operation.action]
+    name = container.hostname or (container.snapshot or {}).get("name") or f"CT {container.vmid}"
+    try:
+        task = get_proxmox().task_status(container.node, operation.upid)
+    except ProxmoxError as exc:
+        if utcnow() - operation.started_at > timedelta(seconds=int(current_app.config["ACTION_TIMEOUT"]) * 5):
+            return _fail(operation, name, spec, f"Gave up waiting for Proxmox: {exc.message}")
+        return None
+    if task.running:
+        operation.heartbeat_at = utcnow()
+        db.session.commit()
+        return None
+    if task.ok:
+        return _succeed(operation, container, name, spec)
+    return _fail(operation, name, spec, task.exitstatus or "task failed")
+
+
+def _succeed(operation: Operation, container: Container, name: str, spec: Action) -> Outcome:
+    operation.state, operation.finished_at, operation.progress = "succeeded", utcnow(), 100
+    message = f"{name} (CT {container.vmid}) is {spec.done}."
+    meta = {"action": spec.name, "upid": operation.upid}
+    params = operation.params or {}
+    if spec.name == "shutdown" and params.get("force_stop"):
+        elapsed = (operation.finished_at - operation.started_at).total_seconds()
+        if elapsed >= params.get("timeout", 30):
+            message = f"{name} (CT {container.vmid}) did not shut down in {params['timeout']} s and was stopped: forced after timeout."
+            meta["forced_after_timeout"] = True
+    if spec.name == "delete":
+        container.lifecycle = "deleted"
+    record_event(container.id, "complete", message, meta)
+    db.session.commit()
+    get_proxmox().invalidate()
+    return Outcome(message, "success")
+
+
+def _fail(operation: Operation, name: str, spec: Action, reason: str) -> Outcome:
+    container = operation.container
+    operation.state, operation.finished_at, operation.error = "failed", utcnow(), reason
+    message = f"{spec.label} of {name} (CT {container.vmid}) failed: {reason}"
+    if spec.name == "shutdown" and "did not stop" in reason.lower():
+        timeout = (operation.params or {}).get("timeout", 30)
+        message = (f"{name} (CT {container.vmid}) did not shut down within {timeout} s and is still running. "
+                   "Use Stop to force it off.")
+    record_event(container.id, "error", message, {"action": spec.name, "upid": operation.upid, "exitstatus": reason})
+    db.session.commit()
+    log.warning("%s of CT %s on %s failed: %s", spec.name, container.vmid, container.node, reason)
+    get_proxmox().invalidate()
+    return Outcome(message, "danger")
+
+
+def action_reasons(view, reachable: bool) -> dict[str, str | None]:
+    """For each action, why it is unavailable for this container view (None: available)."""
+    return {
+        name: unavailable_reason(name, view.pve_status, lock=view.lock, reachable=reachable,
+                                 pending=view.pending, lifecycle=view.lifecycle)
+        for name in ACTIONS
+    }
