@@ -36,7 +36,7 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions and the services that live on the app."""
-    from app import auth, migration_guard, proxmox
+    from app import auth, jobs, migration_guard, proxmox
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
@@ -44,6 +44,7 @@ def register_extensions(app: Flask) -> None:
     proxmox.init_app(app)
     migration_guard.init_app(app)
     auth.init_app(app)
+    jobs.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -75,14 +76,20 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """Add the ``flask users …`` and ``flask pve …`` command groups."""
+    """Add the ``flask users|pve|ssh|credentials …`` groups and ``flask worker``."""
     from app.cli import users_cli
     from app.container_templates.cli import templates_cli
+    from app.credentials.cli import credentials_cli
+    from app.jobs import worker_command
     from app.proxmox.cli import pve_cli
+    from app.ssh.cli import ssh_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(pve_cli)
     app.cli.add_command(templates_cli)
+    app.cli.add_command(ssh_cli)
+    app.cli.add_command(credentials_cli)
+    app.cli.add_command(worker_command)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -22,6 +22,21 @@ class DefaultConfig:
     SHUTDOWN_FORCE_AFTER_TIMEOUT = False
     ACTION_TIMEOUT = 120
     SERVICE_CHECK_SECONDS = 300
+    SERVICE_CHECK_TIMEOUT = 30
+    SSH_HOSTS = None  # "pve1=10.0.0.11,pve2=10.0.0.12" or a dict; nodes not listed use PVE_HOST
+    SSH_PORT = 22
+    SSH_USER = "root"
+    SSH_KEY_FILE = None  # preferred over SSH_PASSWORD
+    SSH_KNOWN_HOSTS = None  # default instance/known_hosts; `flask ssh trust NODE` adds to it
+    SSH_CONNECT_TIMEOUT = 10
+    SSH_COMMAND_TIMEOUT = 120
+    SSH_KEEPALIVE_SECONDS = 30
+    SSH_REMOTE_TMP = "/tmp"
+    CREDENTIALS_KEY = None  # else instance/credentials_key, generated once (0600)
+    REDIS_URL = None  # set to use Redis for jobs instead of SQLite
+    HUEY_SQLITE_PATH = None  # default instance/jobs.db
+    JOBS_IMMEDIATE = None  # None: inline when TESTING
+    JOBS_WORKERS = 2
     PVE_PORT = 8006
     PVE_VERIFY_SSL = "true"
     PVE_TIMEOUT = 10

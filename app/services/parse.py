@@ -109,11 +109,11 @@ def parse_units(lines: list[str]) -> list[Unit]:
     """Parse ``systemctl list-units --type=service --all --no-legend --plain``."""
     units = []
     for line in lines:
+        if line.lstrip().startswith(("●", "*")):  # failed units carry a bullet without --plain
+            line = line.lstrip()[1:]
         fields = line.split(None, 4)
         if not fields:
             continue
-        if fields[0] in ("●", "*"):  # failed units carry a bullet without --plain
-            fields = fields[1:] + (line.split(None, 5)[5:] if len(fields) == 5 else [])
         if len(fields) < 4 or not _UNIT_NAME.match(fields[0]):
             log.warning("skipping unreadable unit line: %r", line[:200])
             continue

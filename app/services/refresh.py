@@ -1,0 +1,186 @@
+"""Refreshing the Service and Credential rows of containers from what discovery finds."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+
+from app.credentials import store_service_credentials
+from app.extensions import db
+from app.models import Container, Service
+from app.models.types import utcnow
+from app.proxmox import ProxmoxClient, ProxmoxError, get_proxmox
+from app.ssh import SSHError, SSHPool, open_pool
+
+from .discovery import DeclaredService, Discovery, build_services, run_discovery
+
+log = logging.getLogger("app.services")
+
+GONE_MESSAGE = "not running or no longer installed at the last check"
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    """The outcome of refreshing one container."""
+
+    container_id: int
+    vmid: int
+    node: str
+    ok: bool
+    services: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def declared_services(container: Container) -> list[DeclaredService]:
+    """The services the container's template declares (empty without a template)."""
+    if container.template is None:
+        return []
+    return [
+        DeclaredService(name=item.name, unit=item.unit, port=item.port, scheme=item.scheme, web_path=item.web_path)
+        for item in container.template.services
+    ]
+
+
+def container_ip(proxmox: ProxmoxClient, node: str, container: Container) -> str | None:
+    """The container's IPv4: static from its config, else the DHCP lease Proxmox reports."""
+    try:
+        for net in proxmox.container_config(node, container.vmid).nets:
+            if net.ip and net.ip not in ("dhcp", "manual"):
+                return net.ip.split("/", 1)[0]
+        for interface in proxmox.container_interfaces(node, container.vmid):
+            for address in interface.ipv4:
+                if not ipaddress.ip_address(address).is_loopback:
+                    return address
+    except (ProxmoxError, ValueError) as exc:
+        log.warning("no IP for CT %s from Proxmox: %s", container.vmid, exc)
+    return container.ip
+
+
+def apply_discovery(container: Container, discovery: Discovery, now: datetime) -> None:
+    """Upsert Service rows by (container, name) and their credentials; mark vanished ones stopped.
+
+    When the output was cut short, services missing from it are left as they were.
+    """
+    rows = {service.name: service for service in container.services}
+    for found in discovery.services:
+        row = rows.pop(found.name, None)
+        if row is None:
+            row = Service(container_id=container.id, name=found.name)
+            container.services.append(row)
+        row.unit = found.unit
+        row.kind = found.kind
+        row.status = found.status
+        row.port = found.port
+        row.protocol = found.protocol
+        row.web_url = found.web_url
+        row.last_error = found.last_error
+        row.checked_at = now
+        store_service_credentials(row, found.credentials)
+    if not discovery.complete:
+        return
+    for row in rows.values():
+        row.status = "stopped"
+        row.web_url = None
+        row.last_error = GONE_MESSAGE
+        row.checked_at = now
+        store_service_credentials(row, None)
+
+
+def mark_all(container: Container, status: str | None, error: str, now: datetime) -> None:
+    """Record ``error`` on every service of ``container`` (and ``status`` when given)."""
+    for service in container.services:
+        if status is not None:
+            service.status = status
+        service.last_error = error
+        service.checked_at = now
+
+
+def refresh_container(
+    container: Container, pool: SSHPool, proxmox: ProxmoxClient, *, node: str | None = None,
+    running: bool | None = None,
+) -> RefreshResult:
+    """Discover ``container``'s services over ``pool`` and store them (commits).
+
+    ``running`` skips asking Proxmox when the caller already knows; a stopped container's
+    services are all marked stopped without any SSH.
+    """
+    started = time.monotonic()
+    node = node or container.node
+    now = utcnow()
+    try:
+        if running is None:
+            running = proxmox.container_status(node, container.vmid).is_running
+    except ProxmoxError as exc:
+        log.warning("cannot read status of CT %s from Proxmox (%s); trying SSH anyway", container.vmid, exc)
+        running = True
+    if not running:
+        mark_all(container, "stopped", "the container is not running", now)
+        db.session.commit()
+        return RefreshResult(container.id, container.vmid, node, True, len(container.services),
+                             seconds=time.monotonic() - started)
+    try:
+        output = run_discovery(pool.node(node), container.vmid, timeout=current_app.config.get("SERVICE_CHECK_TIMEOUT"))
+    except SSHError as exc:
+        log.warning("service check failed node=%s vmid=%s: %s", node, container.vmid, exc)
+        mark_all(container, "unknown", f"could not check: {exc}", now)
+        db.session.commit()
+        return RefreshResult(container.id, container.vmid, node, False, error=str(exc),
+                             seconds=time.monotonic() - started)
+    discovery = build_services(output, declared_services(container), container_ip(proxmox, node, container))
+    apply_discovery(container, discovery, now)
+    db.session.commit()
+    return RefreshResult(container.id, container.vmid, node, True, len(discovery.services),
+                         seconds=time.monotonic() - started)
+
+
+def refresh_container_services(
+    container_id: int, *, pool: SSHPool | None = None, proxmox: ProxmoxClient | None = None
+) -> RefreshResult:
+    """Refresh one container's services (opens its own SSH pool unless given one)."""
+    container = db.get_or_404(Container, container_id)
+    proxmox = proxmox or get_proxmox()
+    if pool is not None:
+        return refresh_container(container, pool, proxmox)
+    with open_pool() as own_pool:
+        return refresh_container(container, own_pool, proxmox)
+
+
+def due_for_check(container: Container, now: datetime, interval: float) -> bool:
+    """True when the container's services were never checked or not within ``interval`` seconds."""
+    checked = [service.checked_at for service in container.services if service.checked_at]
+    return not checked or max(checked) <= now - timedelta(seconds=interval * 0.9)
+
+
+def refresh_running_containers(
+    *, pool: SSHPool | None = None, proxmox: ProxmoxClient | None = None, due_only: bool = False
+) -> list[RefreshResult]:
+    """Refresh every running container Proxboard knows, node by node over one connection each.
+
+    With ``due_only``, containers checked within SERVICE_CHECK_SECONDS are skipped.
+    """
+    proxmox = proxmox or get_proxmox()
+    running = {summary.vmid: summary.node for summary in proxmox.list_containers() if summary.is_running}
+    interval = float(current_app.config.get("SERVICE_CHECK_SECONDS") or 300)
+    now = utcnow()
+    by_node: dict[str, list[Container]] = defaultdict(list)
+    query = db.select(Container).where(Container.lifecycle == "ready").order_by(Container.vmid)
+    for container in db.session.scalars(query):
+        if container.vmid in running and (not due_only or due_for_check(container, now, interval)):
+            by_node[running[container.vmid]].append(container)
+    results: list[RefreshResult] = []
+    own_pool = pool is None
+    pool = pool or open_pool()
+    try:
+        for node, containers in sorted(by_node.items()):
+            for container in containers:
+                results.append(refresh_container(container, pool, proxmox, node=node, running=True))
+    finally:
+        if own_pool:
+            pool.close()
+    return results
