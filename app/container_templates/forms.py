@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from app.container_templates import services
 from app.container_templates.manifest import FILE_NAME_RE, LIMITS, SCHEMES
@@ -13,6 +14,11 @@ from app.models import FILE_POLICIES, PACKAGE_MANAGERS
 
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
+
+
+def _choices(*items) -> list[SelectChoice]:
+    """Select options from values or ``(value, label)`` pairs."""
+    return [SelectChoice(*item) if isinstance(item, tuple) else SelectChoice(item, item) for item in items]
 
 
 class ActionForm(FlaskForm):
@@ -25,10 +31,10 @@ class TemplateForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=100)], filters=[_strip])
     description = TextAreaField("Description", validators=[Optional()], filters=[_strip], render_kw={"rows": 2})
     ostemplate = StringField("OS template", validators=[Optional(), Length(max=255)], filters=[_strip])
-    cores = IntegerField("Cores", default=1, validators=[DataRequired(), NumberRange(*LIMITS["cores"])])
-    memory = IntegerField("Memory (MiB)", default=512, validators=[DataRequired(), NumberRange(min=LIMITS["memory"][0])])
-    swap = IntegerField("Swap (MiB)", default=512, validators=[NumberRange(min=0)])
-    disk = IntegerField("Disk (GiB)", default=8, validators=[DataRequired(), NumberRange(min=LIMITS["disk"][0])])
+    cores = IntegerField("Cores", default=1, validators=[InputRequired(), NumberRange(*LIMITS["cores"])])
+    memory = IntegerField("Memory (MiB)", default=512, validators=[InputRequired(), NumberRange(min=LIMITS["memory"][0])])
+    swap = IntegerField("Swap (MiB)", default=512, validators=[InputRequired(), NumberRange(min=0)])
+    disk = IntegerField("Disk (GiB)", default=8, validators=[InputRequired(), NumberRange(min=LIMITS["disk"][0])])
     storage = StringField("Storage", validators=[Optional(), Length(max=100)], filters=[_strip])
     bridge = StringField("Bridge", validators=[Optional(), Length(max=100)], filters=[_strip])
     unprivileged = BooleanField("Unprivileged container", default=True)
@@ -44,10 +50,6 @@ class TemplateForm(FlaskForm):
     def validate_ostemplate(self, field):
         if self.ostemplate_choices and field.data and field.data not in self.ostemplate_choices:
             raise ValidationError("Choose one of the OS templates found on the cluster.")
-
-    def validate_swap(self, field):
-        if field.data is None:
-            raise ValidationError("Enter a number of MiB (0 for no swap).")
 
     def validate_tags(self, field):
         bad = services.invalid_tags(services.split_tags(field.data))
@@ -83,9 +85,9 @@ class FileForm(FlaskForm):
     target_path = StringField("Target directory", validators=[DataRequired(), Length(max=1024),
                                                               Regexp(r"^/", message="Use an absolute path, e.g. /etc/nginx.")],
                               filters=[_strip])
-    policy = SelectField("If the file exists", choices=[
+    policy = SelectField("If the file exists", choices=_choices(
         ("replace", "replace it"), ("default", "keep it (write only if missing)"), ("backup", "back it up, then replace"),
-    ], default="replace", validators=[DataRequired()])
+    ), default="replace", validators=[DataRequired()])
     content = TextAreaField("Content", render_kw={"rows": 6, "spellcheck": "false"})
 
     def validate_policy(self, field):
@@ -96,7 +98,7 @@ class FileForm(FlaskForm):
 class PackageForm(FlaskForm):
     """One package: manager, name and an optional version."""
 
-    manager = SelectField("Manager", choices=[(m, m) for m in PACKAGE_MANAGERS], default="apt")
+    manager = SelectField("Manager", choices=_choices(*PACKAGE_MANAGERS), default="apt")
     name = StringField("Package", validators=[DataRequired(), Length(max=255)], filters=[_strip])
     version = StringField("Version", validators=[Optional(), Length(max=100)], filters=[_strip])
 
@@ -115,7 +117,7 @@ class ServiceForm(FlaskForm):
     name = StringField("Service", validators=[DataRequired(), Length(max=100)], filters=[_strip])
     unit = StringField("systemd unit", validators=[Optional(), Length(max=255)], filters=[_strip])
     port = IntegerField("Port", validators=[Optional(), NumberRange(1, 65535)])
-    scheme = SelectField("Scheme", choices=[(s, s) for s in SCHEMES], default="http")
+    scheme = SelectField("Scheme", choices=_choices(*SCHEMES), default="http")
     web_path = StringField("Web path", validators=[Optional(), Length(max=255),
                                                    Regexp(r"^/", message="Start the path with /.")], filters=[_strip])
 
@@ -139,7 +141,7 @@ class BucketImportForm(FlaskForm):
     text = TextAreaField("Packages", validators=[DataRequired()], render_kw={
         "rows": 5, "spellcheck": "false", "placeholder": "curl\npip:requests==2.32.3\nnpm:pm2  # comments are fine",
     })
-    manager = SelectField("Default manager", choices=[(m, m) for m in PACKAGE_MANAGERS], default="apt")
+    manager = SelectField("Default manager", choices=_choices(*PACKAGE_MANAGERS), default="apt")
 
 
 class ImportForm(FlaskForm):

@@ -25,7 +25,7 @@ def _htmx() -> bool:
 def _page(html: str, status: int = 200):
     """A response that varies on HX-Request; under htmx the last flash becomes a toast event."""
     response = make_response(html, status)
-    response.headers["Vary"] = "HX-Request"
+    response.vary.add("HX-Request")
     if _htmx():
         messages = get_flashed_messages(with_categories=True)
         if messages:
@@ -68,8 +68,8 @@ def _checked_action() -> None:
 # -- grid -------------------------------------------------------------------------------
 
 
-@bp.get("")
 @bp.get("/")
+@bp.get("")
 def index():
     """The template grid with search and tag filters; htmx gets just the grid."""
     search = request.args.get("search", "").strip()
@@ -129,8 +129,8 @@ def _edit_forms(template: ContainerTemplate, overrides: dict, options: dict) -> 
 
     attach = pick("attach", lambda: forms.AttachBucketForm(formdata=None))
     attached = {bucket.id for bucket in template.buckets}
-    attach.bucket_id.choices = [(b.id, f"{b.name} ({len(b.packages)})") for b in services.list_buckets()
-                                if b.id not in attached]
+    attach.bucket_id.choices = [forms.SelectChoice(b.id, f"{b.name} ({len(b.packages)})")
+                                for b in services.list_buckets() if b.id not in attached]
     return {
         "config": pick("config", lambda: forms.TemplateForm(
             formdata=None, obj=template, tags=", ".join(template.tag_list), ostemplate_choices=options["ostemplates"])),
@@ -263,7 +263,7 @@ def attach_bucket(template_id: int):
     """Install a bucket's packages with this template."""
     template = _template_or_404(template_id)
     form = forms.AttachBucketForm()
-    form.bucket_id.choices = [(b.id, b.name) for b in services.list_buckets()]
+    form.bucket_id.choices = [forms.SelectChoice(b.id, b.name) for b in services.list_buckets()]
     if not form.validate_on_submit():
         return _render_edit(template, invalid=True, attach=form)
     bucket = _bucket_or_404(form.bucket_id.data)

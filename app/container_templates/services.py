@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal, or_, select
+from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
@@ -17,6 +17,7 @@ from app.models import (
     TemplatePackage,
     TemplateScript,
     TemplateService,
+    WizardDraft,
 )
 
 TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$")
@@ -64,6 +65,9 @@ def list_templates(search: str = "", tags: list[str] | None = None) -> list[Cont
         selectinload(ContainerTemplate.scripts).load_only(TemplateScript.id, TemplateScript.template_id),
         selectinload(ContainerTemplate.files).load_only(TemplateFile.id, TemplateFile.template_id),
         selectinload(ContainerTemplate.packages).load_only(TemplatePackage.id, TemplatePackage.template_id),
+        selectinload(ContainerTemplate.buckets).selectinload(PackageBucket.packages).load_only(
+            TemplatePackage.id, TemplatePackage.bucket_id
+        ),
     )
     if search.strip():
         pattern = f"%{search.strip().lower()}%"
@@ -239,6 +243,9 @@ def duplicate_template(template: ContainerTemplate) -> ContainerTemplate:
 
 def delete_template(template: ContainerTemplate) -> None:
     """Delete a template; containers made from it keep running (their template link becomes empty)."""
+    # The foreign keys say SET NULL, but SQLite only obeys them with PRAGMA foreign_keys on.
+    for model in (Container, WizardDraft):
+        db.session.execute(update(model).where(model.template_id == template.id).values(template_id=None))
     db.session.delete(template)
     db.session.commit()
 
