@@ -29,6 +29,7 @@ fi
 echo '@@proxboard ps'
 ps -eo pid=,ppid=,comm= 2>/dev/null
 echo '@@proxboard credentials'
+set +f
 for f in /etc/proxboard/credentials/*; do
   [ -f "$f" ] || continue
   echo "@@proxboard credfile ${f##*/}"
