@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -58,6 +59,8 @@ class ContainerView:
     maxmem: int = 0
     disk: int = 0
     maxdisk: int = 0
+    swap: int | None = None  # only the detail page's status call reports swap
+    maxswap: int | None = None
     uptime: int = 0
     tags: tuple[str, ...] = ()
     lock: str | None = None
@@ -77,9 +80,14 @@ class ContainerView:
 
 @dataclass
 class Inventory:
-    """Every container plus cluster-wide figures, and whether Proxmox answered."""
+    """Every container's status plus cluster-wide figures, and whether Proxmox answered.
 
-    containers: list[ContainerView]
+    Full ``ContainerView``s are built only for the containers a page shows: with a
+    thousand containers, building them all was a measurable share of the render.
+    """
+
+    entries: list[tuple[int, str, Any]]  # (vmid, display status, what ``build`` needs)
+    build: Callable[[Any], ContainerView]
     reachable: bool
     error: str | None = None
     unreachable_since: datetime | None = None
@@ -93,17 +101,30 @@ class Inventory:
             return "–"
         return f"{(self.mem or 0) * 100 / self.maxmem:.0f}%"
 
+    @property
+    def total(self) -> int:
+        return len(self.entries)
+
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUS_FILTERS, 0)
-        counts["all"] = len(self.containers)
-        for ct in self.containers:
-            counts[status_group(ct.status)] += 1
+        counts["all"] = len(self.entries)
+        for _, status, _ in self.entries:
+            counts[status_group(status)] += 1
         return counts
 
-    def filtered(self, status: str) -> list[ContainerView]:
+    def filtered(self, status: str) -> list[tuple[int, str, Any]]:
         if status == "all":
-            return self.containers
-        return [ct for ct in self.containers if status_group(ct.status) == status]
+            return self.entries
+        return [entry for entry in self.entries if status_group(entry[1]) == status]
+
+    def views(self, entries: list[tuple[int, str, Any]]) -> list[ContainerView]:
+        """Full views of the given entries."""
+        return [self.build(item) for _, _, item in entries]
+
+    @property
+    def containers(self) -> list[ContainerView]:
+        """Every container as a full view."""
+        return self.views(self.entries)
 
 
 class ConnectivityTracker:
@@ -159,29 +180,36 @@ def load_inventory() -> Inventory:
 
     live = [ct for ct in snapshot.containers if not ct.template]
     _remember(live, by_vmid)
-    views: list[ContainerView] = []
+    entries: list[tuple[int, str, Any]] = []
     seen: set[int] = set()
     for ct in live:
         row = by_vmid.get(ct.vmid)
         seen.add(ct.vmid)
-        lifecycle = row.lifecycle if row else None
-        views.append(ContainerView(
-            vmid=ct.vmid, node=ct.node, name=(row.hostname if row and row.hostname else None) or ct.name or f"CT {ct.vmid}",
-            pve_status=ct.status, status=display_status(ct.status, ct.lock, lifecycle),
-            cpu=ct.cpu, cpus=ct.cpus, mem=ct.mem, maxmem=ct.maxmem, disk=ct.disk, maxdisk=ct.maxdisk,
-            uptime=ct.uptime, tags=ct.tags, lock=ct.lock, ha_managed=ct.ha_managed,
-            managed=bool(row and row.managed), lifecycle=lifecycle, record_id=row.id if row else None,
-            pending=pending.get(row.id) if row else None,
-        ))
+        entries.append((ct.vmid, display_status(ct.status, ct.lock, row.lifecycle if row else None), (ct, row)))
     for row in rows:  # containers Proxboard is still creating, not yet (or no longer) in Proxmox
         if row.vmid not in seen and row.lifecycle in ("creating", "error"):
-            views.append(ContainerView(
-                vmid=row.vmid, node=row.node, name=row.hostname or f"CT {row.vmid}", pve_status="unknown",
-                status=row.lifecycle, managed=row.managed, lifecycle=row.lifecycle, record_id=row.id,
-                pending=pending.get(row.id),
-            ))
-    views.sort(key=lambda view: view.vmid)
-    return Inventory(views, reachable=True, cpu_percent=snapshot.cpu_percent, mem=snapshot.mem, maxmem=snapshot.maxmem)
+            entries.append((row.vmid, row.lifecycle, (None, row)))
+    entries.sort(key=lambda entry: entry[0])
+    return Inventory(entries, lambda item: _live_view(*item, pending), reachable=True,
+                     cpu_percent=snapshot.cpu_percent, mem=snapshot.mem, maxmem=snapshot.maxmem)
+
+
+def _live_view(ct: ContainerSummary | None, row, pending: dict[int, Operation]) -> ContainerView:
+    lifecycle = row.lifecycle if row is not None else None
+    if ct is None:
+        return ContainerView(
+            vmid=row.vmid, node=row.node, name=row.hostname or f"CT {row.vmid}", pve_status="unknown",
+            status=row.lifecycle, managed=row.managed, lifecycle=row.lifecycle, record_id=row.id,
+            pending=pending.get(row.id),
+        )
+    return ContainerView(
+        vmid=ct.vmid, node=ct.node, name=(row.hostname if row is not None else None) or ct.name or f"CT {ct.vmid}",
+        pve_status=ct.status, status=display_status(ct.status, ct.lock, lifecycle),
+        cpu=ct.cpu, cpus=ct.cpus, mem=ct.mem, maxmem=ct.maxmem, disk=ct.disk, maxdisk=ct.maxdisk,
+        uptime=ct.uptime, tags=ct.tags, lock=ct.lock, ha_managed=ct.ha_managed,
+        managed=bool(row is not None and row.managed), lifecycle=lifecycle,
+        record_id=row.id if row is not None else None, pending=pending.get(row.id) if row is not None else None,
+    )
 
 
 def pending_operations() -> dict[int, Operation]:
@@ -216,24 +244,30 @@ def attach_services(views: list[ContainerView]) -> None:
 
 
 def _stale_inventory(by_vmid, pending, reason: str, since: datetime) -> Inventory:
-    snapshots = db.session.execute(
+    saved = {row.id: row for row in db.session.execute(
         select(Container.id, Container.snapshot, Container.snapshot_at).where(Container.lifecycle != "deleted")
-    ).all()
-    saved = {row.id: row for row in snapshots}
-    views = []
+    ).all()}
+    entries = []
     for vmid, row in sorted(by_vmid.items()):
         snap = saved[row.id].snapshot or {}
-        last_status = snap.get("status", "unknown")
-        views.append(ContainerView(
-            vmid=vmid, node=snap.get("node") or row.node, name=row.hostname or snap.get("name") or f"CT {vmid}",
-            pve_status=last_status, status=display_status(last_status, snap.get("lock"), row.lifecycle),
-            cpu=snap.get("cpu", 0.0), cpus=snap.get("cpus", 0.0), mem=snap.get("mem", 0), maxmem=snap.get("maxmem", 0),
-            disk=snap.get("disk", 0), maxdisk=snap.get("maxdisk", 0), uptime=snap.get("uptime", 0),
-            tags=tuple(snap.get("tags", ())), lock=snap.get("lock"), ha_managed=snap.get("ha_managed", False),
-            managed=row.managed, lifecycle=row.lifecycle, record_id=row.id, stale=True,
-            snapshot_at=saved[row.id].snapshot_at, pending=pending.get(row.id),
-        ))
-    return Inventory(views, reachable=False, error=reason, unreachable_since=since)
+        status = display_status(snap.get("status", "unknown"), snap.get("lock"), row.lifecycle)
+        entries.append((vmid, status, (row, saved[row.id])))
+    return Inventory(entries, lambda item: _stale_view(*item, pending), reachable=False, error=reason,
+                     unreachable_since=since)
+
+
+def _stale_view(row, saved, pending: dict[int, Operation]) -> ContainerView:
+    snap = saved.snapshot or {}
+    last_status = snap.get("status", "unknown")
+    return ContainerView(
+        vmid=row.vmid, node=snap.get("node") or row.node, name=row.hostname or snap.get("name") or f"CT {row.vmid}",
+        pve_status=last_status, status=display_status(last_status, snap.get("lock"), row.lifecycle),
+        cpu=snap.get("cpu", 0.0), cpus=snap.get("cpus", 0.0), mem=snap.get("mem", 0), maxmem=snap.get("maxmem", 0),
+        disk=snap.get("disk", 0), maxdisk=snap.get("maxdisk", 0), uptime=snap.get("uptime", 0),
+        tags=tuple(snap.get("tags", ())), lock=snap.get("lock"), ha_managed=snap.get("ha_managed", False),
+        managed=row.managed, lifecycle=row.lifecycle, record_id=row.id, stale=True,
+        snapshot_at=saved.snapshot_at, pending=pending.get(row.id),
+    )
 
 
 _sync_lock = threading.Lock()
@@ -315,8 +349,8 @@ def load_one(vmid: int) -> ContainerView | None:
     view = ContainerView(
         vmid=vmid, node=ct.node, name=(record.hostname if record is not None and record.hostname else None) or ct.name or f"CT {vmid}",
         pve_status=ct.status, status=display_status(ct.status, ct.lock, lifecycle), cpu=ct.cpu, cpus=ct.cpus,
-        mem=ct.mem, maxmem=ct.maxmem, disk=ct.disk, maxdisk=ct.maxdisk, uptime=ct.uptime, tags=ct.tags,
-        lock=ct.lock, ha_managed=ct.ha_managed, managed=bool(record is not None and record.managed),
+        mem=ct.mem, maxmem=ct.maxmem, disk=ct.disk, maxdisk=ct.maxdisk, swap=ct.swap, maxswap=ct.maxswap,
+        uptime=ct.uptime, tags=ct.tags, lock=ct.lock, ha_managed=ct.ha_managed, managed=bool(record is not None and record.managed),
         lifecycle=lifecycle, record_id=record.id if record is not None else None, pending=pending,
     )
     attach_services([view])

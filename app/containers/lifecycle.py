@@ -216,7 +216,7 @@ def _fail(operation: Operation, name: str, spec: Action, reason: str) -> Outcome
     container = operation.container
     operation.state, operation.finished_at, operation.error = "failed", utcnow(), reason
     message = f"{spec.label} of {name} (CT {container.vmid}) failed: {reason}"
-    if spec.name == "shutdown" and "did not stop" in reason.lower():
+    if shutdown_timed_out(operation):
         timeout = (operation.params or {}).get("timeout", 30)
         message = (f"{name} (CT {container.vmid}) did not shut down within {timeout} s and is still running. "
                    "Use Stop to force it off.")
@@ -225,6 +225,12 @@ def _fail(operation: Operation, name: str, spec: Action, reason: str) -> Outcome
     log.warning("%s of CT %s on %s failed: %s", spec.name, container.vmid, container.node, reason)
     get_proxmox().invalidate()
     return Outcome(message, "danger")
+
+
+def shutdown_timed_out(operation: Operation | None) -> bool:
+    """Whether ``operation`` is a graceful shutdown that failed because the container did not stop in time."""
+    return (operation is not None and operation.action == "shutdown" and operation.state == "failed"
+            and "did not stop" in (operation.error or "").lower())
 
 
 def action_reasons(view, reachable: bool) -> dict[str, str | None]:

@@ -83,6 +83,40 @@
     });
   }
 
+  // <details> keep their open state through htmx swaps (auto-refresh), matched by id.
+  function keepDetailsOpen() {
+    let open = [];
+    document.body.addEventListener("htmx:beforeSwap", () => {
+      open = Array.from(document.querySelectorAll("details[id][open]"), (el) => el.id);
+    });
+    document.body.addEventListener("htmx:afterSwap", () => {
+      open.forEach((id) => { const el = document.getElementById(id); if (el) el.open = true; });
+    });
+  }
+
+  // Revealed credentials: copy a value, or hide them again by putting the Show form back.
+  function initCredentials() {
+    document.body.addEventListener("click", (event) => {
+      const copy = event.target.closest("[data-copy]");
+      if (copy) {
+        const field = document.querySelector(copy.dataset.copy);
+        if (!field) return;
+        navigator.clipboard.writeText(field.value).then(
+          () => showToast("Copied to the clipboard.", "success"),
+          () => { field.select(); showToast("Press Ctrl+C to copy.", "info"); });
+        return;
+      }
+      const hide = event.target.closest("[data-hide-credentials]");
+      if (!hide) return;
+      const box = hide.closest("[data-credentials]");
+      const form = box && box.querySelector("template[data-hidden-form]");
+      if (!form) return;
+      event.preventDefault();
+      box.replaceChildren(form.content.cloneNode(true));
+      htmx.process(box);
+    });
+  }
+
   function init(root) {
     initToasts(root);
     initTooltips(root);
@@ -92,6 +126,8 @@
   document.addEventListener("DOMContentLoaded", () => {
     init(document);
     initConfirmLinks();
+    keepDetailsOpen();
+    initCredentials();
     document.body.addEventListener("htmx:afterSettle", (event) => init(event.detail.elt || document));
     document.body.addEventListener("toast", (event) => showToast(event.detail.message, event.detail.category));
     document.body.addEventListener("close-modal", () => {

@@ -1,0 +1,289 @@
+"""A container's page: a header with every lifecycle action, and its Overview, Services and Events tabs.
+
+Each tab has its own URL and works as a plain page; htmx asks for ``#ct-live`` (header and
+tab) when switching tabs or auto-refreshing, and for ``#ct-tab`` (the tab alone) when a
+services refresh ends. A render costs one status and one config call to Proxmox (plus the
+interfaces call for running DHCP containers) and a constant number of queries.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from app.containers import inventory
+from app.containers.inventory import ContainerView
+from app.containers.lifecycle import ACTIONS, shutdown_timed_out
+from app.containers.routes import bp
+from app.credentials import reveal_service_credentials
+from app.extensions import db
+from app.models import EVENT_TYPES, Container, Credential, Event, Operation, Service
+from app.proxmox import ContainerConfig, ProxmoxError, get_proxmox
+from app.services import ACTION as REFRESH_ACTION
+from app.services import RefreshRefused, request_refresh
+
+log = logging.getLogger(__name__)
+
+TABS = {"overview": ("Overview", "bi-info-circle"), "services": ("Services", "bi-hdd-stack"),
+        "events": ("Events", "bi-clock-history")}
+# The creation wizard's progress view; until it exists, a container being created shows its events.
+PROGRESS_ENDPOINT = "containers.progress"
+EVENTS_PER_PAGE = 50
+EVENT_FILTERS = ("all", *EVENT_TYPES)
+
+
+@dataclass
+class Network:
+    """One interface of the container config, with the address it has now."""
+
+    name: str
+    bridge: str | None
+    mode: str  # "dhcp", "static" or "manual"
+    address: str | None  # the lease for DHCP, the configured CIDR otherwise
+    gateway: str | None
+    hwaddr: str | None
+
+
+@dataclass
+class LiveConfig:
+    """What the config (and, for DHCP, the interfaces) call says; ``config`` None when unknown."""
+
+    config: ContainerConfig | None = None
+    networks: list[Network] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ip(self) -> str | None:
+        """The first address of the container, without its prefix length."""
+        for net in self.networks:
+            if net.address:
+                return net.address.split("/", 1)[0]
+        return None
+
+
+def live_config(view: ContainerView) -> LiveConfig:
+    """The container's config and addresses; empty while Proxmox cannot be reached."""
+    if view.stale:
+        return LiveConfig(error="Proxmox cannot be reached.")
+    pve = get_proxmox()
+    try:
+        config = pve.container_config(view.node, view.vmid)
+    except ProxmoxError as exc:
+        log.warning("config of CT %s on %s unavailable: %s", view.vmid, view.node, exc.message)
+        return LiveConfig(error=exc.message)
+    leases: dict[str, str] = {}
+    if view.pve_status == "running" and any(net.ip == "dhcp" for net in config.nets):
+        try:
+            leases = {iface.name: iface.inet for iface in pve.container_interfaces(view.node, view.vmid) if iface.inet}
+        except ProxmoxError as exc:
+            log.info("interfaces of CT %s on %s unavailable: %s", view.vmid, view.node, exc.message)
+    networks = []
+    for net in config.nets:
+        mode = "dhcp" if net.ip == "dhcp" else "manual" if net.ip in (None, "manual") else "static"
+        address = leases.get(net.name) if mode == "dhcp" else net.ip if mode == "static" else None
+        networks.append(Network(net.name, net.bridge, mode, address, net.gw, net.hwaddr))
+    return LiveConfig(config=config, networks=networks)
+
+
+def record_of(view: ContainerView) -> Container | None:
+    """Proxboard's record of the container (already in the session after ``load_one``)."""
+    return db.session.get(Container, view.record_id) if view.record_id is not None else None
+
+
+def latest_action(view: ContainerView) -> Operation | None:
+    """The most recent lifecycle operation of the container."""
+    if view.record_id is None:
+        return None
+    return db.session.scalar(
+        select(Operation).where(Operation.container_id == view.record_id, Operation.action.in_(ACTIONS))
+        .order_by(Operation.started_at.desc(), Operation.id.desc()).limit(1))
+
+
+def header_context(view: ContainerView, live: LiveConfig | None = None) -> dict:
+    """Everything ``containers/_header.html`` shows."""
+    live = live if live is not None else live_config(view)
+    record = record_of(view)
+    last = latest_action(view)
+    return {
+        "ct": view, "reachable": not view.stale, "live": live, "record": record,
+        "ip": live.ip or (record.ip if record is not None else None),
+        "timed_out": last if shutdown_timed_out(last) and view.pve_status == "running" and not view.pending else None,
+        "next_url": url_for("containers.detail", vmid=view.vmid),
+    }
+
+
+def services_context(view: ContainerView) -> dict:
+    """Application services first, system services apart, which have credentials, and the refresh state."""
+    if view.record_id is None:
+        return {"applications": [], "system": [], "with_credentials": set(), "refresh": None}
+    services = db.session.scalars(
+        select(Service).where(Service.container_id == view.record_id).order_by(Service.name)).all()
+    with_credentials = set(db.session.scalars(
+        select(Credential.service_id).where(Credential.container_id == view.record_id,
+                                            Credential.service_id.is_not(None)).distinct()))
+    refresh = db.session.scalar(
+        select(Operation).where(Operation.container_id == view.record_id, Operation.action == REFRESH_ACTION)
+        .order_by(Operation.started_at.desc(), Operation.id.desc()).limit(1))
+    return {
+        "applications": [s for s in services if s.kind == "application"],
+        "system": [s for s in services if s.kind != "application"],
+        "with_credentials": with_credentials, "refresh": refresh,
+    }
+
+
+@dataclass
+class EventPage:
+    """One page of a filtered timeline."""
+
+    items: list[Event]
+    number: int
+    pages: int
+    counts: dict[str, int]
+
+
+def events_page(view: ContainerView, kind: str, number: int) -> EventPage:
+    """Newest first, ``EVENTS_PER_PAGE`` at a time, with the count per type for the filters."""
+    counts = dict.fromkeys(EVENT_FILTERS, 0)
+    if view.record_id is None:
+        return EventPage([], 1, 1, counts)
+    for type_, count in db.session.execute(
+            select(Event.type, func.count()).where(Event.container_id == view.record_id).group_by(Event.type)):
+        counts[type_] = count
+    counts["all"] = sum(counts[t] for t in EVENT_TYPES)
+    pages = max(1, -(-counts[kind] // EVENTS_PER_PAGE))
+    number = min(max(1, number), pages)
+    query = select(Event).where(Event.container_id == view.record_id)
+    if kind != "all":
+        query = query.where(Event.type == kind)
+    items = db.session.scalars(query.order_by(Event.created_at.desc(), Event.id.desc())
+                               .limit(EVENTS_PER_PAGE).offset((number - 1) * EVENTS_PER_PAGE)).all()
+    return EventPage(list(items), number, pages, counts)
+
+
+def _progress_url(vmid: int) -> str:
+    if PROGRESS_ENDPOINT in current_app.view_functions:
+        return url_for(PROGRESS_ENDPOINT, vmid=vmid)
+    return url_for("containers.detail", vmid=vmid, tab="events")
+
+
+def _load(vmid: int) -> ContainerView:
+    """The container's view, or the 404 page when neither Proxmox nor Proxboard knows it."""
+    try:
+        view = inventory.load_one(vmid)
+    except ProxmoxError as exc:  # Proxmox is down and Proxboard has never seen this CT
+        abort(503, description=f"Proxmox cannot be reached ({exc.message}) and CT {vmid} has no last-known state.")
+    if view is None:
+        record = db.session.scalar(select(Container).where(Container.vmid == vmid))
+        if record is None or record.lifecycle not in ("creating", "error"):
+            abort(404, description=f"There is no container {vmid}.")
+        # Being created (or failed to be) and not in Proxmox yet: its events still tell the story.
+        view = ContainerView(vmid=vmid, node=record.node, name=record.display_name(), pve_status="unknown",
+                             status=record.lifecycle, managed=record.managed, lifecycle=record.lifecycle,
+                             record_id=record.id)
+    return view
+
+
+def _tab_context(view: ContainerView, tab: str) -> dict:
+    if tab == "services":
+        return services_context(view)
+    if tab == "events":
+        kind = request.args.get("type", "all")
+        kind = kind if kind in EVENT_FILTERS else "all"
+        return {"kind": kind, "page": events_page(view, kind, request.args.get("page", 1, type=int) or 1)}
+    return {}
+
+
+def _tab_url(vmid: int, tab: str) -> str:
+    """The URL of ``tab`` with the current filter and page, for the auto-refresh."""
+    args = {k: v for k, v in request.args.items() if k in ("type", "page")} if tab == "events" else {}
+    return url_for("containers.detail", vmid=vmid, tab=None if tab == "overview" else tab, **args)
+
+
+def render_detail(view: ContainerView, tab: str, status: int = 200, **extra):
+    """The page, ``#ct-live`` or ``#ct-tab``, depending on who asks."""
+    target = request.headers.get("HX-Target") if request.headers.get("HX-Request") else None
+    context = {"tab": tab, "tabs": TABS, "refresh_url": _tab_url(view.vmid, tab), **_tab_context(view, tab), **extra}
+    if target == "ct-tab":
+        template = f"containers/_tab_{tab}.html"
+        context.update(ct=view, record=record_of(view), live=live_config(view) if tab == "overview" else None,
+                       reachable=not view.stale)
+    else:
+        template = "containers/_live.html" if target else "containers/detail.html"
+        context.update(header_context(view))
+        if view.stale:
+            tracker = inventory.tracker()
+            context.update(unreachable_reason=tracker.reason or "connection failed", unreachable_since=tracker.since)
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    response.vary.add("HX-Target")
+    return response
+
+
+@bp.get("/<int:vmid>", defaults={"tab": "overview"})
+@bp.get("/<int:vmid>/<any(overview, services, events):tab>")
+def detail(vmid: int, tab: str):
+    """A container's page on one of its tabs."""
+    view = _load(vmid)
+    if view.lifecycle == "creating" and (tab != "events" or PROGRESS_ENDPOINT in current_app.view_functions):
+        return redirect(_progress_url(vmid))
+    return render_detail(view, tab)
+
+
+@bp.post("/<int:vmid>/services/refresh")
+def refresh_services(vmid: int):
+    """Queue the SSH check of the container's services; the tab then polls its operation."""
+    view = _load(vmid)
+    htmx = bool(request.headers.get("HX-Request"))
+    toast = None
+    if view.record_id is None:
+        toast = ("Proxboard has no record of this container yet; reload the page and try again.", "warning")
+    else:
+        try:
+            request_refresh(view.record_id, g.user.username)
+        except RefreshRefused as exc:
+            toast = (str(exc), "warning")
+    if not htmx:
+        if toast:
+            flash(*toast)
+        return redirect(url_for("containers.detail", vmid=vmid, tab="services"))
+    response = render_detail(view, "services")
+    if toast:
+        response.headers["HX-Trigger"] = json.dumps({"toast": {"message": toast[0], "category": toast[1]}})
+    return response
+
+
+@bp.get("/<int:vmid>/services/refresh/<int:operation_id>")
+def refresh_services_status(vmid: int, operation_id: int):
+    """Polled while services are checked: 204 until the operation ends, then the updated tab."""
+    operation = db.session.get(Operation, operation_id)
+    if operation is None or operation.action != REFRESH_ACTION or operation.container.vmid != vmid:
+        abort(404)
+    if operation.pending:
+        return "", 204
+    response = render_detail(_load(vmid), "services")
+    if operation.state == "succeeded":
+        toast = {"message": f"Services of CT {vmid} checked.", "category": "success"}
+    else:
+        toast = {"message": f"Checking the services of CT {vmid} failed: {operation.error}", "category": "danger"}
+    response.headers["HX-Trigger"] = json.dumps({"toast": toast})
+    return response
+
+
+@bp.post("/<int:vmid>/services/<int:service_id>/credentials")
+def reveal_credentials(vmid: int, service_id: int):
+    """Show a service's credentials (a POST, recorded as an event, never cached)."""
+    service = db.session.scalar(
+        select(Service).join(Container).where(Service.id == service_id, Container.vmid == vmid))
+    if service is None:
+        abort(404)
+    credentials = reveal_service_credentials(service.id, g.user.username)
+    if request.headers.get("HX-Request"):
+        response = make_response(render_template(
+            "containers/_credentials.html", vmid=vmid, service=service, credentials=credentials))
+    else:
+        response = render_detail(_load(vmid), "services", revealed={service.id: credentials})
+    response.headers["Cache-Control"] = "no-store"
+    return response
