@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from sqlalchemy.engine import Engine
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-RECHECK_SECONDS = 5.0
 EXEMPT_ENDPOINTS = {"health.healthz", "static"}
 
 
@@ -68,20 +66,17 @@ def schema_drift(engine: Engine, metadata: MetaData) -> list:
 
 
 class MigrationGuard:
-    """Caches the migration status so that a current database costs one check per process."""
+    """Caches a current status for the process; a pending or unreachable one is checked again each time."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._status: MigrationStatus | None = None
-        self._checked_at = 0.0
 
     def status(self, engine: Engine, *, fresh: bool = False) -> MigrationStatus:
-        """The cached status; re-checked every few seconds until the database is current."""
+        """The status, cached once the database is current (it cannot fall behind while we run)."""
         with self._lock:
-            stale = time.monotonic() - self._checked_at > RECHECK_SECONDS
-            if fresh or self._status is None or (not self._status.ok and stale):
+            if fresh or self._status is None or not self._status.ok:
                 self._status = migration_status(engine)
-                self._checked_at = time.monotonic()
             return self._status
 
 

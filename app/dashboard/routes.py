@@ -3,14 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request, url_for
 
 from app.containers.inventory import STATUS_FILTERS, ContainerView, attach_services, load_inventory
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
-
-PER_PAGE = 48
-
 
 @dataclass
 class Page:
@@ -19,7 +16,7 @@ class Page:
     pages: int
 
 
-def paginate(items: list, number: int, per_page: int = PER_PAGE) -> Page:
+def paginate(items: list, number: int, per_page: int) -> Page:
     """One page of ``items`` (page numbers out of range fall back to the nearest page)."""
     pages = max(1, -(-len(items) // per_page))
     number = min(max(1, number), pages)
@@ -34,7 +31,8 @@ def index():
         status = "all"
     number = request.args.get("page", 1, type=int) or 1
     inventory = load_inventory()
-    page = paginate(inventory.filtered(status), number)
+    page = paginate(inventory.filtered(status), number, int(current_app.config["DASHBOARD_PAGE_SIZE"]))
+    page.items = inventory.views(page.items)
     attach_services(page.items)
     refresh_url = url_for("dashboard.index", status=None if status == "all" else status,
                           page=None if page.number == 1 else page.number)

@@ -50,6 +50,8 @@ def as_bool(value: Any) -> bool:
 
 def as_int(value: Any, default: int = 0) -> int:
     """Int from int/float/str ("105", "1.0"); missing or garbage -> default."""
+    if type(value) is int:  # the common case, checked first: a cluster snapshot parses thousands
+        return value
     if value is None:
         return default
     try:
@@ -72,6 +74,8 @@ def as_opt_int(value: Any) -> int | None:
 
 def as_float(value: Any, default: float = 0.0) -> float:
     """Float from number or numeric string; missing or garbage -> default."""
+    if type(value) is float:
+        return value
     if value is None:
         return default
     try:
@@ -134,7 +138,7 @@ def ct_status(value: Any) -> str:
 
 def _ha(raw: Raw) -> tuple[bool, str | None]:
     ha = raw.get("ha")
-    if isinstance(ha, Mapping):
+    if ha is not None and isinstance(ha, Mapping):
         managed = as_bool(ha.get("managed"))
         return managed, as_opt_str(ha.get("state")) if managed else None
     hastate = as_opt_str(raw.get("hastate"))  # cluster/resources form

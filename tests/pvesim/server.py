@@ -179,6 +179,10 @@ class _Drop(Exception):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One buffered write per response (flushed by handle_one_request) and no Nagle delay:
+    # line-by-line header writes would otherwise cost a delayed-ACK round trip per request.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
     server_version = "pve-api-daemon/3.0"
     sys_version = ""
     timeout = 30

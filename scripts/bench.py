@@ -1,0 +1,203 @@
+"""Proxboard benchmarks: prints tables, asserts nothing (see README "Benchmarks").
+
+1. Dashboard server time at 10, 100 and 1,000 containers on 3 nodes, next to the floor:
+   fetching /cluster/resources through proxmoxer and decoding it. Fragment size gzipped.
+2. 50 concurrent clients refreshing the dashboard against gunicorn for --duration seconds:
+   upstream /cluster/resources calls per cache interval and client errors.
+
+The simulator runs in its own process so it does not share the app's interpreter.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import os
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+import urllib3  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def simulator(containers: int, nodes: int = 3):
+    """``python -m tests.pvesim`` in a subprocess; yields (env for the app, admin base URL)."""
+    port, token = free_port(), secrets.token_hex(8)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.pvesim", "--port", str(port), "--nodes", str(nodes),
+         "--containers", str(containers), "--token", f"root@pam!proxboard={token}", "--task-delay", "0.2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    ca = None
+    for line in proc.stdout:
+        if line.startswith("CA certificate:"):
+            ca = line.split(":", 1)[1].strip()
+            break
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    env = {"PVE_HOST": "127.0.0.1", "PVE_PORT": port, "PVE_USER": "root@pam", "PVE_TOKEN_NAME": "proxboard",
+           "PVE_TOKEN_VALUE": token, "PVE_VERIFY_SSL": ca}
+    try:
+        yield env, f"https://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def median_ms(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def build_app(pve_env: dict, folder: str, cache_seconds: float):
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.auth.services import create_user
+
+    config = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/bench.db", "SECRET_KEY": "bench",
+              "PVE_CACHE_SECONDS": cache_seconds, "SNAPSHOT_SECONDS": 3600, **pve_env}
+    app = create_app(config)
+    with app.app_context():
+        upgrade()
+        create_user("bench", "bench-password")
+    return app
+
+
+def login(client) -> None:
+    page = client.get("/login").text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    client.post("/login", data={"username": "bench", "password": "bench-password", "csrf_token": token})
+
+
+def dashboard_table(sizes: list[int], runs: int) -> None:
+    from proxmoxer import ProxmoxAPI
+
+    print("\nDashboard server time (median of %d, Proxmox cache off so every render calls Proxmox)" % runs)
+    print(f"{'containers':>10} | {'floor ms':>8} | {'page ms':>8} | {'page/floor':>10} | {'fragment ms':>11} | "
+          f"{'fragment KB':>11} | {'gzipped KB':>10}")
+    print("-" * 88)
+    for size in sizes:
+        with simulator(size) as (env, _), tempfile.TemporaryDirectory() as folder:
+            api = ProxmoxAPI(env["PVE_HOST"], port=env["PVE_PORT"], user=env["PVE_USER"], token_name="proxboard",
+                             token_value=env["PVE_TOKEN_VALUE"], verify_ssl=env["PVE_VERIFY_SSL"], timeout=30)
+            floor = median_ms(lambda: api.cluster.resources.get(), runs)
+            app = build_app(env, folder, cache_seconds=0)
+            client = app.test_client()
+            login(client)
+            client.get("/")  # first render records the containers
+            page = median_ms(lambda: client.get("/"), runs)
+            fragment_ms = median_ms(lambda: client.get("/", headers={"HX-Request": "true"}), runs)
+            body = client.get("/", headers={"HX-Request": "true"}).data
+            print(f"{size:>10} | {floor:>8.1f} | {page:>8.1f} | {page / floor:>10.2f} | {fragment_ms:>11.1f} | "
+                  f"{len(body) / 1024:>11.1f} | {len(gzip.compress(body)) / 1024:>10.1f}")
+            with app.app_context():
+                from app.extensions import db
+
+                db.engine.dispose()
+            api._store["session"].close() if hasattr(api, "_store") else None
+
+
+def concurrency_table(clients: int, duration: float, cache_seconds: float) -> None:
+    print(f"\n{clients} concurrent clients refreshing the dashboard for {duration:.0f} s against gunicorn "
+          f"(1 process, gthread; PVE cache {cache_seconds:g} s)")
+    with simulator(100) as (env, sim_base), tempfile.TemporaryDirectory() as folder:
+        build_app(env, folder, cache_seconds)
+        port = free_port()
+        process_env = dict(os.environ)
+        process_env.update({f"PROXBOARD_{key}": str(value) for key, value in env.items()})
+        process_env.update({"DATABASE_URL": f"sqlite:///{folder}/bench.db", "PROXBOARD_SECRET_KEY": "bench",
+                            "PROXBOARD_PVE_CACHE_SECONDS": str(cache_seconds), "PROXBOARD_SNAPSHOT_SECONDS": "3600"})
+        gunicorn = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--worker-class",
+             "gthread", "--workers", "1", "--threads", str(clients), "--log-level", "warning", "app:create_app()"],
+            cwd=ROOT, env=process_env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                with contextlib.suppress(requests.ConnectionError):
+                    if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                        break
+                time.sleep(0.1)
+            sessions = []
+            for _ in range(clients):
+                session = requests.Session()
+                page = session.get(base + "/login").text
+                token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+                session.post(base + "/login", data={"username": "bench", "password": "bench-password",
+                                                     "csrf_token": token})
+                sessions.append(session)
+            requests.delete(sim_base + "/_sim/requests", verify=False, timeout=5)
+            errors, done = [], []
+            stop_at = time.monotonic() + duration
+
+            def worker(session):
+                while time.monotonic() < stop_at:
+                    try:
+                        response = session.get(base + "/", headers={"HX-Request": "true"}, timeout=30)
+                        if response.status_code != 200:
+                            errors.append(response.status_code)
+                        done.append(1)
+                    except requests.RequestException as exc:
+                        errors.append(type(exc).__name__)
+
+            threads = [threading.Thread(target=worker, args=(s,)) for s in sessions]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            log = requests.get(sim_base + "/_sim/requests", verify=False, timeout=5).json()
+            entries = log if isinstance(log, list) else log.get("requests", [])
+            upstream = sum(1 for r in entries if r["method"] == "GET" and "/cluster/resources" in r["path"])
+            intervals = duration / cache_seconds if cache_seconds else float("nan")
+            print(f"{'requests':>9} | {'req/s':>6} | {'errors':>6} | {'upstream calls':>14} | {'intervals':>9} | {'calls/interval':>14}")
+            print("-" * 72)
+            print(f"{len(done):>9} | {len(done) / duration:>6.0f} | {len(errors):>6} | {upstream:>14} | "
+                  f"{intervals:>9.0f} | {upstream / intervals:>14.2f}")
+            for session in sessions:
+                session.close()
+        finally:
+            gunicorn.terminate()
+            gunicorn.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=30)
+    parser.add_argument("--cache-seconds", type=float, default=5)
+    parser.add_argument("--skip-concurrency", action="store_true")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+    dashboard_table([int(s) for s in args.sizes.split(",")], args.runs)
+    if not args.skip_concurrency:
+        concurrency_table(args.clients, args.duration, args.cache_seconds)
+
+
+if __name__ == "__main__":
+    main()
