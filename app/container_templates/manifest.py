@@ -212,11 +212,12 @@ class _Reader:
                 self.fail(path, f"is longer than {max_length} characters")
         return value
 
-    def items(self, data: dict, key: str) -> list[dict]:
-        values = self.get(data, key, list, key, [])
+    def items(self, data: dict, key: str, where: str | None = None) -> list[dict]:
+        where = where or key
+        values = self.get(data, key, list, where, [])
         for index, value in enumerate(values):
             if not isinstance(value, dict):
-                self.fail(f"{key}[{index}]", "must be an object")
+                self.fail(f"{where}[{index}]", "must be an object")
         return values
 
 
@@ -264,9 +265,9 @@ def spec_from_manifest(data: dict, source: str, folder: Path | None = None) -> T
         spec.buckets.append({"name": r.text(item, "name", f"{path}.name", required=True, max_length=100),
                              "description": r.text(item, "description", f"{path}.description", default="",
                                                    max_length=None),
-                             "packages": _packages(r, item, f"{path}.packages")})
+                             "packages": _packages(r, item, "packages", f"{path}.packages")})
     if folder is None:
-        spec.packages = _packages(r, data, "packages")
+        spec.packages = _packages(r, data, "packages", "packages")
     else:
         spec.packages = _folder_packages(folder, source)
     names: set[str] = set()
@@ -304,10 +305,10 @@ def _content(r: _Reader, item: dict, path: str, folder: Path | None, default_fil
     return _read_text(target, f"{folder / relative}")
 
 
-def _packages(r: _Reader, data: dict, key: str) -> list[dict]:
+def _packages(r: _Reader, data: dict, key: str, where: str) -> list[dict]:
     packages = []
-    for index, item in enumerate(r.items(data, key) if key in data else []):
-        path = f"{key}[{index}]"
+    for index, item in enumerate(r.items(data, key, where)):
+        path = f"{where}[{index}]"
         manager = r.text(item, "manager", f"{path}.manager", required=True)
         if manager not in PACKAGE_MANAGERS:
             r.fail(f"{path}.manager", f"must be one of {', '.join(PACKAGE_MANAGERS)}")
