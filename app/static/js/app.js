@@ -117,6 +117,18 @@
     });
   }
 
+  // Card menus are <details> (they work without JavaScript); close them like a dropdown.
+  function initMenus() {
+    document.addEventListener("click", (event) => {
+      document.querySelectorAll("details.card-menu[open]").forEach((menu) => {
+        if (!menu.contains(event.target) || event.target.closest(".dropdown-item")) menu.removeAttribute("open");
+      });
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") document.querySelectorAll("details.card-menu[open]").forEach((m) => m.removeAttribute("open"));
+    });
+  }
+
   function init(root) {
     initToasts(root);
     initTooltips(root);
@@ -126,6 +138,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     init(document);
     initConfirmLinks();
+    initMenus();
     keepDetailsOpen();
     initCredentials();
     document.body.addEventListener("htmx:afterSettle", (event) => init(event.detail.elt || document));
