@@ -194,3 +194,17 @@ def test_reveal_records_an_event_without_values(db, ssh_containers, running, cap
     assert event.message == "Credentials of app revealed by alice" and event.type == "log"
     assert PASSWORD not in str(event.meta) and PASSWORD not in caplog.text
     assert db.session.scalar(db.select(db.func.count()).select_from(Credential)) == 1
+
+
+def test_periodic_check_refreshes_due_running_containers(db, ssh_containers, running):
+    from app.services.tasks import check_services_task
+
+    vmid, node = running[0]
+    ssh_containers.container(vmid).set_units([FakeUnit("nginx.service", ports=[80])])
+    container = add_container(db, vmid, node)
+    check_services_task()  # immediate mode: the task runs inline
+    nginx = services_of(db, container.id)["nginx"]
+    assert nginx.status == "running"
+    checked = nginx.checked_at
+    check_services_task()  # checked within SERVICE_CHECK_SECONDS: left alone
+    assert services_of(db, container.id)["nginx"].checked_at == checked
