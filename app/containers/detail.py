@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from sqlalchemy import func, select
+from werkzeug.exceptions import ServiceUnavailable
 
 from app.containers import inventory
 from app.containers.inventory import ContainerView
@@ -166,7 +167,7 @@ def events_page(view: ContainerView, kind: str, number: int) -> EventPage:
 def _progress_url(vmid: int) -> str:
     if PROGRESS_ENDPOINT in current_app.view_functions:
         return url_for(PROGRESS_ENDPOINT, vmid=vmid)
-    return url_for("containers.detail", vmid=vmid, tab="events")
+    return url_for("containers.detail_tab", vmid=vmid, tab="events")
 
 
 def _load(vmid: int) -> ContainerView:
@@ -174,7 +175,8 @@ def _load(vmid: int) -> ContainerView:
     try:
         view = inventory.load_one(vmid)
     except ProxmoxError as exc:  # Proxmox is down and Proxboard has never seen this CT
-        abort(503, description=f"Proxmox cannot be reached ({exc.message}) and CT {vmid} has no last-known state.")
+        error = ServiceUnavailable(f"Proxmox cannot be reached ({exc.message}) and CT {vmid} has no last-known state.")
+        abort(make_response(render_template("errors/error.html", error=error, code=503), 503))
     if view is None:
         record = db.session.scalar(select(Container).where(Container.vmid == vmid))
         if record is None or record.lifecycle not in ("creating", "error"):
@@ -199,7 +201,7 @@ def _tab_context(view: ContainerView, tab: str) -> dict:
 def _tab_url(vmid: int, tab: str) -> str:
     """The URL of ``tab`` with the current filter and page, for the auto-refresh."""
     args = {k: v for k, v in request.args.items() if k in ("type", "page")} if tab == "events" else {}
-    return url_for("containers.detail", vmid=vmid, tab=None if tab == "overview" else tab, **args)
+    return url_for("containers.detail_tab", vmid=vmid, tab=tab, **args)
 
 
 def render_detail(view: ContainerView, tab: str, status: int = 200, **extra):
@@ -222,9 +224,14 @@ def render_detail(view: ContainerView, tab: str, status: int = 200, **extra):
     return response
 
 
-@bp.get("/<int:vmid>", defaults={"tab": "overview"})
+@bp.get("/<int:vmid>")
+def detail(vmid: int):
+    """A container's page (its Overview tab)."""
+    return detail_tab(vmid, "overview")
+
+
 @bp.get("/<int:vmid>/<any(overview, services, events):tab>")
-def detail(vmid: int, tab: str):
+def detail_tab(vmid: int, tab: str):
     """A container's page on one of its tabs."""
     view = _load(vmid)
     if view.lifecycle == "creating" and (tab != "events" or PROGRESS_ENDPOINT in current_app.view_functions):
@@ -248,7 +255,7 @@ def refresh_services(vmid: int):
     if not htmx:
         if toast:
             flash(*toast)
-        return redirect(url_for("containers.detail", vmid=vmid, tab="services"))
+        return redirect(url_for("containers.detail_tab", vmid=vmid, tab="services"))
     response = render_detail(view, "services")
     if toast:
         response.headers["HX-Trigger"] = json.dumps({"toast": {"message": toast[0], "category": toast[1]}})
