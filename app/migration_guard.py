@@ -8,6 +8,7 @@ request until they agree, and shows operators what to run instead of a traceback
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,7 @@ def init_app(app: Flask) -> None:
         from app.extensions import db
 
         status = guard.status(db.engine)
-        if status.state == "pending":
+        if status.state == "pending" and not _running_db_command():
             log.error(
                 "Database schema is behind the code (database %s, code %s): run `flask db upgrade`",
                 status.current or "empty", status.head,
@@ -114,3 +115,8 @@ def current_status(*, fresh: bool = False) -> MigrationStatus:
     from app.extensions import db
 
     return current_app.extensions["migration_guard"].status(db.engine, fresh=fresh)
+
+
+def _running_db_command() -> bool:
+    """``flask db …`` itself loads the app: no point warning it that migrations are pending."""
+    return len(sys.argv) > 1 and "db" in sys.argv[1:3]
