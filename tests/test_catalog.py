@@ -56,6 +56,9 @@ def test_seed_loads_the_catalog_on_both_databases_and_is_idempotent(any_database
         second = runner.invoke(args=["templates", "seed"])
         assert "7 unchanged" in second.output
         assert services.template_count() == 7 and services.find_template("Debian 12").cores == 3
+        services.delete_template(services.find_template("Debian 12"))
+        assert "Templates exist already" in runner.invoke(args=["templates", "seed", "--if-empty"]).output
+        assert services.find_template("Debian 12") is None
         buckets = services.list_buckets()
         assert [b.name for b in buckets] == ["essentials"] and len(buckets[0].packages) == 6
         postgres = services.get_template(services.find_template("PostgreSQL database").id)

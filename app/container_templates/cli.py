@@ -53,8 +53,12 @@ def export_command(name: str, target: Path) -> None:
 
 
 @templates_cli.command("seed")
-def seed_command() -> None:
+@click.option("--if-empty", is_flag=True, help="Only when there is no template at all (first start).")
+def seed_command(if_empty: bool) -> None:
     """Load the starter catalog; templates that already exist (by name) are left as they are."""
+    if if_empty and services.template_count():
+        click.echo("Templates exist already: starter catalog not loaded.")
+        return
     try:
         result = manifest.apply_specs(manifest.read_path(catalog_dir()), existing="skip")
     except manifest.ManifestError as error:

@@ -35,8 +35,9 @@ def _page(html: str, status: int = 200):
 
 
 def _invalid(html: str):
-    # htmx only swaps 2xx answers; plain browsers get the honest status.
-    return _page(html, 200 if _htmx() else 422)
+    # A re-rendered form with its errors is a normal page: htmx only swaps 2xx answers, and
+    # browsers log 4xx documents as failed loads.
+    return _page(html)
 
 
 def _template_or_404(template_id: int) -> ContainerTemplate:
@@ -131,9 +132,13 @@ def _edit_forms(template: ContainerTemplate, overrides: dict, options: dict) -> 
     attached = {bucket.id for bucket in template.buckets}
     attach.bucket_id.choices = [forms.SelectChoice(b.id, f"{b.name} ({len(b.packages)})")
                                 for b in services.list_buckets() if b.id not in attached]
+    def config_form():
+        form = forms.TemplateForm(formdata=None, obj=template, ostemplate_choices=options["ostemplates"])
+        form.tags.data = ", ".join(template.tag_list)
+        return form
+
     return {
-        "config": pick("config", lambda: forms.TemplateForm(
-            formdata=None, obj=template, tags=", ".join(template.tag_list), ostemplate_choices=options["ostemplates"])),
+        "config": pick("config", config_form),
         "scripts": {s.id: pick(f"script-{s.id}", lambda s=s: forms.ScriptForm(formdata=None, obj=s, prefix=f"script-{s.id}"))
                     for s in template.scripts},
         "new_script": pick("new_script", lambda: forms.ScriptForm(formdata=None, prefix="new-script")),

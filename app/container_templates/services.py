@@ -166,12 +166,13 @@ def cluster_options(pve) -> dict:
     storages: set[str] = set()
     bridges: set[str] = set()
     try:
-        for node in pve.nodes():
-            if node.status != "online":
-                continue
-            ostemplates.update(t.volid for t in pve.os_templates(node.name))
-            storages.update(s.storage for s in pve.storages(node.name, content="rootdir"))
-            bridges.update(b.iface for b in pve.bridges(node.name))
+        online = [node.name for node in pve.nodes() if node.status == "online"]
+        for name in online:
+            ostemplates.update(t.volid for t in pve.os_templates(name))
+        # Storage and bridge are free text with suggestions: one node's names are enough.
+        for name in online[:1]:
+            storages.update(s.storage for s in pve.storages(name, content="rootdir"))
+            bridges.update(b.iface for b in pve.bridges(name))
     except ProxmoxError as error:
         return {**NO_OPTIONS, "error": error.message}
     return {"ostemplates": sorted(ostemplates), "storages": sorted(storages), "bridges": sorted(bridges),
