@@ -54,12 +54,14 @@ def register_blueprints(app: Flask) -> None:
     from app.containers.routes import bp as containers_bp
     from app.dashboard.routes import bp as dashboard_bp
     from app.health.routes import bp as health_bp
+    from app.wizard.routes import bp as wizard_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(containers_bp)
     app.register_blueprint(templates_bp)
+    app.register_blueprint(wizard_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

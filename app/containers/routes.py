@@ -41,12 +41,6 @@ def index():
     return redirect(url_for("dashboard.index"), code=301)
 
 
-@bp.get("/create")
-def create():
-    """The creation wizard (filled in by the wizard issue)."""
-    return render_template("containers/create_placeholder.html")
-
-
 def _back_url(vmid: int) -> str:
     target = request.values.get("next")
     return target if is_safe_next(target) else url_for("dashboard.index")

@@ -1,0 +1,121 @@
+"""One WTForms form per wizard step; choices that depend on Proxmox are filled in by the view."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import EqualTo, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from app.container_templates.services import parse_package_text
+
+from . import validators as v
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A list of checkboxes; an empty selection is valid."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+    def pre_validate(self, form) -> None:
+        values = {str(choice.value) for choice in self.choices or ()}
+        for value in self.data or ():
+            if value not in values:
+                raise ValidationError(f"“{value}” is not one of the choices.")
+
+
+class StepForm(FlaskForm):
+    """Every step has Next and Back; Back saves what was typed without insisting it is valid."""
+
+    next = SubmitField("Next")
+    back = SubmitField("Back")
+
+
+class TemplateForm(StepForm):
+    template = RadioField("Template", choices=[], validate_choice=True,
+                          validators=[InputRequired("Choose a template or start from scratch.")])
+
+
+class ConfigureForm(StepForm):
+    node = SelectField("Node", choices=[], validators=[InputRequired("Choose a node.")])
+    change_node = SubmitField("Change node")
+    ostemplate = SelectField("OS template", choices=[], validators=[InputRequired("Choose an OS template.")])
+    hostname = StringField("Hostname", validators=[InputRequired("A hostname is required."), v.dns_name])
+    vmid = IntegerField("VMID", validators=[
+        InputRequired("A VMID is required."),
+        NumberRange(v.VMID_MIN, v.VMID_MAX, "Proxmox VMIDs go from %(min)s to %(max)s."),
+    ])
+    password = PasswordField("Root password", validators=[Optional(), Length(min=5, message="At least 5 characters.")])
+    password_confirm = PasswordField("Confirm password", validators=[EqualTo("password", "The passwords differ.")])
+    ssh_public_keys = TextAreaField("SSH public keys", validators=[Optional(), v.ssh_public_keys])
+    cores = IntegerField("Cores", validators=[InputRequired(), NumberRange(1, 8192, "Between 1 and 8192.")])
+    memory = IntegerField("Memory (MiB)", validators=[InputRequired(), NumberRange(16, None, "At least 16 MiB.")])
+    swap = IntegerField("Swap (MiB)", validators=[InputRequired(), NumberRange(0, None, "Cannot be negative.")])
+    disk = IntegerField("Disk (GiB)", validators=[InputRequired(), NumberRange(1, 131072, "At least 1 GiB.")])
+    storage = SelectField("Storage", choices=[], validators=[InputRequired("Choose a storage.")])
+    bridge = SelectField("Bridge", choices=[], validators=[InputRequired("Choose a bridge.")])
+    ip_mode = RadioField("IPv4", choices=[SelectChoice("dhcp", "DHCP"), SelectChoice("static", "Static")], default="dhcp")
+    ip_cidr = StringField("Address (CIDR)")
+    gateway = StringField("Gateway")
+    nameserver = StringField("Nameserver", validators=[Optional(), v.ip_address])
+    unprivileged = BooleanField("Unprivileged container", default=True)
+    nesting = BooleanField("Nesting")
+    keyctl = BooleanField("keyctl")
+    fuse = BooleanField("FUSE")
+    onboot = BooleanField("Start on boot")
+    tags = StringField("Tags", validators=[Optional(), Length(max=255), v.proxmox_tags])
+
+    def __init__(self, *args, has_password: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.has_password = has_password
+
+    def validate_ip_cidr(self, field) -> None:
+        if self.ip_mode.data == "static":
+            if not (field.data or "").strip():
+                raise ValidationError("A static address is required (like 192.168.1.50/24).")
+            v.ipv4_cidr(self, field)
+
+    def validate_gateway(self, field) -> None:
+        if self.ip_mode.data == "static" and (field.data or "").strip():
+            v.gateway_in("ip_cidr")(self, field)
+
+    def validate(self, extra_validators=None) -> bool:
+        """The field rules, then: a root password (new or stored) or an SSH key is required."""
+        valid = super().validate(extra_validators)
+        if not self.password.data and not self.has_password and not (self.ssh_public_keys.data or "").strip():
+            self.ssh_public_keys.errors = [*self.ssh_public_keys.errors,
+                                           "Set a root password or an SSH public key (or both)."]
+            return False
+        return valid
+
+
+class PackagesForm(StepForm):
+    groups = MultiCheckboxField("Package groups", choices=[])
+    additional = TextAreaField("Additional packages")
+
+    def validate_additional(self, field) -> None:
+        _packages, errors = parse_package_text(field.data or "")
+        if errors:
+            raise ValidationError("; ".join(errors))
+
+
+class ScriptsForm(StepForm):
+    enabled = MultiCheckboxField("Run", choices=[], coerce=str)
+    order = HiddenField()
+    move = StringField()  # "<script id>:up" or ":down", sent by the arrow buttons
+
+
+class CreateForm(FlaskForm):
+    create = SubmitField("Create")
