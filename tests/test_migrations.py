@@ -66,3 +66,17 @@ def test_constraints_follow_the_naming_convention(sqlite_url, table):
     finally:
         engine.dispose()
     assert names and all(name and name.startswith(("fk_", "ix_", "uq_")) for name in names)
+
+
+def test_sqlite_enforces_foreign_keys(app, db):
+    """Deleting a container removes its events (ON DELETE CASCADE) on SQLite too."""
+    from app.models import Container, Event
+
+    container = Container(vmid=900, node="pve1")
+    db.session.add(container)
+    db.session.flush()
+    db.session.add(Event(container_id=container.id, type="log", message="hello"))
+    db.session.commit()
+    db.session.execute(db.delete(Container).where(Container.vmid == 900))
+    db.session.commit()
+    assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 0
