@@ -272,6 +272,8 @@ def submit(draft_id: str, username: str, pve) -> Container:
     draft = db.session.get(WizardDraft, draft_id)
     if draft is None:
         raise DraftConsumed(None)
+    if draft.consumed_at is not None:
+        raise DraftConsumed(draft.container_id)
     missing = [step for step in STEPS[:-1] if step not in completed(draft)]
     if missing:
         raise SubmitRefused(f"The {STEP_LABELS[missing[0]]} step is not complete.", missing[0])

@@ -9,7 +9,7 @@ from app.extensions import db
 from app.models import Container
 from app.proxmox import ProxmoxError, get_proxmox
 
-from . import drafts
+from . import drafts, progress  # noqa: F401  (progress registers its views on the containers blueprint)
 from .drafts import STEP_LABELS, STEPS, DraftConsumed, SubmitRefused
 from .forms import ConfigureForm, CreateForm, PackagesForm, ScriptsForm, TemplateForm
 

@@ -38,3 +38,14 @@
     });
   });
 })();
+
+// Progress page: keep the log scrolled to the newest line while new ones arrive.
+(function () {
+  "use strict";
+  const log = document.getElementById("provision-log");
+  if (!log) return;
+  log.scrollTop = log.scrollHeight;
+  document.body.addEventListener("htmx:oobAfterSwap", (event) => {
+    if (event.detail.target && event.detail.target.id === "provision-log") log.scrollTop = log.scrollHeight;
+  });
+})();

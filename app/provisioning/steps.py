@@ -1,0 +1,230 @@
+"""The provisioning steps as plain functions of a StepContext (Proxmox client, SSH connection, log).
+
+Each step raises on failure (ProxmoxError, SSHError or StepFailed); the runner records it.
+"""
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.proxmox import ContainerSpec, ProxmoxClient, ProxmoxError
+from app.ssh import CommandFailed, NodeConnection, SSHError
+
+LOG_LINE_RE = re.compile(r"^::proxboard::(info|warn|error|step)::(.*)$")
+CREDENTIALS_DIR = "/etc/proxboard/credentials"
+MAX_INLINE_SCRIPT = 100_000  # one argv string must stay under Linux's 128 KiB MAX_ARG_STRLEN
+
+
+class StepFailed(Exception):
+    """A step could not finish; the message is shown to the user as is."""
+
+
+@dataclass
+class Timeouts:
+    task: float = 300.0
+    boot: float = 120.0
+    packages: float = 1800.0
+    script: float = 1800.0
+    poll: float = 0.2
+
+
+@dataclass
+class StepContext:
+    """What every step may use; built by the runner, or by a test with its own parts."""
+
+    plan: dict[str, Any]
+    proxmox: ProxmoxClient
+    ssh: Callable[[], NodeConnection]
+    log: Callable[[str, str], None]  # (message, level)
+    password: Callable[[], str | None] = lambda: None
+    load_files: Callable[[list[int]], list[Any]] = lambda ids: []
+    load_scripts: Callable[[list[int]], list[Any]] = lambda ids: []
+    script_body: Callable[[str], str] = lambda content: content
+    discover: Callable[[], str] = lambda: "no discovery configured"
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    found_ip: str | None = None
+
+    @property
+    def node(self) -> str:
+        return self.plan["spec"]["node"]
+
+    @property
+    def vmid(self) -> int:
+        return int(self.plan["spec"]["vmid"])
+
+    def run(self, argv: list[str], *, label: str, timeout: float, check: bool = True) -> Any:
+        """``pct exec`` with every output line (stdout and stderr) logged as it arrives."""
+        return self.ssh().pct_exec(self.vmid, ["sh", "-c", 'exec "$@" 2>&1', "sh", *argv], label=label,
+                                   timeout=timeout, check=check, on_line=self.line)
+
+    def line(self, text: str) -> None:
+        """One output line: ``::proxboard::<level>::message`` keeps its level, the rest is info."""
+        match = LOG_LINE_RE.match(text)
+        if match:
+            self.log(match.group(2), match.group(1))
+        elif text.strip():
+            self.log(text, "output")
+
+
+def _wait(ctx: StepContext, upid: str) -> None:
+    ctx.log(f"Proxmox task {upid}", "info")
+    try:
+        ctx.proxmox.wait_task(upid, timeout=ctx.timeouts.task, poll=ctx.timeouts.poll)
+    finally:
+        try:
+            for entry in ctx.proxmox.task_log(ctx.node, upid):
+                if entry.text.strip() and entry.text != "TASK OK":
+                    ctx.log(entry.text, "output")
+        except ProxmoxError:
+            pass
+
+
+def create(ctx: StepContext) -> None:
+    """POST the ContainerSpec to Proxmox and wait for the vzcreate task."""
+    spec = dict(ctx.plan["spec"])
+    spec["tags"] = tuple(spec.get("tags") or ())
+    upid = ctx.proxmox.create_container(ContainerSpec(**spec, password=ctx.password()))
+    _wait(ctx, upid)
+
+
+def start(ctx: StepContext) -> None:
+    """Start the container and wait for the task."""
+    _wait(ctx, ctx.proxmox.start(ctx.node, ctx.vmid))
+
+
+def wait_ready(ctx: StepContext) -> None:
+    """Wait until systemd has booted and the container has an IPv4 address."""
+    deadline = time.monotonic() + ctx.timeouts.boot
+    last_error = "no answer"
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise StepFailed(f"the container did not finish booting within {ctx.timeouts.boot:g} s ({last_error})")
+        try:
+            result = ctx.ssh().pct_exec(ctx.vmid, ["systemctl", "is-system-running", "--wait"],
+                                        label="systemctl is-system-running", timeout=remaining, check=False)
+        except (CommandFailed, SSHError) as exc:
+            last_error = str(exc)
+            time.sleep(min(1.0, max(remaining, 0)))
+            continue
+        state = (result.stdout.strip().splitlines() or [""])[-1]
+        if result.ok or state in ("running", "degraded"):
+            ctx.log(f"systemd: {state or 'running'}", "warn" if state == "degraded" else "info")
+            break
+        last_error = f"systemd is {state or 'not answering'}"
+        time.sleep(min(1.0, max(remaining, 0)))
+    while True:
+        for interface in ctx.proxmox.container_interfaces(ctx.node, ctx.vmid):
+            for address in interface.ipv4:
+                if not ipaddress.ip_address(address).is_loopback:
+                    ctx.found_ip = address
+                    ctx.log(f"Network is up: {interface.name} {address}", "info")
+                    return
+        if time.monotonic() >= deadline:
+            raise StepFailed(f"no IPv4 address within {ctx.timeouts.boot:g} s (is DHCP answering on the bridge?)")
+        time.sleep(ctx.timeouts.poll * 5)
+
+
+def push_files(ctx: StepContext) -> None:
+    """Copy the template's files in, honouring each file's policy (replace, default, backup)."""
+    for item in ctx.load_files(ctx.plan.get("files", [])):
+        path = item.target_path
+        ssh = ctx.ssh()
+        exists = ssh.pct_exec(ctx.vmid, ["test", "-e", path], label="test -e", timeout=30, check=False).ok
+        if exists and item.policy == "default":
+            ctx.log(f"{path} exists; kept (policy default)", "info")
+            continue
+        ssh.pct_exec(ctx.vmid, ["mkdir", "-p", posixpath.dirname(path) or "/"], label="mkdir", timeout=30)
+        if exists and item.policy == "backup":
+            ssh.pct_exec(ctx.vmid, ["cp", "-a", path, f"{path}.bak"], label="backup", timeout=60)
+            ctx.log(f"Backed up {path} to {path}.bak", "info")
+        ssh.pct_push(ctx.vmid, item.content.encode(), path, timeout=120)
+        ctx.log(f"Wrote {path} ({item.policy})", "info")
+
+
+def _install_argv(manager: str, names: list[str]) -> list[list[str]]:
+    if manager == "apt":
+        pkgs = [name.replace("==", "=") for name in names]
+        return [["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "update", "-q"],
+                ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
+                 "--no-install-recommends", *pkgs]]
+    if manager == "pip":
+        return [["env", "PIP_BREAK_SYSTEM_PACKAGES=1", "pip3", "install", "--no-input", *names]]
+    return [["npm", "install", "-g", *[name.replace("==", "@") for name in names]]]
+
+
+def install_packages(ctx: StepContext) -> None:
+    """apt, then pip, then npm: the selected groups plus the additional packages."""
+    packages = ctx.plan.get("packages") or {}
+    if not any(packages.values()):
+        ctx.log("No packages to install", "info")
+    for manager in ("apt", "pip", "npm"):
+        names = packages.get(manager) or []
+        if not names:
+            continue
+        ctx.log(f"{manager}: {' '.join(names)}", "step")
+        for argv in _install_argv(manager, names):
+            ctx.run(argv, label=f"{manager} {argv[3] if manager == 'apt' else 'install'}",
+                    timeout=ctx.timeouts.packages)
+
+
+def run_scripts(ctx: StepContext) -> None:
+    """The selected scripts in the chosen order, each with the helper library prepended."""
+    scripts = ctx.load_scripts(ctx.plan.get("scripts", []))
+    if not scripts:
+        ctx.log("No scripts to run", "info")
+    for number, script in enumerate(scripts, start=1):
+        ctx.log(f"Script {number}/{len(scripts)}: {script.name}", "step")
+        body = ctx.script_body(script.content)
+        env = ["env", f"PROXBOARD_CREDENTIALS_DIR={CREDENTIALS_DIR}"]
+        ssh = ctx.ssh()
+        started = time.monotonic()
+        if len(body) <= MAX_INLINE_SCRIPT:
+            argv = [*env, "bash", "-c", body]
+        else:
+            path = f"/root/.proxboard-script-{script.id}.sh"
+            ssh.pct_push(ctx.vmid, body.encode(), path, perms="700", timeout=120)
+            argv = [*env, "bash", path]
+        try:
+            ctx.run(argv, label=f"script {script.name}", timeout=ctx.timeouts.script)
+        except CommandFailed as exc:
+            raise StepFailed(f"script “{script.name}” exited {exc.exit_code}") from exc
+        ctx.log(f"Script {script.name} finished in {time.monotonic() - started:.1f} s", "info")
+
+
+def discover(ctx: StepContext) -> None:
+    """Find services and read credentials (the services feature's refresh)."""
+    ctx.log(ctx.discover(), "info")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    label: str
+    percent: int  # progress when the step starts
+    run: Callable[[StepContext], None]
+
+
+STEPS: tuple[Step, ...] = (
+    Step("create", "Create the container", 0, create),
+    Step("start", "Start it", 15, start),
+    Step("wait", "Wait for systemd and network", 25, wait_ready),
+    Step("files", "Push the template's files", 35, push_files),
+    Step("packages", "Install packages", 45, install_packages),
+    Step("scripts", "Run scripts", 65, run_scripts),
+    Step("discover", "Discover services and credentials", 90, discover),
+)
+STEP_NAMES = tuple(step.name for step in STEPS)
+
+
+def step_named(name: str) -> Step:
+    """The step called ``name``."""
+    return next(step for step in STEPS if step.name == name)
+
+
+

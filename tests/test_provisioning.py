@@ -1,0 +1,206 @@
+"""Provisioning end to end (huey immediate mode): simulator for Proxmox, real sshd for pct exec/push."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.container_templates.services import add_package, add_script, create_template, save_file, save_service
+from app.models import Container, Credential, Event, Operation, Service, WizardDraft, utcnow
+from app.provisioning import sweep_stale
+from tests.fixtures.ssh import FakeUnit
+from tests.test_wizard import configure_data
+
+VMID = 900
+
+
+@pytest.fixture
+def app_overrides(ssh_config):
+    return {**ssh_config, "PROVISION_BOOT_TIMEOUT": 5, "PROVISION_HEARTBEAT_TIMEOUT": 120}
+
+
+@pytest.fixture
+def template(app, db):
+    t = create_template({"name": "web", "description": "nginx", "cores": 1, "memory": 512, "swap": 0, "disk": 4,
+                         "tags": "web", "ostemplate": "debian-12", "unprivileged": True, "nesting": False,
+                         "keyctl": False, "fuse": False, "storage": None, "bridge": None})
+    add_package(t, "apt", "nginx", None)
+    add_package(t, "pip", "requests", "2.32.3")
+    save_file(t, {"name": "site", "target_path": "/etc/nginx/sites-enabled/default", "policy": "backup",
+                  "content": "server { listen 80; }\n"})
+    save_file(t, {"name": "motd", "target_path": "/etc/motd", "policy": "default", "content": "new motd\n"})
+    add_script(t, "configure", 'log_info "configuring $(hostname)"\necho plain output\nlog_warn careful\n'
+                                'save_credential nginx ADMIN_PASSWORD hunter22\n')
+    add_script(t, "second", "log_step second ran\n")
+    save_service(t, {"name": "nginx", "unit": "nginx.service", "port": 80, "scheme": "http", "web_path": "/"})
+    db.session.commit()
+    return t
+
+
+@pytest.fixture
+def fake_ct(ssh_containers):
+    ct = ssh_containers.container(VMID)
+    ct.set_units([FakeUnit("nginx.service", ports=[80])])
+    ct.file("/etc/nginx/sites-enabled").mkdir(parents=True)
+    ct.file("/etc/nginx/sites-enabled/default").write_text("old site\n")
+    ct.file("/etc/motd").write_text("old motd\n")
+    return ct
+
+
+def submit(logged_in, template_id, **configure):
+    """Walk the wizard and press Create; returns the Create response."""
+    logged_in.post("/containers/create/template", {"template": str(template_id), "next": "1"})
+    response = logged_in.post("/containers/create/configure", configure_data(vmid=str(VMID), **configure))
+    assert response.status_code == 302, response.text
+    logged_in.post("/containers/create/packages", {"groups": ["apt", "pip"], "additional": "npm:pm2", "next": "1"})
+    logged_in.post("/containers/create/scripts", {"enabled": [str(s.id) for s in template_scripts(template_id)],
+                                                   "next": "1"})
+    draft_id = logged_in._client.get("/containers/create/review").text.split('name="draft_id" value="')[1][:36]
+    return logged_in.post("/containers/create/review", {"draft_id": draft_id}), draft_id
+
+
+def template_scripts(template_id):
+    from app.container_templates.services import get_template
+
+    return get_template(template_id).scripts if template_id != "scratch" else []
+
+
+def container(db) -> Container:
+    db.session.expire_all()
+    return db.session.scalar(db.select(Container).where(Container.vmid == VMID))
+
+
+def messages(db, type_=None) -> list[str]:
+    query = db.select(Event).join(Container).where(Container.vmid == VMID).order_by(Event.id)
+    return [e.message for e in db.session.scalars(query) if type_ is None or e.type == type_]
+
+
+def test_full_flow_creates_a_ready_container_with_services_and_credentials(logged_in, client, db, template, fake_ct, pve):
+    response, draft_id = submit(logged_in, template.id)
+    assert response.headers["Location"].endswith(f"/containers/{VMID}/progress")
+    ct = container(db)
+    assert ct.lifecycle == "ready" and ct.managed and ct.created_by == "alice" and ct.ip
+    assert VMID in pve.containers and pve.containers[VMID].running
+    steps = [e for e in db.session.scalars(db.select(Event).where(Event.type == "step", Event.container_id == ct.id))]
+    assert [e.meta["step"] for e in steps][1:] == ["create", "start", "wait", "files", "packages", "scripts", "discover"]
+    assert all("percent" in e.meta for e in steps)
+    logs = messages(db, "log")
+    assert "configuring" in " ".join(logs) and "plain output" in logs and "careful" in logs
+    levels = {e.message: e.meta["level"] for e in db.session.scalars(db.select(Event).where(Event.type == "log"))}
+    assert levels["careful"] == "warn" and levels["second ran"] == "step"
+    assert logs.index("configuring " + logs[logs.index("plain output") - 1].split(" ", 1)[1]) < logs.index("second ran")
+    assert messages(db, "complete") == [f"web01 (CT {VMID}) is ready."]
+    # packages, files with their policies, scripts through the helper library
+    commands = fake_ct.commands()
+    assert any(c.startswith("apt-get install") and "nginx" in c for c in commands)
+    assert any(c.startswith("pip3 install") and "requests==2.32.3" in c for c in commands)
+    assert any(c.startswith("npm install -g pm2") for c in commands)
+    assert fake_ct.file("/etc/nginx/sites-enabled/default").read_text() == "server { listen 80; }\n"
+    assert fake_ct.file("/etc/nginx/sites-enabled/default.bak").read_text() == "old site\n"
+    assert fake_ct.file("/etc/motd").read_text() == "old motd\n"
+    # discovery and credentials
+    service = db.session.scalar(db.select(Service).where(Service.container_id == ct.id, Service.name == "nginx"))
+    assert service and service.port == 80
+    assert [c.key for c in db.session.scalars(db.select(Credential).where(Credential.container_id == ct.id))] == ["ADMIN_PASSWORD"]
+    operation = db.session.scalar(db.select(Operation).where(Operation.container_id == ct.id))
+    assert (operation.action, operation.state, operation.progress) == ("create", "succeeded", 100)
+    draft = db.session.get(WizardDraft, draft_id)
+    assert draft.consumed_at and draft.container_id == ct.id and draft.secret_encrypted is None
+    # the progress page shows it all, and the detail page no longer redirects
+    page = client.get(f"/containers/{VMID}/progress").text
+    assert "is ready" in page and "configuring" in page and 'data-state="done"' in page
+    assert client.get(f"/containers/{VMID}").status_code == 200
+
+
+def test_double_submit_creates_one_container(logged_in, client, db, template, fake_ct):
+    response, draft_id = submit(logged_in, template.id)
+    again = logged_in.post("/containers/create/review", {"draft_id": draft_id})
+    assert again.headers["Location"].endswith(f"/containers/{VMID}/progress")
+    assert db.session.scalar(db.select(db.func.count(Operation.id)).where(Operation.action == "create")) == 1
+
+
+def test_create_failure_offers_delete_not_retry(logged_in, client, db, template, fake_ct, pve):
+    pve.faults.fail_next_task(type="vzcreate", message="storage 'local-lvm' is full")
+    submit(logged_in, template.id)
+    ct = container(db)
+    assert ct.lifecycle == "error"
+    error = messages(db, "error")[-1]
+    assert "Create the container failed" in error and "is full" in error
+    page = client.get(f"/containers/{VMID}/progress").text
+    assert "Retry from the failed step" not in page and "Delete this container" in page
+    assert db.session.scalar(db.select(WizardDraft.secret_encrypted)) is None
+    response = logged_in.post(f"/containers/{VMID}/progress/delete")
+    assert response.headers["Location"].endswith("/")
+    assert container(db).lifecycle == "deleted"
+
+
+def test_script_failure_then_retry_from_that_step(logged_in, client, db, template, fake_ct):
+    script = template.scripts[1]
+    script.content = "log_error about to fail\nexit 3\n"
+    db.session.commit()
+    submit(logged_in, template.id)
+    assert container(db).lifecycle == "error"
+    error = messages(db, "error")[-1]
+    assert error.startswith("Run scripts failed") and "second" in error and "exited 3" in error
+    assert "about to fail" in messages(db, "log")
+    page = client.get(f"/containers/{VMID}/progress").text
+    assert 'data-step="scripts" data-state="failed"' in page and "Retry from the failed step" in page
+    script.content = "log_info fixed\n"
+    db.session.commit()
+    fake_ct.commands().clear()
+    response = logged_in.post(f"/containers/{VMID}/progress/retry")
+    assert response.headers["Location"].endswith(f"/containers/{VMID}/progress")
+    assert container(db).lifecycle == "ready"
+    steps = [e.meta["step"] for e in db.session.scalars(db.select(Event).where(Event.type == "step"))]
+    assert steps.count("create") == 1 and steps.count("scripts") == 2
+    assert "fixed" in messages(db, "log")
+
+
+def test_start_failure_delete_goes_through_proxmox(logged_in, client, db, template, fake_ct, pve):
+    pve.faults.fail_next_task(type="vzstart", message="cgroup error")
+    submit(logged_in, template.id)
+    assert container(db).lifecycle == "error" and "cgroup error" in messages(db, "error")[-1]
+    response = logged_in.post(f"/containers/{VMID}/progress/delete")
+    assert response.status_code == 302
+    delete = db.session.scalar(db.select(Operation).where(Operation.action == "delete"))
+    assert delete is not None and delete.upid
+    pve.wait_idle()
+    assert VMID not in pve.containers
+
+
+def test_ssh_failure_is_reported_with_its_message(logged_in, client, db, template, ssh_containers):
+    submit(logged_in, template.id)  # no fake container 900 on the SSH server: pct exec refuses
+    assert container(db).lifecycle == "error"
+    assert messages(db, "error")[-1].startswith("Wait for systemd and network failed")
+
+
+def test_worker_killed_mid_job_is_marked_failed(app, db, logged_in, template):
+    ct = Container(vmid=VMID, node="pve1", lifecycle="creating", managed=True)
+    db.session.add(ct)
+    db.session.flush()
+    old = utcnow() - timedelta(seconds=600)
+    db.session.add(Operation(container_id=ct.id, action="create", state="running", step="packages", progress=45,
+                             params={"spec": {}}, started_at=old, heartbeat_at=old))
+    db.session.commit()
+    assert len(sweep_stale()) == 1
+    assert container(db).lifecycle == "error"
+    assert "stopped responding" in messages(db, "error")[-1]
+    assert sweep_stale() == []  # once
+
+
+def test_fresh_heartbeat_is_not_swept(app, db):
+    ct = Container(vmid=VMID, node="pve1", lifecycle="creating", managed=True)
+    db.session.add(ct)
+    db.session.flush()
+    db.session.add(Operation(container_id=ct.id, action="create", state="running", step="scripts",
+                             heartbeat_at=utcnow()))
+    db.session.commit()
+    assert sweep_stale() == [] and container(db).lifecycle == "creating"
+
+
+def test_progress_fragment_returns_only_new_events(logged_in, client, db, template, fake_ct):
+    submit(logged_in, template.id)
+    ids = [e.id for e in db.session.scalars(db.select(Event).order_by(Event.id))]
+    fragment = client.get(f"/containers/{VMID}/progress/events?after={ids[-3]}", headers={"HX-Request": "true"}).text
+    assert fragment.count("data-event-id=") == 2
+    assert 'hx-swap-oob="beforeend:#provision-log"' in fragment and 'hx-trigger' not in fragment  # finished: stop polling
