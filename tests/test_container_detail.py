@@ -101,18 +101,30 @@ def test_each_tab_has_its_own_url_and_fragments_vary_on_htmx(logged_in, client, 
 def test_overview_is_the_default_tab_and_auto_refresh_keeps_the_tab(logged_in, client):
     html = client.get("/containers/100").text
     assert 'class="nav-link active"' in html and 'data-tab="overview"' in html
-    assert 'data-refresh-seconds="30" hx-get="/containers/100/overview"' in html
+    assert 'data-refresh-seconds="30" hx-get="/containers/100/overview" hx-trigger="refresh, toast from:body"' in html
     events = client.get("/containers/100/events?type=error", headers=LIVE).text
-    assert 'hx-get="/containers/100/events?type=error" hx-trigger="refresh"' in events
+    assert 'hx-get="/containers/100/events?type=error" hx-trigger="refresh' in events
 
 
-def test_container_being_created_redirects_to_its_progress(logged_in, client, db):
+def test_container_being_created_redirects_to_its_progress(logged_in, client, db, app):
+    from app.containers.detail import PROGRESS_ENDPOINT
+
     record(db, vmid=150, node="pve2", hostname="newbie", lifecycle="creating")
-    for url in ("/containers/150", "/containers/150/services"):
+    progress = PROGRESS_ENDPOINT in app.view_functions
+    for url in ("/containers/150", "/containers/150/services") + (("/containers/150/events",) if progress else ()):
         response = client.get(url)
-        assert response.status_code == 302 and response.headers["Location"].endswith("/containers/150/events")
-    events = client.get("/containers/150/events")
-    assert events.status_code == 200 and "newbie" in events.text
+        expected = "/containers/150/progress" if progress else "/containers/150/events"
+        assert response.status_code == 302 and response.headers["Location"] == expected
+    if not progress:
+        events = client.get("/containers/150/events")
+        assert events.status_code == 200 and "newbie" in events.text
+
+
+def test_container_whose_creation_failed_shows_its_page_from_the_record(logged_in, client, db):
+    container = record(db, vmid=151, node="pve2", hostname="broken", lifecycle="error")
+    add_events(db, container, 1, "error")
+    response = client.get("/containers/151/events")
+    assert response.status_code == 200 and "broken" in response.text and 'data-event-type="error"' in response.text
 
 
 def test_unknown_container_is_a_404_page_with_a_way_back(logged_in, client):
@@ -227,6 +239,7 @@ def test_credentials_are_revealed_only_by_a_post_never_cached_and_audited(logged
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     assert 'value="admin"' in response.text and 'value="pa55-Wörd&lt;&amp;&gt;"' in response.text
     assert response.text.count("data-copy=") == 2 and "data-hide-credentials" in response.text
+    assert 'hx-history="false"' in response.text  # never saved in htmx's localStorage history
     event = db.session.scalar(db.select(Event).where(Event.container_id == service.container_id))
     assert event.message == "Credentials of grafana revealed by alice" and "pa55" not in json.dumps(event.meta)
     page = logged_in.post(url)  # without JavaScript: the services tab with the values inline

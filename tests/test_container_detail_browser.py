@@ -178,12 +178,12 @@ def test_ha_container_and_a_failed_start_from_the_header(browser, live_server, p
     toast(page, "(CT 101) is shut down.")
     pve.wait_idle()
     pve.faults.fail_next_task(type="vzstart", vmid=104, message="startup for container '104' failed")
-    browser.goto("/containers/104")
+    browser.goto("/containers/104/events")
     page.locator('#ct-header button[data-action="start"]').click()
     toast(page, "startup for container '104' failed")
-    browser.screenshot("failed-start")
-    page.get_by_role("tab", name="Events").click()
+    # the toast refreshes the open tab: the error is already in the timeline
     expect(page.locator('.timeline-item[data-event-type="error"]')).to_contain_text("startup for container '104' failed")
+    browser.screenshot("failed-start")
 
 
 def test_delete_confirms_by_name_and_returns_to_the_dashboard(browser, live_server):

@@ -127,12 +127,13 @@ def operation_status(vmid: int, operation_id: int):
         response = make_response("", 204)  # still running: htmx keeps the spinner and polls again
         return response
     if operation.action == "delete" and operation.state == "succeeded":
-        response = _partial(None, vmid, (outcome.message, outcome.category) if outcome else None)
-        if _view_name() == "header":
+        if _view_name() == "header":  # the page is gone: the dashboard shows the toast after the redirect
             if outcome:
                 flash(outcome.message, "success")
+            response = _partial(None, vmid)
             response.headers["HX-Redirect"] = url_for("dashboard.index")
-        return response
+            return response
+        return _partial(None, vmid, (outcome.message, outcome.category) if outcome else None)
     try:
         view = inventory.load_one(vmid)
     except ProxmoxError:
