@@ -29,13 +29,30 @@ def test_sqlite_storage_in_the_configured_file(app, tmp_path):
     )
 
 
-def test_redis_when_redis_url_is_set(app):
-    pytest.importorskip("redis")
+def test_redis_queue_when_redis_url_is_set(app):
+    """With PROXBOARD_REDIS_URL, jobs go through a real Redis server (127.0.0.1:6379)."""
+    import os
+
+    import redis
     from huey.storage import RedisStorage
 
-    app.config["REDIS_URL"] = "redis://127.0.0.1:6399/0"
+    app.config["REDIS_URL"] = "redis://127.0.0.1:6379/15"
+    app.config["JOBS_IMMEDIATE"] = False
     jobs.init_app(app)
     assert isinstance(jobs.huey.storage, RedisStorage)
+    try:
+        jobs.huey.flush()
+    except redis.ConnectionError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is required with CI=true: {exc}")
+        pytest.skip(f"no Redis server on 127.0.0.1:6379: {exc}")
+    from app.services.tasks import check_services_task
+
+    check_services_task()
+    assert jobs.huey.pending_count() == 1
+    task = jobs.huey.dequeue()
+    assert task.name.endswith("check_services_task")
+    jobs.huey.flush()
 
 
 def test_request_only_enqueues_then_a_worker_runs_it(app, db, pve, ssh_containers):

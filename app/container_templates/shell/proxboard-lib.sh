@@ -49,6 +49,17 @@ apt_install() {
   apt-get install -y -q --no-install-recommends "$@"
 }
 
+# system_upgrade: refresh the package lists and apply every upgrade, keeping changed config files.
+system_upgrade() {
+  detect_os
+  log_info "Detected ${OS_ID} ${OS_VERSION} (${OS_CODENAME})"
+  wait_for_apt
+  apt-get update -q
+  _PROXBOARD_APT_UPDATED=1
+  apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold full-upgrade
+  apt-get -y -q autoremove
+}
+
 # detect_os: set OS_ID (debian, ubuntu…), OS_VERSION (12, 24.04…) and OS_CODENAME from os-release.
 detect_os() {
   local release=${PROXBOARD_OS_RELEASE:-/etc/os-release}
