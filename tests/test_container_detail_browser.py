@@ -175,7 +175,7 @@ def test_ha_container_and_a_failed_start_from_the_header(browser, live_server, p
     page = open_detail(browser, vmid=101)
     page.locator('#ct-header [data-action="shutdown"]').click()
     page.locator("#confirm-modal").get_by_role("button", name="Shutdown").click()
-    toast(page, "(CT 101) is shut down.")
+    toast(page, "(CT 101): the HA manager accepted the request; it will be shut down shortly.")
     pve.wait_idle()
     pve.faults.fail_next_task(type="vzstart", vmid=104, message="startup for container '104' failed")
     browser.goto("/containers/104/events")

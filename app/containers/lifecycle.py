@@ -204,12 +204,22 @@ def _succeed(operation: Operation, container: Container, name: str, spec: Action
         if elapsed >= params.get("timeout", 30):
             message = f"{name} (CT {container.vmid}) did not shut down in {params['timeout']} s and was stopped: forced after timeout."
             meta["forced_after_timeout"] = True
+    if _task_type(operation.upid).startswith("ha"):
+        # hastart/hastop only hand the request to ha-manager, which acts a moment later.
+        message = f"{name} (CT {container.vmid}): the HA manager accepted the request; it will be {spec.done} shortly."
+        meta["ha_managed"] = True
     if spec.name == "delete":
         container.lifecycle = "deleted"
     record_event(container.id, "complete", message, meta)
     db.session.commit()
     get_proxmox().invalidate()
     return Outcome(message, "success")
+
+
+def _task_type(upid: str | None) -> str:
+    """The task type field of a UPID (``vzstart``, ``hastop``…)."""
+    parts = (upid or "").split(":")
+    return parts[5] if len(parts) > 5 else ""
 
 
 def _fail(operation: Operation, name: str, spec: Action, reason: str) -> Outcome:
