@@ -6,7 +6,7 @@ import re
 import pytest
 
 from app.container_templates.services import add_package, add_script, create_template
-from app.models import Container, Operation, WizardDraft
+from app.models import Operation, WizardDraft
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ8h4bG0u6r5gM4pW1Qm3lq8m0wVh2bqC2G1m0O8lq3b alice@laptop"
 
