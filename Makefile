@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv system-deps bench vendor clean
+.PHONY: run test venv system-deps demo-deps bench vendor clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,16 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-run: $(STAMP)
+# Demo mode (no PROXBOARD_PVE_HOST) also runs a local SSH node for the fake containers: it needs sshd.
+demo-deps:
+	@if [ -z "$$PROXBOARD_PVE_HOST" ] && [ ! -x /usr/sbin/sshd ]; then \
+	  echo "Installing openssh-server for the demo's SSH node"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends openssh-server) \
+	    || echo "Could not install openssh-server: the demo runs without its SSH node"; \
+	fi
+
+run: $(STAMP) demo-deps
 	@bash scripts/run.sh
 
 test: $(STAMP) system-deps

@@ -25,6 +25,21 @@ if [ -z "${PROXBOARD_PVE_HOST:-}" ]; then
          PROXBOARD_PVE_TOKEN_NAME=proxboard PROXBOARD_PVE_TOKEN_VALUE="$token" PROXBOARD_PVE_VERIFY_SSL="$ca" \
          PROXBOARD_DEMO_MODE=true
   echo "Demo mode: a simulated Proxmox cluster (3 nodes, 20 containers) runs at https://127.0.0.1:$sim_port"
+  if [ -x /usr/sbin/sshd ] && [ -z "${PROXBOARD_SSH_KEY_FILE:-}" ]; then
+    ssh_log=instance/sshsim.log
+    $BIN/python -m tests.sshsim --workdir instance/demo-ssh --pve-admin "https://127.0.0.1:$sim_port/_sim" \
+      --pve-ca "$ca" >"$ssh_log" 2>&1 &
+    children+=($!)
+    for _ in $(seq 100); do grep -q "known hosts:" "$ssh_log" 2>/dev/null && break; sleep 0.1; done
+    ssh_port=$(sed -n 's/^sshsim listening on 127.0.0.1://p' "$ssh_log")
+    if [ -n "$ssh_port" ]; then
+      export PROXBOARD_SSH_PORT="$ssh_port" PROXBOARD_SSH_KEY_FILE="$(sed -n 's/^key file: //p' "$ssh_log")" \
+             PROXBOARD_SSH_KNOWN_HOSTS="$(sed -n 's/^known hosts: //p' "$ssh_log")"
+      echo "Demo nodes answer SSH on 127.0.0.1:$ssh_port (fake containers: services and provisioning work end to end)."
+    else
+      echo "The demo SSH node did not start (see $ssh_log): service checks and provisioning will report SSH errors."
+    fi
+  fi
   echo "Set PROXBOARD_PVE_HOST (and a token) to talk to your real Proxmox instead."
 fi
 

@@ -26,9 +26,9 @@ def template(app, db):
                          "keyctl": False, "fuse": False, "storage": None, "bridge": None})
     add_package(t, "apt", "nginx", None)
     add_package(t, "pip", "requests", "2.32.3")
-    save_file(t, {"name": "site", "target_path": "/etc/nginx/sites-enabled/default", "policy": "backup",
+    save_file(t, {"name": "default", "target_path": "/etc/nginx/sites-enabled", "policy": "backup",
                   "content": "server { listen 80; }\n"})
-    save_file(t, {"name": "motd", "target_path": "/etc/motd", "policy": "default", "content": "new motd\n"})
+    save_file(t, {"name": "motd", "target_path": "/etc", "policy": "default", "content": "new motd\n"})
     add_script(t, "configure", 'log_info "configuring $(hostname)"\necho plain output\nlog_warn careful\n'
                                 'save_credential nginx ADMIN_PASSWORD hunter22\n')
     add_script(t, "second", "log_step second ran\n")

@@ -1,6 +1,7 @@
 """Reusable container recipes: resources, features, scripts, files, packages and services."""
 from __future__ import annotations
 
+import posixpath
 from datetime import datetime
 
 from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, String, Table, Text
@@ -97,6 +98,11 @@ class TemplateFile(db.Model):
     template: Mapped[ContainerTemplate] = relationship(back_populates="files")
 
     __table_args__ = (CheckConstraint("policy IN ('replace', 'default', 'backup')", name="policy_known"),)
+
+    @property
+    def destination(self) -> str:
+        """Where the file lands in the container: its name inside the target directory."""
+        return posixpath.join(self.target_path, self.name)
 
 
 class PackageBucket(db.Model):

@@ -133,7 +133,7 @@ def wait_ready(ctx: StepContext) -> None:
 def push_files(ctx: StepContext) -> None:
     """Copy the template's files in, honouring each file's policy (replace, default, backup)."""
     for item in ctx.load_files(ctx.plan.get("files", [])):
-        path = item.target_path
+        path = item.destination
         ssh = ctx.ssh()
         exists = ssh.pct_exec(ctx.vmid, ["test", "-e", path], label="test -e", timeout=30, check=False).ok
         if exists and item.policy == "default":

@@ -95,6 +95,14 @@ class FakeContainer:
         self.set_status("running")
         self.set_units([])
 
+    @classmethod
+    def open(cls, root: Path, vmid: int) -> FakeContainer:
+        """A handle on an existing fake container, leaving its state as it is."""
+        fake = cls.__new__(cls)
+        fake.vmid, fake.path = vmid, root / str(vmid)
+        fake.sim = fake.path / ".sim"
+        return fake
+
     def set_status(self, status: str) -> None:
         """``running`` or ``stopped`` (as ``pct status`` reports; exec refuses when stopped)."""
         (self.sim / "status").write_text(status)

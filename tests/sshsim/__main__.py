@@ -1,0 +1,138 @@
+"""``python -m tests.sshsim``: the test SSH server as a stand-alone demo node for ``make run``.
+
+Fake containers follow the Proxmox simulator (read through its admin endpoint): every
+container it lists gets a directory, running ones a few familiar services chosen by
+hostname, and services that scripts enable (``systemctl enable --now nginx``) come up
+listening where such a service usually does. That is enough for the creation wizard,
+provisioning and the Services tab to work end to end in demo mode.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import ssl
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.sshsim import FakeContainer, FakeUnit, SSHServer
+
+BASE_UNITS = [FakeUnit("ssh.service", ports=[22], comm="sshd"), FakeUnit("cron.service")]
+# Where the services of the starter catalog (and their look-alikes) usually listen.
+DEMO_PORTS = {
+    "nginx": [80], "apache2": [80], "postgresql": [5432], "mariadb": [3306], "redis-server": [6379],
+    "AdGuardHome": [53, 80], "jellyfin": [8096], "code-server": [8080], "grafana-server": [3000],
+}
+BY_HOSTNAME = {"web": "nginx", "db": "postgresql", "media": "jellyfin", "dns": "AdGuardHome", "dev": "code-server"}
+ENABLED = re.compile(r"^systemctl (?:enable --now|enable|start|restart|reload-or-restart) (\S+)")
+# Beyond the test fakes: what the starter catalog's scripts touch, so they run to the end here.
+DEMO_LOGGED = ("nginx", "runuser", "chown", "id", "tar", "gpg", "update-locale")
+DEMO_SCRIPTS = {
+    "dpkg": """#!/bin/sh
+echo "dpkg $*" >> "$PROXBOARD_CT_ROOT/.sim/commands.log"
+[ "$1" = --print-architecture ] && echo amd64
+exit 0
+""",
+    # No internet in the demo: "downloads" are empty files.
+    "curl": """#!/bin/sh
+echo "curl $*" >> "$PROXBOARD_CT_ROOT/.sim/commands.log"
+while [ $# -gt 0 ]; do [ "$1" = -o ] && : > "$2"; shift; done
+exit 0
+""",
+}
+DEMO_FILES = {
+    "etc/nginx/sites-available/default": "", "etc/nginx/sites-enabled/default": "",
+    "etc/postgresql/15/main/postgresql.conf": "#listen_addresses = 'localhost'\n",
+    "etc/postgresql/15/main/pg_hba.conf": "local all postgres peer\n", "var/www/html/index.nginx-debian.html": "",
+    "etc/systemd/system/AdGuardHome.service": "", "opt/AdGuardHome/AdGuardHome.yaml": "",
+}
+
+
+def units_for(names: list[str]) -> list[FakeUnit]:
+    """The base units plus ``names``, each listening where such a service usually does."""
+    units = list(BASE_UNITS)
+    for name in dict.fromkeys(names):
+        unit = name if name.endswith(".service") else f"{name}.service"
+        base = unit.removesuffix(".service").split("@")[0]
+        units.append(FakeUnit(unit, ports=DEMO_PORTS.get(base, []), comm=base[:15]))
+    return units
+
+
+def prepare_demo_container(fake: FakeContainer) -> None:
+    """Add the demo's extra fakes and the files packages would have installed."""
+    from tests.sshsim import LOGGED, _script
+
+    for name in DEMO_LOGGED:
+        _script(fake.sim / "bin" / name, LOGGED.format(name=name))
+    for name, text in DEMO_SCRIPTS.items():
+        _script(fake.sim / "bin" / name, text)
+    for relative, text in DEMO_FILES.items():
+        path = fake.path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def follow(server: SSHServer, admin_url: str, context: ssl.SSLContext) -> None:
+    """Mirror the simulator's containers as fake containers, once."""
+    with urllib.request.urlopen(f"{admin_url}/containers", context=context, timeout=5) as response:
+        listed = json.load(response)
+    listed = listed.get("data", listed) if isinstance(listed, dict) else listed
+    for ct in listed:
+        if ct.get("template"):
+            continue
+        path = server.root / str(ct["vmid"])
+        if (path / ".sim").is_dir():
+            fake = FakeContainer.open(server.root, ct["vmid"])
+        else:
+            fake = server.container(ct["vmid"])
+            prepare_demo_container(fake)
+        seeded_file, key_file = path / ".sim" / "seeded", path / ".sim" / "units.key"
+        if not seeded_file.exists():
+            name = str(ct.get("name") or "")
+            seeded_file.write_text(",".join(svc for prefix, svc in BY_HOSTNAME.items() if name.startswith(prefix)))
+        seeded = [svc for svc in seeded_file.read_text().split(",") if svc]
+        enabled = [match.group(1) for line in fake.commands() if (match := ENABLED.match(line))]
+        wanted = ",".join(seeded + enabled)
+        if not key_file.exists() or key_file.read_text() != wanted:
+            fake.set_units(units_for(seeded + enabled))
+            key_file.write_text(wanted)
+        fake.set_status("running" if ct.get("status") == "running" else "stopped")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", required=True, type=Path)
+    parser.add_argument("--pve-admin", required=True, help="the simulator's admin URL, https://127.0.0.1:PORT/_sim")
+    parser.add_argument("--pve-ca", required=True, help="the simulator's CA certificate")
+    args = parser.parse_args()
+    args.workdir = args.workdir.resolve()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    server = SSHServer(args.workdir).start()
+    print(f"sshsim listening on {server.host}:{server.port}", flush=True)
+    print(f"key file: {server.user_key_path}", flush=True)
+    print(f"known hosts: {server.known_hosts_path}", flush=True)
+    running = True
+
+    def stop(*_):
+        nonlocal running
+        running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    context = ssl.create_default_context(cafile=args.pve_ca)
+    try:
+        while running:
+            try:
+                follow(server, args.pve_admin.rstrip("/"), context)
+            except OSError as exc:
+                print(f"sshsim: cannot read the simulator: {exc}", file=sys.stderr, flush=True)
+            time.sleep(0.3)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
