@@ -71,6 +71,16 @@ def median_ms(fn, runs: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians_ms(functions, runs: int) -> list[float]:
+    times: list[list[float]] = [[] for _ in functions]
+    for _ in range(runs):
+        for index, fn in enumerate(functions):
+            started = time.perf_counter()
+            fn()
+            times[index].append((time.perf_counter() - started) * 1000)
+    return [statistics.median(series) for series in times]
+
+
 def build_app(pve_env: dict, folder: str, cache_seconds: float):
     from flask_migrate import upgrade
 
@@ -103,13 +113,16 @@ def dashboard_table(sizes: list[int], runs: int) -> None:
         with simulator(size) as (env, _), tempfile.TemporaryDirectory() as folder:
             api = ProxmoxAPI(env["PVE_HOST"], port=env["PVE_PORT"], user=env["PVE_USER"], token_name="proxboard",
                              token_value=env["PVE_TOKEN_VALUE"], verify_ssl=env["PVE_VERIFY_SSL"], timeout=30)
-            floor = median_ms(lambda: api.cluster.resources.get(), runs)
             app = build_app(env, folder, cache_seconds=0)
             client = app.test_client()
             login(client)
             client.get("/")  # first render records the containers
-            page = median_ms(lambda: client.get("/"), runs)
-            fragment_ms = median_ms(lambda: client.get("/", headers={"HX-Request": "true"}), runs)
+            # Interleaved, so that drift in the machine's load affects all three alike.
+            floor, page, fragment_ms = interleaved_medians_ms([
+                lambda: api.cluster.resources.get(),
+                lambda: client.get("/"),
+                lambda: client.get("/", headers={"HX-Request": "true"}),
+            ], runs)
             body = client.get("/", headers={"HX-Request": "true"}).data
             app.extensions["proxmox"]._cache.ttl = 5
             cached = median_ms(lambda: client.get("/"), runs)

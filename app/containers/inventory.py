@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,12 +21,13 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Container, Operation, Service, utcnow
-from app.proxmox import ContainerSummary, ProxmoxError, get_proxmox
+from app.proxmox import ClusterSnapshot, ContainerSummary, ProxmoxError, get_proxmox
 
 log = logging.getLogger(__name__)
 
 STATUS_FILTERS = ("all", "running", "stopped", "other")
 MAX_SETTLE_PER_RENDER = 5
+_FETCHER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="proxmox-fetch")
 
 
 def display_status(pve_status: str | None, lock: str | None = None, lifecycle: str | None = None) -> str:
@@ -163,34 +165,49 @@ def snapshot_of(ct: ContainerSummary) -> dict[str, Any]:
 
 def load_inventory() -> Inventory:
     """The merged view of every container: one Proxmox call, constant queries."""
+    # Proxmox answers while the database is read: the two waits overlap instead of adding up.
+    pve = get_proxmox()
+    fetch = _FETCHER.submit(pve.cluster_snapshot)
+    pending = pending_operations()
+    if pending:
+        before = len(pending)
+        pending = _settle(pending)
+        if len(pending) != before:  # an action just ended: read the state it left
+            fetch = _FETCHER.submit(pve.cluster_snapshot)
     rows = db.session.execute(
         select(Container.id, Container.vmid, Container.node, Container.hostname, Container.lifecycle,
                Container.managed).where(Container.lifecycle != "deleted")
     ).all()
     by_vmid = {row.vmid: row for row in rows}
-    pending = pending_operations()
-    if pending:
-        pending = _settle(pending)
     try:
-        snapshot = get_proxmox().cluster_snapshot()
+        snapshot = fetch.result()
     except ProxmoxError as exc:
         since = tracker().failed(exc.message)
         return _stale_inventory(by_vmid, pending, exc.message, since)
     tracker().ok()
 
-    live = [ct for ct in snapshot.containers if not ct.template]
-    _remember(live, by_vmid)
+    summaries = snapshot.containers
+    live = [index for index, brief in enumerate(snapshot.briefs) if not brief.template]
+    _remember(snapshot, live, by_vmid)
     entries: list[tuple[int, str, Any]] = []
     seen: set[int] = set()
-    for ct in live:
-        row = by_vmid.get(ct.vmid)
-        seen.add(ct.vmid)
-        entries.append((ct.vmid, display_status(ct.status, ct.lock, row.lifecycle if row else None), (ct, row)))
+    briefs = snapshot.briefs
+    for index in live:
+        brief = briefs[index]
+        row = by_vmid.get(brief.vmid)
+        seen.add(brief.vmid)
+        status = display_status(brief.status, brief.lock, row.lifecycle if row else None)
+        entries.append((brief.vmid, status, (index, row)))
     for row in rows:  # containers Proxboard is still creating, not yet (or no longer) in Proxmox
         if row.vmid not in seen and row.lifecycle in ("creating", "error"):
             entries.append((row.vmid, row.lifecycle, (None, row)))
     entries.sort(key=lambda entry: entry[0])
-    return Inventory(entries, lambda item: _live_view(*item, pending), reachable=True,
+
+    def build(item) -> ContainerView:
+        index, row = item
+        return _live_view(summaries[index] if index is not None else None, row, pending)
+
+    return Inventory(entries, build, reachable=True,
                      cpu_percent=snapshot.cpu_percent, mem=snapshot.mem, maxmem=snapshot.maxmem)
 
 
@@ -273,18 +290,22 @@ def _stale_view(row, saved, pending: dict[int, Operation]) -> ContainerView:
 _sync_lock = threading.Lock()
 
 
-def _remember(live: list[ContainerSummary], by_vmid) -> None:
+def _remember(snapshot: ClusterSnapshot, live: list[int], by_vmid) -> None:
     """Store last-known state (throttled): new containers become unmanaged records."""
     interval = float(current_app.config.get("SNAPSHOT_SECONDS", 60))
     state = current_app.extensions.setdefault("inventory_sync", {"at": 0.0})
     now = time.monotonic()
-    new = [ct for ct in live if ct.vmid not in by_vmid]
-    if not new and now - state["at"] < interval:
+    briefs = snapshot.briefs
+    vmids = [briefs[index].vmid for index in live]
+    has_new = any(vmid not in by_vmid for vmid in vmids)
+    if not has_new and now - state["at"] < interval:
         return
     if not _sync_lock.acquire(blocking=False):
         return
     try:
         state["at"] = now
+        live_cts = [snapshot.containers[index] for index in live]
+        new = [ct for ct in live_cts if ct.vmid not in by_vmid]
         moment = utcnow()
         if new:
             db.session.execute(insert(Container), [
@@ -292,13 +313,13 @@ def _remember(live: list[ContainerSummary], by_vmid) -> None:
                  "snapshot": snapshot_of(ct), "snapshot_at": moment, "created_at": moment, "updated_at": moment}
                 for ct in new
             ])
-        known = [ct for ct in live if ct.vmid in by_vmid]
+        known = [ct for ct in live_cts if ct.vmid in by_vmid]
         if known:
             db.session.execute(update(Container), [
                 {"id": by_vmid[ct.vmid].id, "node": ct.node, "snapshot": snapshot_of(ct), "snapshot_at": moment}
                 for ct in known
             ])
-        live_ids = {ct.vmid for ct in live}
+        live_ids = set(vmids)
         gone = [row.id for vmid, row in by_vmid.items() if vmid not in live_ids and row.lifecycle == "ready"]
         if gone:
             db.session.execute(update(Container).where(Container.id.in_(gone)).values(lifecycle="deleted"))

@@ -24,6 +24,12 @@ def container_url(vmid: int, *parts: str, **query) -> str:
     return f"{path}?{urlencode(query)}" if query else path
 
 
+@bp.app_template_global()
+def url_query(**query) -> str:
+    """A query string from keyword arguments (None values left out)."""
+    return urlencode({key: value for key, value in query.items() if value is not None})
+
+
 @bp.app_context_processor
 def lifecycle_helpers():
     from app.containers.lifecycle import action_reasons

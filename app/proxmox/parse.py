@@ -18,7 +18,9 @@ from .models import (
     ClusterVersion,
     ContainerConfig,
     ContainerInterface,
+    ContainerBrief,
     ContainerSummary,
+    LazySummaries,
     Features,
     NetInterface,
     Node,
@@ -94,13 +96,13 @@ def as_opt_str(value: Any) -> str | None:
 
 def split_list(value: Any) -> tuple[str, ...]:
     """Split a Proxmox ``-list`` value (``a;b``, ``a,b``, ``a b``) keeping order, no duplicates."""
-    if value is None:
+    if not value:
         return ()
     if isinstance(value, (list, tuple)):
-        items: Iterable[str] = (str(v) for v in value)
+        items: Iterable[str] = (str(v).strip() for v in value)
     else:
-        items = _LIST_SPLIT.split(str(value))
-    return tuple(dict.fromkeys(item for item in (i.strip() for i in items) if item))
+        items = _LIST_SPLIT.split(str(value))  # the separators already absorb the white space
+    return tuple(dict.fromkeys(item for item in items if item))
 
 
 def parse_property_string(value: str | None, default_key: str | None = None) -> dict[str, str]:
@@ -224,22 +226,28 @@ def resource_storage(raw: Raw) -> Storage:
 
 
 def cluster_snapshot(raws: Iterable[Raw], pinned_node: str | None = None) -> ClusterSnapshot:
-    """Split one cluster/resources answer into containers, nodes and storages."""
+    """Split one cluster/resources answer into containers (parsed lazily), nodes and storages."""
     containers, nodes, storages = [], [], []
     for raw in raws:
         kind = raw.get("type")
         if pinned_node and raw.get("node") != pinned_node:
             continue
         if kind == "lxc":
-            containers.append(container_summary(raw))
+            containers.append(raw)
         elif kind == "node":
             nodes.append(node(raw))
         elif kind == "storage":
             storages.append(resource_storage(raw))
-    containers.sort(key=lambda ct: ct.vmid)
+    briefs = [
+        ContainerBrief(as_int(raw.get("vmid")), str(raw.get("node") or ""), ct_status(raw.get("status")),
+                       as_opt_str(raw.get("lock")), as_bool(raw.get("template")))
+        for raw in containers
+    ]
+    order = sorted(range(len(containers)), key=lambda i: briefs[i].vmid)
     nodes.sort(key=lambda n: n.name)
     storages.sort(key=lambda s: (s.node or "", s.storage))
-    return ClusterSnapshot(tuple(containers), tuple(nodes), tuple(storages))
+    summaries = LazySummaries([containers[i] for i in order], [briefs[i] for i in order], container_summary)
+    return ClusterSnapshot(summaries, tuple(nodes), tuple(storages))
 
 
 def net_interface(index: int, value: str) -> NetInterface:
