@@ -121,3 +121,41 @@ def test_create_container_end_to_end(page, ssh_server, pve):
     page.screenshot("8-detail-services")
     assert any(c.startswith("apt-get install") and "nginx" in c for c in ct.commands())
     assert (ct.path / "etc/proxboard/credentials/nginx").read_text().startswith("ADMIN_PASSWORD=")
+
+
+@pytest.fixture
+def nojs_page(chromium, provisioning_server, pve, request):
+    context = chromium.new_context(viewport={"width": 1400, "height": 900}, base_url=provisioning_server.url,
+                                   java_script_enabled=False)
+    browser_page = BrowserPage(context.new_page(), provisioning_server.url, request.node.name + "-nojs")
+    yield browser_page
+    context.close()
+
+
+def test_create_container_without_javascript(nojs_page, ssh_server, pve):
+    """Plain forms and a self-refreshing progress page carry the whole flow."""
+    vmid = VMID + 1
+    ssh_server.container(vmid).set_units([FakeUnit("nginx.service", ports=[80])])
+    p = nojs_page.page
+    nojs_page.login()
+    nojs_page.goto("/containers/create")
+    p.locator("label", has_text="nginx-site").click()
+    p.get_by_test_id("next").click()
+    expect(p.locator('[aria-current="step"]')).to_contain_text("Configure")
+    p.fill("#hostname", "static01")
+    p.fill("#vmid", str(vmid))
+    p.fill("#password", "a-root-password")
+    p.fill("#password_confirm", "a-root-password")
+    p.get_by_test_id("next").click()
+    expect(p.locator('[aria-current="step"]')).to_contain_text("Packages")
+    p.get_by_test_id("back").click()
+    expect(p.locator("#hostname")).to_have_value("static01")  # Back keeps what was entered
+    p.get_by_test_id("next").click()
+    p.get_by_test_id("next").click()
+    p.get_by_test_id("next").click()
+    expect(p.get_by_test_id("review-configure")).to_contain_text(f"static01 (CT {vmid})")
+    nojs_page.screenshot("review")
+    p.get_by_test_id("create").click()
+    expect(p).to_have_url(f"{nojs_page.base_url}/containers/{vmid}/progress")
+    expect(p.get_by_test_id("provision-ready")).to_be_visible(timeout=30000)  # the page reloads itself
+    nojs_page.screenshot("ready")
