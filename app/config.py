@@ -25,6 +25,7 @@ class DefaultConfig:
     ACTION_TIMEOUT = 120
     SERVICE_CHECK_SECONDS = 300
     SERVICE_CHECK_TIMEOUT = 30
+    SERVICE_CHECK_CONCURRENCY = 4  # containers of one node checked at once, over one SSH connection
     SSH_HOSTS = None  # "pve1=10.0.0.11,pve2=10.0.0.12" or a dict; nodes not listed use PVE_HOST
     SSH_PORT = 22
     SSH_USER = "root"

@@ -177,6 +177,10 @@ def test_batch_uses_one_connection_per_node(db, ssh_containers, running, ssh_ser
         results = refresh_running_containers(pool=pool)
         assert len(pool._connections) == len({node for _v, node in running})
     assert len(results) == len(running) and all(r.ok for r in results)
+    # checked several at a time over each connection, every container got its own result
+    db.session.expire_all()
+    stored = db.session.scalars(db.select(Service).where(Service.name == "nginx")).all()
+    assert sorted(service.container.vmid for service in stored) == sorted(vmid for vmid, _ in running)
     assert refresh_running_containers(due_only=True) == []  # all fresh
 
 

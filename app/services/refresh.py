@@ -5,6 +5,7 @@ import ipaddress
 import logging
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +18,7 @@ from app.models.types import utcnow
 from app.proxmox import ProxmoxClient, ProxmoxError, get_proxmox
 from app.ssh import SSHError, SSHPool, open_pool
 
-from .discovery import DeclaredService, Discovery, build_services, run_discovery
+from .discovery import DeclaredService, Discovery, DiscoveryOutput, build_services, run_discovery
 
 log = logging.getLogger("app.services")
 
@@ -47,19 +48,19 @@ def declared_services(container: Container) -> list[DeclaredService]:
     ]
 
 
-def container_ip(proxmox: ProxmoxClient, node: str, container: Container) -> str | None:
-    """The container's IPv4: static from its config, else the DHCP lease Proxmox reports."""
+def container_ip(proxmox: ProxmoxClient, node: str, vmid: int, known_ip: str | None = None) -> str | None:
+    """The container's IPv4: static from its config, else the DHCP lease Proxmox reports, else ``known_ip``."""
     try:
-        for net in proxmox.container_config(node, container.vmid).nets:
+        for net in proxmox.container_config(node, vmid).nets:
             if net.ip and net.ip not in ("dhcp", "manual"):
                 return net.ip.split("/", 1)[0]
-        for interface in proxmox.container_interfaces(node, container.vmid):
+        for interface in proxmox.container_interfaces(node, vmid):
             for address in interface.ipv4:
                 if not ipaddress.ip_address(address).is_loopback:
                     return address
     except (ProxmoxError, ValueError) as exc:
-        log.warning("no IP for CT %s from Proxmox: %s", container.vmid, exc)
-    return container.ip
+        log.warning("no IP for CT %s from Proxmox: %s", vmid, exc)
+    return known_ip
 
 
 def apply_discovery(container: Container, discovery: Discovery, now: datetime) -> None:
@@ -101,6 +102,41 @@ def mark_all(container: Container, status: str | None, error: str, now: datetime
         service.checked_at = now
 
 
+@dataclass
+class _Gathered:
+    """What one container's check found, before anything is written."""
+
+    output: DiscoveryOutput | None = None
+    error: SSHError | None = None
+    ip: str | None = None
+
+
+def _gather(vmid: int, node: str, known_ip: str | None, pool: SSHPool, proxmox: ProxmoxClient,
+            timeout: float | None) -> _Gathered:
+    """SSH discovery and the IP lookup for one container: no database access, so it may run in a thread."""
+    try:
+        output = run_discovery(pool.node(node), vmid, timeout=timeout)
+    except SSHError as exc:
+        log.warning("service check failed node=%s vmid=%s: %s", node, vmid, exc)
+        return _Gathered(error=exc)
+    return _Gathered(output=output, ip=container_ip(proxmox, node, vmid, known_ip))
+
+
+def _store(container: Container, node: str, gathered: _Gathered, declared: list[DeclaredService],
+           started: float) -> RefreshResult:
+    now = utcnow()
+    if gathered.error is not None:
+        mark_all(container, "unknown", f"could not check: {gathered.error}", now)
+        db.session.commit()
+        return RefreshResult(container.id, container.vmid, node, False, error=str(gathered.error),
+                             seconds=time.monotonic() - started)
+    discovery = build_services(gathered.output, declared, gathered.ip)
+    apply_discovery(container, discovery, now)
+    db.session.commit()
+    return RefreshResult(container.id, container.vmid, node, True, len(discovery.services),
+                         seconds=time.monotonic() - started)
+
+
 def refresh_container(
     container: Container, pool: SSHPool, proxmox: ProxmoxClient, *, node: str | None = None,
     running: bool | None = None,
@@ -112,7 +148,6 @@ def refresh_container(
     """
     started = time.monotonic()
     node = node or container.node
-    now = utcnow()
     try:
         if running is None:
             running = proxmox.container_status(node, container.vmid).is_running
@@ -120,23 +155,33 @@ def refresh_container(
         log.warning("cannot read status of CT %s from Proxmox (%s); trying SSH anyway", container.vmid, exc)
         running = True
     if not running:
-        mark_all(container, "stopped", "the container is not running", now)
+        mark_all(container, "stopped", "the container is not running", utcnow())
         db.session.commit()
         return RefreshResult(container.id, container.vmid, node, True, len(container.services),
                              seconds=time.monotonic() - started)
-    try:
-        output = run_discovery(pool.node(node), container.vmid, timeout=current_app.config.get("SERVICE_CHECK_TIMEOUT"))
-    except SSHError as exc:
-        log.warning("service check failed node=%s vmid=%s: %s", node, container.vmid, exc)
-        mark_all(container, "unknown", f"could not check: {exc}", now)
-        db.session.commit()
-        return RefreshResult(container.id, container.vmid, node, False, error=str(exc),
-                             seconds=time.monotonic() - started)
-    discovery = build_services(output, declared_services(container), container_ip(proxmox, node, container))
-    apply_discovery(container, discovery, now)
-    db.session.commit()
-    return RefreshResult(container.id, container.vmid, node, True, len(discovery.services),
-                         seconds=time.monotonic() - started)
+    gathered = _gather(container.vmid, node, container.ip, pool, proxmox, _check_timeout())
+    return _store(container, node, gathered, declared_services(container), started)
+
+
+def refresh_node_batch(containers: list[Container], node: str, pool: SSHPool,
+                       proxmox: ProxmoxClient) -> list[RefreshResult]:
+    """Check running containers of one node over its one connection, several at a time.
+
+    The checks wait on SSH and Proxmox, so they run in threads (each on its own SSH channel);
+    the results are written here, on the caller's database session.
+    """
+    started = time.monotonic()
+    declared = [declared_services(container) for container in containers]  # lazy loads stay on this thread
+    workers = max(1, int(current_app.config.get("SERVICE_CHECK_CONCURRENCY") or 1))
+    timeout = _check_timeout()
+    with ThreadPoolExecutor(max_workers=min(workers, len(containers) or 1)) as executor:
+        futures = [executor.submit(_gather, ct.vmid, node, ct.ip, pool, proxmox, timeout) for ct in containers]
+        return [_store(ct, node, future.result(), declared[i], started)
+                for i, (ct, future) in enumerate(zip(containers, futures))]
+
+
+def _check_timeout() -> float | None:
+    return current_app.config.get("SERVICE_CHECK_TIMEOUT")
 
 
 def refresh_container_services(
@@ -178,8 +223,7 @@ def refresh_running_containers(
     pool = pool or open_pool()
     try:
         for node, containers in sorted(by_node.items()):
-            for container in containers:
-                results.append(refresh_container(container, pool, proxmox, node=node, running=True))
+            results.extend(refresh_node_batch(containers, node, pool, proxmox))
     finally:
         if own_pool:
             pool.close()

@@ -5,6 +5,7 @@ import logging
 import select
 import shlex
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Sequence
@@ -63,6 +64,9 @@ class NodeConnection:
         self.settings = settings
         self.host = settings.host_for(node)
         self._client: paramiko.SSHClient | None = None
+        # Several threads may run commands over one connection (each on its own channel);
+        # connecting, reconnecting and opening channels happen one at a time.
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"<NodeConnection {self.node} {self.settings.user}@{self.host}:{self.settings.port}>"
@@ -83,6 +87,10 @@ class NodeConnection:
 
     def connect(self) -> None:
         """Open the connection now (it is otherwise opened by the first command)."""
+        with self._lock:
+            self._connect()
+
+    def _connect(self) -> None:
         if self.connected:
             return
         self.close()
@@ -144,19 +152,21 @@ class NodeConnection:
 
     def close(self) -> None:
         """Close the connection (a later command reopens it)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def _open_channel(self, label: str, vmid: int | None) -> paramiko.Channel:
         for attempt in (1, 2):
-            self.connect()
-            assert self._client is not None
             try:
-                transport = self._client.get_transport()
-                if transport is None or not transport.is_active():
-                    raise EOFError("transport is closed")
-                return transport.open_session(timeout=self.settings.connect_timeout)
+                with self._lock:
+                    self._connect()
+                    assert self._client is not None
+                    transport = self._client.get_transport()
+                    if transport is None or not transport.is_active():
+                        raise EOFError("transport is closed")
+                    return transport.open_session(timeout=self.settings.connect_timeout)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 self.close()
                 if attempt == 2:
