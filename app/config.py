@@ -19,6 +19,7 @@ class DefaultConfig:
     PROXY_FIX_HOPS = 1
     REFRESH_SECONDS = 30
     DASHBOARD_PAGE_SIZE = 24
+    WIZARD_DRAFT_HOURS = 24  # unfinished wizard runs (and their encrypted password) are deleted after this
     SNAPSHOT_SECONDS = 60
     SHUTDOWN_TIMEOUT = 30
     SHUTDOWN_FORCE_AFTER_TIMEOUT = False

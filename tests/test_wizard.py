@@ -164,6 +164,24 @@ def test_password_is_stored_encrypted_never_in_the_cookie(logged_in, client, db,
     assert response.status_code == 302
 
 
+def test_abandoned_drafts_and_their_password_expire(logged_in, client, db, template):
+    from datetime import timedelta
+
+    from app.models import utcnow
+    from app.provisioning.tasks import expire_wizard_drafts_task
+
+    walk_to(logged_in, template.id, until="packages")
+    draft = draft_of(db)
+    assert expire_wizard_drafts_task.call_local() == 0  # still fresh
+    draft.updated_at = utcnow() - timedelta(hours=25)
+    db.session.commit()
+    assert expire_wizard_drafts_task.call_local() == 1
+    db.session.expire_all()
+    assert db.session.scalar(db.select(db.func.count()).select_from(WizardDraft)) == 0
+    response = client.get("/containers/create/packages")  # the wizard starts over instead of failing
+    assert response.status_code == 302 and response.headers["Location"].endswith("/containers/create/template")
+
+
 def test_back_keeps_data_and_refresh_keeps_it(logged_in, client, template):
     walk_to(logged_in, template.id, until="configure")
     response = logged_in.post("/containers/create/configure",

@@ -26,6 +26,19 @@ def sweep_stale_task() -> int:
     return len(sweep_stale())
 
 
+@huey.periodic_task(crontab(minute="17"))
+@in_app_context
+def expire_wizard_drafts_task() -> int:
+    """Hourly: forget wizard runs abandoned for WIZARD_DRAFT_HOURS, and the password they hold."""
+    from datetime import timedelta
+
+    from flask import current_app
+
+    from app.wizard.drafts import expire_abandoned
+
+    return expire_abandoned(timedelta(hours=float(current_app.config["WIZARD_DRAFT_HOURS"])))
+
+
 @huey.on_startup()
 def sweep_on_startup() -> None:
     """A consumer starting up fails the jobs a killed predecessor left running."""

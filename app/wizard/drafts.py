@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from app.container_templates.services import get_template, packages_by_manager, parse_package_text, split_tags
 from app.extensions import db
@@ -315,3 +316,13 @@ def submit(draft_id: str, username: str, pve) -> Container:
 
     start_provisioning(container, plan, username)
     return container
+
+
+def expire_abandoned(max_age: timedelta) -> int:
+    """Delete unconsumed drafts untouched for ``max_age`` (their stored password with them)."""
+    cutoff = utcnow() - max_age
+    result = db.session.execute(
+        delete(WizardDraft).where(WizardDraft.consumed_at.is_(None), WizardDraft.updated_at < cutoff)
+    )
+    db.session.commit()
+    return result.rowcount or 0
