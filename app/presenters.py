@@ -69,7 +69,8 @@ def filesize(value: float | int | None) -> str:
     size = float(value)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            number = f"{size:.0f}" if unit == "B" else f"{size:.1f}".removesuffix(".0")
+            return f"{number} {unit}"
         size /= 1024
     return f"{size:.1f} TiB"
 

@@ -619,7 +619,7 @@ def test_cli_check_reports_cluster(pve):
     assert result.exit_code == 0, result.output
     assert f"https://{pve.host}:{pve.port} as API token root@pam!proxboard" in result.output
     assert "8.4.1" in result.output and "pve1 (online)" in result.output
-    assert "Containers: 19 (+ 1 templates)" in result.output
+    assert "Containers: 19 (+ 1 template)" in result.output
     assert SIM_TOKEN_VALUE not in result.output
 
 

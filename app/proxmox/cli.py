@@ -31,5 +31,5 @@ def check_command() -> None:
     click.echo(f"Version: pve-manager {version.version} (release {version.release})")
     click.echo("Nodes: " + ", ".join(f"{n.name} ({n.status})" for n in nodes))
     templates = sum(1 for ct in containers if ct.template)
-    click.echo(f"Containers: {len(containers) - templates} (+ {templates} templates)")
+    click.echo(f"Containers: {len(containers) - templates} (+ {templates} template{'' if templates == 1 else 's'})")
     click.echo("OK")
