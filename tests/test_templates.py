@@ -212,6 +212,27 @@ def test_edit_page_manages_files_packages_buckets_and_services(logged_in, client
     assert "httpie" in packages and "htop" in packages
 
 
+def test_a_provided_service_is_edited_in_place(logged_in, client, db):
+    template = make_template(db, "web")
+    base = f"/templates/{template.id}"
+    logged_in.post(f"{base}/services/add", {"new-service-name": "app", "new-service-port": "8000",
+                                            "new-service-scheme": "http"})
+    service = services.get_template(template.id).services[0]
+    prefix = f"service-{service.id}"
+    bad = logged_in.post(f"{base}/services/{service.id}", {f"{prefix}-name": "app", f"{prefix}-port": "0",
+                                                             f"{prefix}-scheme": "http"})
+    assert "Number must be between 1 and 65535." in bad.text
+    db.session.expire_all()
+    assert services.get_template(template.id).services[0].port == 8000  # nothing half-saved
+    saved = logged_in.post(f"{base}/services/{service.id}", {f"{prefix}-name": "app", f"{prefix}-port": "8443",
+                                                               f"{prefix}-scheme": "https", f"{prefix}-web_path": "/ui"})
+    assert saved.status_code == 302
+    db.session.expire_all()
+    edited = services.get_template(template.id).services
+    assert [(s.name, s.port, s.scheme, s.web_path) for s in edited] == [("app", 8443, "https", "/ui")]
+    assert "https port 8443" in client.get(f"{base}/edit").text
+
+
 def test_htmx_sub_form_answers_with_a_toast_event(logged_in, client, db):
     template = make_template(db, "web")
     response = logged_in.post(f"/templates/{template.id}/scripts/add", {"new-script-name": "one", "new-script-content": "true"},

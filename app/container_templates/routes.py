@@ -146,6 +146,8 @@ def _edit_forms(template: ContainerTemplate, overrides: dict, options: dict) -> 
                   for f in template.files},
         "new_file": pick("new_file", lambda: forms.FileForm(formdata=None, prefix="new-file")),
         "new_package": pick("new_package", lambda: forms.PackageForm(formdata=None, prefix="new-package")),
+        "services": {sv.id: pick(f"service-{sv.id}", lambda sv=sv: forms.ServiceForm(formdata=None, obj=sv, prefix=f"service-{sv.id}"))
+                     for sv in template.services},
         "new_service": pick("new_service", lambda: forms.ServiceForm(formdata=None, prefix="new-service")),
         "attach": attach,
         "action": forms.ActionForm(formdata=None),
@@ -289,14 +291,17 @@ def detach_bucket(template_id: int, bucket_id: int):
 
 
 @bp.post("/<int:template_id>/services/add")
-def add_service(template_id: int):
-    """Declare a service the template's containers provide."""
+@bp.post("/<int:template_id>/services/<int:service_id>")
+def save_service(template_id: int, service_id: int | None = None):
+    """Declare a service the template's containers provide, or change one."""
     template = _template_or_404(template_id)
-    form = forms.ServiceForm(prefix="new-service")
+    service = _child_or_404(template, TemplateService, service_id) if service_id else None
+    key = f"service-{service.id}" if service else "new_service"
+    form = forms.ServiceForm(prefix=f"service-{service.id}" if service else "new-service")
     if not form.validate_on_submit():
-        return _render_edit(template, invalid=True, new_service=form)
-    services.save_service(template, form.data)
-    flash(f"Service “{form.name.data}” added.", "success")
+        return _render_edit(template, invalid=True, **{key: form})
+    services.save_service(template, form.data, service)
+    flash(f"Service “{form.name.data}” {'saved' if service else 'added'}.", "success")
     return _back_to_edit(template, "services")
 
 
