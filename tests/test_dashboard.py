@@ -211,3 +211,27 @@ def test_bad_filter_and_page_fall_back(logged_in, client):
     assert client.get("/?status=bogus&page=-3").status_code == 200
     assert client.get("/?page=abc").status_code == 200
     assert client.get("/containers/100/actions/explode").status_code == 404
+
+
+def test_search_finds_by_name_vmid_node_and_tag_and_survives_refresh(logged_in, client, pve):
+    def shown(html):
+        return {int(v) for v in re.findall(r'<div class="col" id="ct-(\d+)"', html)}
+
+    assert shown(client.get("/?q=web01").text) == {100}
+    assert shown(client.get("/?q=104").text) == {104}
+    by_tag = shown(client.get("/?q=team-a").text)
+    assert 100 in by_tag and all("team-a" in pve.containers[v].tags for v in by_tag)
+    both = shown(client.get("/?q=pve1&status=running").text)
+    assert both and all(pve.containers[v].node == "pve1" and pve.containers[v].status == "running" for v in both)
+    page = client.get("/?q=web01").text
+    assert 'hx-get="/?q=web01"' in page  # the auto-refresh keeps the search
+    assert 'data-filter="running"' in page and "/?status=running&amp;q=web01" in page
+    empty = client.get("/?q=no-such-container").text
+    assert 'data-testid="no-match"' in empty and "no-such-container" in empty
+
+
+def test_search_on_last_known_state_while_proxmox_is_down(logged_in, client, pve):
+    client.get("/")
+    pve.faults.unreachable = True
+    html = client.get("/?q=web01").text
+    assert "Cannot reach Proxmox" in html and 'id="ct-100"' in html and 'id="ct-101"' not in html

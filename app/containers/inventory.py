@@ -88,8 +88,9 @@ class Inventory:
     thousand containers, building them all was a measurable share of the render.
     """
 
-    entries: list[tuple[int, str, Any]]  # (vmid, display status, what ``build`` needs)
+    entries: list[tuple[int, str, Any]]  # (vmid, display status, what ``build`` and ``describe`` need)
     build: Callable[[Any], ContainerView]
+    describe: Callable[[Any], str]  # the text a search looks in (VMID, names, node, tags)
     reachable: bool
     error: str | None = None
     unreachable_since: datetime | None = None
@@ -107,17 +108,23 @@ class Inventory:
     def total(self) -> int:
         return len(self.entries)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, entries: list[tuple[int, str, Any]] | None = None) -> dict[str, int]:
+        """How many containers (of ``entries``, else all) fall in each status group."""
+        entries = self.entries if entries is None else entries
         counts = dict.fromkeys(STATUS_FILTERS, 0)
-        counts["all"] = len(self.entries)
-        for _, status, _ in self.entries:
+        counts["all"] = len(entries)
+        for _, status, _ in entries:
             counts[status_group(status)] += 1
         return counts
 
-    def filtered(self, status: str) -> list[tuple[int, str, Any]]:
-        if status == "all":
-            return self.entries
-        return [entry for entry in self.entries if status_group(entry[1]) == status]
+    def filtered(self, status: str, query: str = "") -> list[tuple[int, str, Any]]:
+        """Entries in a status group whose VMID, name, hostname, node or tags contain every word of ``query``."""
+        entries = self.entries if status == "all" else [e for e in self.entries if status_group(e[1]) == status]
+        words = query.lower().split()
+        if words:
+            described = ((entry, self.describe(entry[2])) for entry in entries)
+            entries = [entry for entry, text in described if all(word in text for word in words)]
+        return entries
 
     def views(self, entries: list[tuple[int, str, Any]]) -> list[ContainerView]:
         """Full views of the given entries."""
@@ -207,7 +214,15 @@ def load_inventory() -> Inventory:
         index, row = item
         return _live_view(summaries[index] if index is not None else None, row, pending)
 
-    return Inventory(entries, build, reachable=True,
+    def describe(item) -> str:
+        index, row = item
+        hostname = row.hostname if row is not None else None
+        if index is None:
+            return f"{row.vmid} {hostname or ''} {row.node}".lower()
+        brief = briefs[index]
+        return f"{brief.vmid} {brief.name} {hostname or ''} {brief.node} {brief.tags}".lower()
+
+    return Inventory(entries, build, describe, reachable=True,
                      cpu_percent=snapshot.cpu_percent, mem=snapshot.mem, maxmem=snapshot.maxmem)
 
 
@@ -269,7 +284,13 @@ def _stale_inventory(by_vmid, pending, reason: str, since: datetime) -> Inventor
         snap = saved[row.id].snapshot or {}
         status = display_status(snap.get("status", "unknown"), snap.get("lock"), row.lifecycle)
         entries.append((vmid, status, (row, saved[row.id])))
-    return Inventory(entries, lambda item: _stale_view(*item, pending), reachable=False, error=reason,
+    def describe(item) -> str:
+        row, saved_row = item
+        snap = saved_row.snapshot or {}
+        tags = ";".join(snap.get("tags", ()))
+        return f"{row.vmid} {snap.get('name', '')} {row.hostname or ''} {row.node} {tags}".lower()
+
+    return Inventory(entries, lambda item: _stale_view(*item, pending), describe, reachable=False, error=reason,
                      unreachable_since=since)
 
 

@@ -30,14 +30,16 @@ def index():
     if status not in STATUS_FILTERS:
         status = "all"
     number = request.args.get("page", 1, type=int) or 1
+    query = request.args.get("q", "").strip()[:100]
     inventory = load_inventory()
-    page = paginate(inventory.filtered(status), number, int(current_app.config["DASHBOARD_PAGE_SIZE"]))
+    page = paginate(inventory.filtered(status, query), number, int(current_app.config["DASHBOARD_PAGE_SIZE"]))
     page.items = inventory.views(page.items)
     attach_services(page.items)
-    refresh_url = url_for("dashboard.index", status=None if status == "all" else status,
+    pill_counts = inventory.counts(inventory.filtered("all", query)) if query else inventory.counts()
+    refresh_url = url_for("dashboard.index", status=None if status == "all" else status, q=query or None,
                           page=None if page.number == 1 else page.number)
-    context = {"inventory": inventory, "page": page, "status": status, "refresh_url": refresh_url,
-               "reachable": inventory.reachable, "next_url": refresh_url}
+    context = {"inventory": inventory, "page": page, "status": status, "query": query, "pill_counts": pill_counts,
+               "refresh_url": refresh_url, "reachable": inventory.reachable, "next_url": refresh_url}
     template = "dashboard/_body.html" if request.headers.get("HX-Request") else "dashboard/index.html"
     response = render_template(template, **context), 200, {"Vary": "HX-Request"}
     return response

@@ -300,6 +300,8 @@ class ContainerBrief(NamedTuple):
     status: str
     lock: str | None
     template: bool
+    name: str = ""
+    tags: str = ""  # as Proxmox sends them (``a;b``): only searched, never shown
 
 
 class LazySummaries(Sequence[ContainerSummary]):
@@ -356,7 +358,8 @@ class ClusterSnapshot:
         """Every container's vmid, node, status, lock and template flag (cheap)."""
         if isinstance(self.containers, LazySummaries):
             return self.containers.briefs
-        return tuple(ContainerBrief(ct.vmid, ct.node, ct.status, ct.lock, ct.template) for ct in self.containers)
+        return tuple(ContainerBrief(ct.vmid, ct.node, ct.status, ct.lock, ct.template, ct.name, ";".join(ct.tags))
+                     for ct in self.containers)
 
     @property
     def running_count(self) -> int:

@@ -240,7 +240,8 @@ def cluster_snapshot(raws: Iterable[Raw], pinned_node: str | None = None) -> Clu
             storages.append(resource_storage(raw))
     briefs = [
         ContainerBrief(as_int(raw.get("vmid")), str(raw.get("node") or ""), ct_status(raw.get("status")),
-                       as_opt_str(raw.get("lock")), as_bool(raw.get("template")))
+                       as_opt_str(raw.get("lock")), as_bool(raw.get("template")), raw.get("name") or "",
+                       raw.get("tags") or "")
         for raw in containers
     ]
     order = sorted(range(len(containers)), key=lambda i: briefs[i].vmid)
