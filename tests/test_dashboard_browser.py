@@ -172,3 +172,17 @@ def test_stop_without_javascript_uses_a_confirmation_page(nojs_browser, pve):
     page.wait_for_timeout(1200)
     page.reload()
     expect(card(page, 100).locator(".status-badge")).to_have_text("stopped")
+
+
+def test_search_box_narrows_the_grid(dashboard):
+    page = dashboard.page
+    page.get_by_role("searchbox", name="Search containers").fill("team-a")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"q=team-a"))
+    shown = page.locator("[data-testid=grid] > .col")
+    expect(shown.first).to_be_visible()
+    for text in shown.all_inner_texts():
+        assert "team-a" in text
+    dashboard.screenshot("search")
+    page.get_by_role("link", name="Clear").click()
+    expect(page.get_by_test_id("grid").locator("> .col")).to_have_count(19)
