@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import timedelta
 
 import pytest
 
 from app.credentials import store_service_credentials
 from app.models import Container, Event, Operation, Service, utcnow
+from tests.htmx import HX, toast_of, wait_operation
 
-HX = {"HX-Request": "true"}
 LIVE = {**HX, "HX-Target": "ct-live"}
 TAB = {**HX, "HX-Target": "ct-tab"}
 
@@ -36,21 +35,6 @@ def add_services(db, container, count, kind="application"):
     db.session.commit()
 
 
-def toast_of(response) -> dict:
-    return json.loads(response.headers["HX-Trigger"]).get("toast", {})
-
-
-def wait_operation(client, vmid, operation_id, timeout=10):
-    """Poll like the header's spinner does until the operation ends; returns the last response."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = client.get(f"/containers/{vmid}/operations/{operation_id}?view=header", headers=HX)
-        if response.status_code != 204:
-            return response
-        time.sleep(0.1)
-    raise AssertionError("operation did not end")
-
-
 def run(logged_in, client, db, vmid, action):
     """Request ``action`` from the detail header and wait for its task; returns the final header response."""
     response = logged_in.post(f"/containers/{vmid}/actions/{action}", {"view": "header"}, headers=HX)
@@ -58,7 +42,7 @@ def run(logged_in, client, db, vmid, action):
     operation = db.session.scalars(db.select(Operation).join(Container).where(Container.vmid == vmid)
                                    .order_by(Operation.id.desc())).first()
     assert operation is not None, toast_of(response)
-    return wait_operation(client, vmid, operation.id)
+    return wait_operation(client, vmid, operation.id, view="header")
 
 
 # -- header and tabs ------------------------------------------------------------------------------

@@ -1,15 +1,13 @@
 """The dashboard as a person sees it: grid, summary, filters, actions, outages."""
 from __future__ import annotations
 
-import json
 import re
 import time
 
 import pytest
 
 from app.models import Container, Event, Operation
-
-HX = {"HX-Request": "true"}
+from tests.htmx import HX, toast_of, wait_operation
 
 
 def card(html: str, vmid: int) -> str:
@@ -21,21 +19,6 @@ def card(html: str, vmid: int) -> str:
 def stat(html: str, name: str) -> int:
     match = re.search(rf'data-testid="stat-{name}".*?stat-value">([^<]+)<', html, re.S)
     return int(match.group(1))
-
-
-def wait_operation(client, vmid, operation_id, timeout=10):
-    """Poll like the card's spinner does until the operation ends; returns the last response."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = client.get(f"/containers/{vmid}/operations/{operation_id}?view=card", headers=HX)
-        if response.status_code != 204:
-            return response
-        time.sleep(0.1)
-    raise AssertionError("operation did not end")
-
-
-def toast_of(response) -> dict:
-    return json.loads(response.headers["HX-Trigger"]).get("toast", {})
 
 
 def test_grid_shows_every_container_but_proxmox_templates(logged_in, client, pve):
