@@ -143,9 +143,13 @@ def test_invalid_requests_are_rejected_like_pve(sim, api, method, path, params, 
 
 
 def test_path_param_repeated_in_body_is_rejected(sim, api):
-    r = api.post(ct_url(sim, 104, "/status/start"), data={"vmid": "104"})
+    # pve-manager HTTPServer.pm (a2beaf13, PVE 6.3+): equal duplicates pass, conflicting ones fail
+    r = api.post(ct_url(sim, 104, "/status/start"), data={"vmid": "105"})
     assert r.status_code == 400
-    assert r.json()["errors"] == {"vmid": "duplicate parameter (already defined in URI)"}
+    assert r.json()["errors"] == {"vmid": "duplicate parameter (already defined in URI) with conflicting values!"}
+    assert sim.containers[104].status == "stopped"
+    r = api.post(ct_url(sim, 104, "/status/start"), data={"vmid": "104"})
+    assert r.status_code == 200 and ":vzstart:104:" in r.json()["data"]
 
 
 def test_valid_property_strings_and_list_formats_pass(sim, api):

@@ -1,11 +1,18 @@
-"""pvesim: a Proxmox VE 8.4 API simulator (LXC slice) served over real HTTPS on loopback.
+"""pvesim: a Proxmox VE API simulator (LXC slice) served over real HTTPS on loopback.
 
 Test-only code. Application code must never import it.
 
     from tests.pvesim import PVESimulator
-    with PVESimulator(containers=20) as sim:
+    with PVESimulator(containers=20, pve_version="9.1") as sim:   # or "8.4"
         requests.get(sim.url + "/version", verify=sim.ca_cert_path,
                      headers={"Authorization": sim.auth_header})
+
+Releases (``sim.pve_version``; CLI ``python -m tests.pvesim --pve-version 9.1|8.4``): every
+request is validated against that release's schema (apidoc-9.1.json.gz / apidoc.json.gz).
+9.1: create without ``unprivileged`` -> unprivileged; ``entrypoint``/``env``/net ``host-managed``;
+``pressure*`` fields (strings, running CTs only); status/current ``ha`` without ``group``;
+/cluster/ha/rules (groups answer "ha groups have been migrated to rules"). 8.4: privileged by
+default, ``ha.group``, /cluster/ha/groups, no rules endpoint (501).
 
 Admin endpoint (no PVE auth, outside /api2, JSON in and out; also works while
 ``unreachable`` is set because only /api2 requests are dropped):
@@ -15,14 +22,39 @@ Admin endpoint (no PVE auth, outside /api2, JSON in and out; also works while
                                     "fail_path": {"method": "GET", "path": "^/cluster/resources",
                                                   "status": 500, "message": "boom", "times": 1},
                                     "fail_next_task": {"type": "vzstart", "vmid": 101, "message": "x"},
+                                    "warn_next_task": {"type": "vzstart", "vmid": 101, "warnings": 2,
+                                                       "message": "x"},
+                                    "node_offline": ["pve2"],
                                     "ignore_shutdown": [101], "clear": true}
-    DELETE /_sim/faults            clear all faults
-    POST   /_sim/reset             seeded state again, faults + request log cleared
+                                   (Python: sim.faults.fail_path(...), .fail_next_task(...),
+                                    .warn_next_task(type, vmid, warnings=1, message=...),
+                                    .set_node_offline("pve2"), .node_offline (a set))
+    DELETE /_sim/faults            clear all faults (also brings offline nodes back)
+    GET    /_sim/token             {"privileges": null | {path: [priv, ...]}}
+    POST   /_sim/token             {"privileges": {"/": ["Sys.Audit"], "/vms/101": ["VM.Audit", "VM.PowerMgmt"]}}
+                                   limits the API token like a privilege-separated token with
+                                   propagating ACLs (deepest ACL path wins, pools ignored);
+                                   {"privileges": null} or DELETE = full again (also /_sim/reset).
+                                   Python: sim.set_token_privileges({...} | None), sim.token_privileges.
+                                   Ticket logins stay root@pam (always full, like real PVE).
+    GET/POST /_sim/datacenter      {"next-id": {"lower": 1000, "upper": 2000}} (datacenter.cfg range
+                                   used by /cluster/nextid; Python: sim.next_id_range = {...})
+    POST   /_sim/reset             seeded state again, faults, token privileges, next-id and the
+                                   request log cleared
     GET    /_sim/requests          request log; DELETE clears it
-    GET    /_sim/containers        container records; POST adds one (add_container kwargs);
-                                   DELETE removes all; PATCH /_sim/containers/<vmid> sets attributes
+    GET    /_sim/containers        container records; POST adds one (add_container kwargs, e.g.
+                                   {"vmid": 300, "ha_state": "error", "net0": "name=eth0,..."});
+                                   DELETE removes all; PATCH /_sim/containers/<vmid> sets attributes,
+                                   e.g. {"ha_state": "error"} (started, stopped, disabled, ignored,
+                                   error, fence, freeze, migrate, relocate, request_start,
+                                   request_stop, recovery; null = not HA managed)
     GET    /_sim/idle?timeout=10   waits until no task runs
-    GET    /_sim/state             small summary
+    GET    /_sim/state             small summary (incl. pve_version)
+
+HA start/stop requests on a managed CT create hastart/hastop tasks; the HA stack then acts:
+error -> the hastart task fails like ``ha-manager set`` does and nothing starts; fence/freeze ->
+nothing happens; stopped/disabled -> request_start (9.x) -> started + a vzstart task; ignored ->
+not HA managed, start/stop act directly (vzstart/vzstop).
 """
 
 from __future__ import annotations
@@ -33,7 +65,8 @@ import ssl
 import threading
 
 from .api import Api, TaskRunner
-from .schema import load_schema
+from .perms import TokenPrivileges
+from .schema import SUPPORTED_VERSIONS, load_schema
 from .server import Auth, SimHTTPServer, make_self_signed_cert
 from .state import Cluster, Container, PVEError
 
@@ -55,6 +88,8 @@ class Faults:
             self.path_faults: list[dict] = []
             self.task_faults: list[dict] = []
             self.ignore_shutdown_vmids: set[int] = set()
+            self.warn_faults: list[dict] = []
+            self.node_offline: set[str] = set()  # nodes that are down (status offline, calls 595)
 
     # -- helpers used by tests ----------------------------------------------------------------
     def fail_path(self, method: str | None, path_regex: str, status: int = 500,
@@ -76,6 +111,20 @@ class Faults:
         with self._lock:
             self.task_faults.append(f)
         return f
+
+    def warn_next_task(self, type: str | None = None, vmid: int | None = None, warnings: int = 1,
+                       message: str = "simulated warning") -> dict:
+        """The next task matching ``type`` and/or ``vmid`` does its work, logs ``warnings``
+        ``WARN: <message>`` lines and ends with ``TASK WARNINGS: <n>`` (exitstatus ``WARNINGS: <n>``)."""
+        f = {"type": type, "vmid": None if vmid is None else str(vmid), "warnings": max(1, int(warnings)),
+             "message": message}
+        with self._lock:
+            self.warn_faults.append(f)
+        return f
+
+    def set_node_offline(self, node: str, offline: bool = True):
+        with self._lock:
+            (self.node_offline.add if offline else self.node_offline.discard)(node)
 
     def ignore_shutdown(self, vmid: int, ignore: bool = True):
         with self._lock:
@@ -101,6 +150,14 @@ class Faults:
                     return f["message"]
         return None
 
+    def _take_warn_fault(self, typ: str, vmid: str):
+        with self._lock:
+            for f in self.warn_faults:
+                if f["type"] in (None, typ) and f["vmid"] in (None, vmid):
+                    self.warn_faults.remove(f)
+                    return f
+        return None
+
     def apply(self, d: dict):
         """Apply a JSON payload (admin endpoint)."""
         if d.get("clear"):
@@ -117,6 +174,15 @@ class Faults:
         fts = d.get("fail_next_task")
         for ft in ([fts] if isinstance(fts, dict) else fts or []):
             self.fail_next_task(ft.get("type"), ft.get("vmid"), ft.get("message", "simulated task failure"))
+        wts = d.get("warn_next_task")
+        for wt in ([wts] if isinstance(wts, dict) else wts or []):
+            self.warn_next_task(wt.get("type"), wt.get("vmid"), wt.get("warnings", 1),
+                                wt.get("message", "simulated warning"))
+        if "node_offline" in d:
+            nodes = d["node_offline"]
+            nodes = [nodes] if isinstance(nodes, str) else list(nodes or [])
+            with self._lock:
+                self.node_offline = set(nodes)
         ign = d.get("ignore_shutdown")
         for v in ([ign] if isinstance(ign, int) else ign or []):
             self.ignore_shutdown(v)
@@ -126,22 +192,30 @@ class Faults:
             return {"unreachable": self.unreachable, "delay": self.delay, "auth_fail": self.auth_fail,
                     "fail_path": [{k: v for k, v in f.items() if k != "rx"} for f in self.path_faults],
                     "fail_next_task": list(self.task_faults),
-                    "ignore_shutdown": sorted(self.ignore_shutdown_vmids)}
+                    "ignore_shutdown": sorted(self.ignore_shutdown_vmids),
+                    "warn_next_task": list(self.warn_faults),
+                    "node_offline": sorted(self.node_offline)}
 
 
 class PVESimulator:
     def __init__(self, nodes: int = 3, containers: int = 20, token: str | None = "root@pam!proxboard=SECRET",
                  password: str | None = "pvepass", task_delay: float = 0.3, seed: int = 1,
                  time_scale: float = 1.0, host: str = "127.0.0.1", port: int = 0,
-                 auth_failure_delay: float = 0.0, ticket_lifetime: int = 7200):
-        self.schema = load_schema()
+                 auth_failure_delay: float = 0.0, ticket_lifetime: int = 7200, pve_version: str = "9.1"):
+        pve_version = str(pve_version)
+        if pve_version not in SUPPORTED_VERSIONS:
+            raise ValueError(f"pve_version must be one of {', '.join(SUPPORTED_VERSIONS)}")
+        self.pve_version = pve_version
+        self.schema = load_schema(pve_version)
+        self.privileges = TokenPrivileges(pve_version)  # of the API token; full by default
+        self.next_id_range: dict = {}  # datacenter.cfg next-id: {"lower": int, "upper": int}
         self.host = host
         self._port = port
         self.task_delay = task_delay
         self.time_scale = time_scale
         self.auth_failure_delay = auth_failure_delay
         self.ticket_lifetime = ticket_lifetime
-        self.cluster = Cluster(nodes=nodes, containers=containers, seed=seed)
+        self.cluster = Cluster(nodes=nodes, containers=containers, seed=seed, version=pve_version)
         self.faults = Faults()
         self.requests: list[dict] = []
         self._req_lock = threading.Lock()
@@ -249,7 +323,24 @@ class PVESimulator:
             setattr(self, k, dict(v) if isinstance(v, dict) else v)
         self.cluster.reset()
         self.faults.clear()
+        self.privileges.set(None)
+        self.next_id_range = {}
         self.clear_requests()
+
+    # -- token privileges ---------------------------------------------------------------------
+    def set_token_privileges(self, privileges: dict | None):
+        """Limit the API token to ``{acl_path: [privilege, ...]}`` (like a privilege-separated
+        token with ACLs that propagate; the deepest ACL path decides), or ``None`` for full
+        privileges again. Ticket logins stay root@pam (full rights, like real PVE)."""
+        self.privileges.set(privileges)
+
+    @property
+    def token_privileges(self) -> dict | None:
+        return self.privileges.to_dict()
+
+    def node_online(self, node: str) -> bool:
+        n = self.cluster.nodes.get(node)
+        return bool(n) and n["status"] == "online" and node not in self.faults.node_offline
 
     def set_node_status(self, node: str, status: str):
         self.cluster.nodes[node]["status"] = status

@@ -1,4 +1,4 @@
-"""CLI: ``python -m tests.pvesim --port 8006 --containers 20 --token 'root@pam!proxboard=SECRET'``."""
+"""CLI: ``python -m tests.pvesim --port 8006 --containers 20 --token 'root@pam!proxboard=SECRET' --pve-version 9.1``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from . import PVESimulator
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.pvesim", description="Proxmox VE 8.4 API simulator")
+    ap = argparse.ArgumentParser(prog="python -m tests.pvesim", description="Proxmox VE 9.1 / 8.4 API simulator")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8006)
     ap.add_argument("--nodes", type=int, default=3)
@@ -22,17 +22,19 @@ def main(argv=None) -> int:
     ap.add_argument("--time-scale", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--auth-failure-delay", type=float, default=0.0)
+    ap.add_argument("--pve-version", choices=["9.1", "8.4"], default="9.1",
+                    help="simulated Proxmox VE release (schema, defaults and behaviour)")
     args = ap.parse_args(argv)
 
     sim = PVESimulator(nodes=args.nodes, containers=args.containers, token=args.token,
                        password=args.password, task_delay=args.task_delay, seed=args.seed,
                        time_scale=args.time_scale, host=args.host, port=args.port,
-                       auth_failure_delay=args.auth_failure_delay)
+                       auth_failure_delay=args.auth_failure_delay, pve_version=args.pve_version)
     sim.start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"pvesim listening on {sim.url}", flush=True)
+    print(f"pvesim (Proxmox VE {sim.pve_version}) listening on {sim.url}", flush=True)
     print(f"CA certificate: {sim.ca_cert_path}", flush=True)
     print(f"admin endpoint: {sim.base_url}/_sim/ (faults, reset, requests, containers)", flush=True)
     try:

@@ -7,22 +7,48 @@ string parameters (path params merged in) and returns the ``data`` value, or a
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 import time
 
+from .perms import perm_error
 from .schema import parse_property_string, split_list
-from .state import (GiB, TEMPLATES, Container, PVEError, Task, mac_for, ip_for, normalize_tags,
-                    param_error)
+from .state import (GiB, HA_STATES, TEMPLATES, Container, PVEError, Task, ha_request_state, mac_for,
+                    ip_for, normalize_tags, param_error)
 
 UPID_RE = re.compile(
     r"^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):"
     r"([0-9A-Fa-f]{8}):([^:\s]+):([^:\s]*):([^:\s]+):$")
 
-VERSION = {"version": "8.4.1", "release": "8.4", "repoid": "2a5fa54a8503f96d"}
+# GET /version and node status per simulated release (pve-manager "bump version to 8.4.1" 2a5fa54a,
+# "bump version to 9.1.1" f4d3f125; kernels of the 8.4 / 9.1 ISOs)
+RELEASES = {
+    "8.4": {"version": {"version": "8.4.1", "release": "8.4", "repoid": "2a5fa54a8503f96d"},
+            "kernel": ("6.8.12-9-pve", "#1 SMP PREEMPT_DYNAMIC PMX 6.8.12-9 (2025-03-16T19:18Z)")},
+    "9.1": {"version": {"version": "9.1.1", "release": "9.1", "repoid": "f4d3f125ffae50e9"},
+            "kernel": ("6.17.2-1-pve", "#1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1 (2025-10-21T11:55Z)")},
+}
+VERSION = RELEASES["8.4"]["version"]  # backwards compatible name
+
+
+def _eui64(prefix: str, mac: str) -> str:
+    b = [int(x, 16) for x in mac.split(":")]
+    b[0] ^= 0x02
+    iid = bytes(b[:3] + [0xFF, 0xFE] + b[3:])
+    net = ipaddress.IPv6Address(prefix).packed[:8]
+    return str(ipaddress.IPv6Address(net + iid))
+
+
+def _slaac(vmid: int, idx: int, mac: str) -> str:
+    return _eui64(f"2001:db8:{vmid & 0xFFFF:x}:{idx:x}::", mac)
 
 
 class TaskFailed(Exception):
+    pass
+
+
+class TaskWarnings(Exception):
     pass
 
 
@@ -31,9 +57,18 @@ class NoRoute(Exception):
 
 
 class Ctx:
-    def __init__(self, user: str, endpoint):
+    def __init__(self, user: str, endpoint, is_token: bool = False, privs=None):
         self.user = user  # "root@pam" or "root@pam!tokenid"
         self.endpoint = endpoint
+        self.is_token = is_token
+        self.privs = privs  # TokenPrivileges when the request is limited by them, else None
+
+    def has(self, path, privs, any_=False) -> bool:
+        return self.privs is None or self.privs.has(path, privs, any_)
+
+    def check(self, path, privs, any_=False):
+        if self.privs is not None:
+            self.privs.check(path, privs, any_)
 
 
 def _b(v) -> bool:
@@ -73,6 +108,24 @@ class Api:
         R[("GET", "/nodes/{node}/storage")] = self.storage_list
         R[("GET", "/nodes/{node}/storage/{storage}/content")] = self.storage_content
         R[("GET", "/nodes/{node}/network")] = self.network
+        R[("GET", "/access/permissions")] = self.access_permissions
+        R[("GET", "/cluster/ha/resources")] = self.ha_resources
+        R[("GET", "/cluster/ha/resources/{sid}")] = self.ha_resource
+        R[("GET", "/cluster/ha/status")] = self.ha_status_index
+        R[("GET", "/cluster/ha/status/current")] = self.ha_status_current
+        R[("GET", "/cluster/ha/groups")] = self.ha_groups
+        R[("POST", "/cluster/ha/groups")] = self.ha_group_create
+        R[("GET", "/cluster/ha/groups/{group}")] = self.ha_group_read
+        R[("DELETE", "/cluster/ha/groups/{group}")] = self.ha_group_delete
+        if sim.pve_version != "8.4":
+            R[("GET", "/cluster/ha/rules")] = self.ha_rules
+            R[("POST", "/cluster/ha/rules")] = self.ha_rule_create
+            R[("GET", "/cluster/ha/rules/{rule}")] = self.ha_rule_read
+            R[("DELETE", "/cluster/ha/rules/{rule}")] = self.ha_rule_delete
+
+    @property
+    def v9(self) -> bool:
+        return self.sim.pve_version != "8.4"
 
     # ---------------------------------------------------------------------------------------
     def dispatch(self, ctx: Ctx, params: dict):
@@ -84,27 +137,41 @@ class Api:
         if node is not None and ep.path.startswith("/nodes/{node}") and node not in self.cluster.nodes:
             raise PVEError(f"hostname lookup '{node}' failed - failed to get address info for: "
                            f"{node}: Name or service not known")
-        if (node is not None and ep.path.startswith("/nodes/{node}/")
-                and self.cluster.nodes[node]["status"] != "online"):
+        if node is not None and ep.path.startswith("/nodes/{node}/") and not self.sim.node_online(node):
             raise PVEError("No route to host", 595)
         with self.cluster.lock:
             return fn(ctx, params)
 
     # --- simple GETs -------------------------------------------------------------------------
     def version(self, ctx, p):
-        return dict(VERSION)
+        return dict(RELEASES[self.sim.pve_version]["version"])
 
-    def nodes(self, ctx, p):
-        now = time.time()
+    def _node_entries(self, ctx, now):
+        """PVE::API2Tools::extract_node_stats: an offline node (RRD data older than 5 min are
+        dropped by pmxcfs) has only id/node/type/status; without Sys.Audit no figures."""
         out = []
         for name, n in self.cluster.nodes.items():
-            e = {"node": name, "status": n["status"], "type": "node", "id": f"node/{name}",
-                 "maxcpu": n["maxcpu"], "maxmem": n["maxmem"], "level": "",
-                 "ssl_fingerprint": ":".join("%02X" % ((i * 37 + len(name)) % 256) for i in range(32))}
-            if n["status"] == "online":
-                e.update(self.cluster.node_usage(name, now))
-                e["disk"], e["maxdisk"] = 9 * GiB, 100 * GiB
+            e = {"id": f"node/{name}", "node": name, "type": "node"}
+            if not self.sim.node_online(name):
+                e["status"] = "offline" if n["status"] in ("online", "offline") else n["status"]
+                out.append(e)
+                continue
+            e["status"] = "online"
+            audit = ctx.has(f"/nodes/{name}", ["Sys.Audit"])
+            if audit:
+                u = self.cluster.node_usage(name, now)
+                e.update(uptime=u["uptime"], cpu=u["cpu"], mem=u["mem"], disk=9 * GiB)
+            e["level"] = ""
+            if audit:
+                e.update(maxcpu=n["maxcpu"], maxmem=n["maxmem"], maxdisk=100 * GiB)
             out.append(e)
+        return out
+
+    def nodes(self, ctx, p):
+        out = self._node_entries(ctx, time.time())
+        for e in out:
+            name = e["node"]
+            e["ssl_fingerprint"] = ":".join("%02X" % ((i * 37 + len(name)) % 256) for i in range(32))
         return out
 
     def node_index(self, ctx, p):
@@ -114,19 +181,20 @@ class Api:
         node = p["node"]
         n = self.cluster.nodes[node]
         u = self.cluster.node_usage(node, time.time())
+        krel, kver = RELEASES[self.sim.pve_version]["kernel"]
+        vinfo = RELEASES[self.sim.pve_version]["version"]
         return {
             "boot-info": {"mode": "efi", "secureboot": 0},
             "cpu": u["cpu"],
             "cpuinfo": {"cores": n["maxcpu"] // 2, "cpus": n["maxcpu"], "sockets": 1,
                         "model": "AMD EPYC 7302P 16-Core Processor", "mhz": "3000.000",
                         "hvm": "1", "flags": "fpu vme de pse", "user_hz": 100},
-            "current-kernel": {"machine": "x86_64", "release": "6.8.12-9-pve", "sysname": "Linux",
-                               "version": "#1 SMP PREEMPT_DYNAMIC PMX 6.8.12-9 (2025-03-16T19:18Z)"},
-            "kversion": "Linux 6.8.12-9-pve #1 SMP PREEMPT_DYNAMIC PMX 6.8.12-9 (2025-03-16T19:18Z)",
+            "current-kernel": {"machine": "x86_64", "release": krel, "sysname": "Linux", "version": kver},
+            "kversion": f"Linux {krel} {kver}",
             "loadavg": ["%.2f" % (u["cpu"] * n["maxcpu"]), "0.52", "0.48"],
             "memory": {"total": n["maxmem"], "used": u["mem"], "free": n["maxmem"] - u["mem"]},
             "swap": {"total": 8 * GiB, "used": 0, "free": 8 * GiB},
-            "pveversion": "pve-manager/8.4.1/2a5fa54a8503f96d",
+            "pveversion": f"pve-manager/{vinfo['version']}/{vinfo['repoid']}",
             "rootfs": {"total": 100 * GiB, "used": 9 * GiB, "free": 91 * GiB, "avail": 86 * GiB},
             "ksm": {"shared": 0},
             "uptime": u["uptime"],
@@ -135,15 +203,22 @@ class Api:
         }
 
     # --- cluster -----------------------------------------------------------------------------
-    def _guest_resource(self, ct: Container, now: float) -> dict:
-        n = self.cluster.nodes[ct.node]
-        m = ct.metrics(now, n["maxcpu"])
-        e = {"id": f"lxc/{ct.vmid}", "type": "lxc", "vmid": ct.vmid, "node": ct.node,
-             "status": ct.status if n["status"] == "online" else "unknown", "name": ct.name, "uptime": m["uptime"],
-             "template": 1 if ct.template else 0, "maxcpu": m["cpus"], "cpu": m["cpu"],
-             "maxmem": m["maxmem"], "mem": m["mem"], "maxdisk": m["maxdisk"], "disk": m["disk"],
-             "netin": m["netin"], "netout": m["netout"], "diskread": m["diskread"],
-             "diskwrite": m["diskwrite"]}
+    def _guest_resource(self, ct: Container, now: float, online: bool = True) -> dict:
+        if online:
+            n = self.cluster.nodes[ct.node]
+            m = ct.metrics(now, n["maxcpu"])
+            e = {"id": f"lxc/{ct.vmid}", "type": "lxc", "vmid": ct.vmid, "node": ct.node,
+                 "status": ct.status, "name": ct.name, "uptime": m["uptime"],
+                 "template": 1 if ct.template else 0, "maxcpu": m["cpus"], "cpu": m["cpu"],
+                 "maxmem": m["maxmem"], "mem": m["mem"], "maxdisk": m["maxdisk"], "disk": m["disk"],
+                 "netin": m["netin"], "netout": m["netout"], "diskread": m["diskread"],
+                 "diskwrite": m["diskwrite"]}
+        else:
+            # pve-manager API2Tools::extract_vm_stats without RRD data (pmxcfs drops entries older
+            # than 5 minutes): no name/figures/template; lock, tags (config via pmxcfs), pool and
+            # hastate are still added by API2/Cluster.pm
+            e = {"id": f"lxc/{ct.vmid}", "vmid": ct.vmid, "node": ct.node, "type": "lxc",
+                 "status": "unknown"}
         if ct.pool:
             e["pool"] = ct.pool
         if ct.lock:
@@ -155,50 +230,75 @@ class Api:
         return e
 
     def cluster_resources(self, ctx, p):
+        """pve-manager PVE/API2/Cluster.pm ``resources``: guests without VM.Audit, storages
+        without Datastore.Audit, pools without Pool.Audit are left out silently."""
         typ = p.get("type")
         now = time.time()
         out = []
+        if typ is None:
+            for pool in sorted(self.cluster.pools):
+                if ctx.has(f"/pool/{pool}", ["Pool.Audit"]):
+                    out.append({"id": f"/pool/{pool}", "type": "pool", "pool": pool})
         if typ in (None, "vm"):
+            online = {n: self.sim.node_online(n) for n in self.cluster.nodes}
+            full = ctx.privs is None or ctx.privs.full
             for ct in sorted(self.cluster.containers.values(), key=lambda c: c.vmid):
-                out.append(self._guest_resource(ct, now))
+                if not full and not ctx.privs.has(f"/vms/{ct.vmid}", ["VM.Audit"]):
+                    continue
+                e = self._guest_resource(ct, now, online.get(ct.node, False))
+                if not full and "pool" in e and not ctx.privs.has(f"/pool/{e['pool']}", ["Pool.Audit"]):
+                    del e["pool"]
+                out.append(e)
         if typ in (None, "node"):
-            for e in self.nodes(ctx, p):
-                e.pop("ssl_fingerprint", None)
-                e["cgroup-mode"] = 2
+            for e in self._node_entries(ctx, now):
+                if e["status"] == "online":
+                    e["cgroup-mode"] = 2
                 out.append(e)
         if typ in (None, "storage"):
             for node in self.cluster.nodes:
+                up = self.sim.node_online(node)
                 for s in self.cluster.storage_status(node):
-                    out.append({"id": f"storage/{node}/{s['storage']}", "type": "storage",
-                                "storage": s["storage"], "node": node, "status": "available",
-                                "plugintype": s["type"], "content": s["content"],
-                                "shared": s["shared"], "disk": s["used"], "maxdisk": s["total"]})
-        if typ in (None, "sdn"):
+                    if not ctx.has(f"/storage/{s['storage']}", ["Datastore.Audit"]):
+                        continue
+                    e = {"id": f"storage/{node}/{s['storage']}", "storage": s["storage"], "node": node,
+                         "type": "storage", "plugintype": s["type"], "status": "unknown",
+                         "shared": s["shared"], "content": s["content"]}
+                    if up:
+                        e.update(maxdisk=s["total"], disk=s["used"], status="available")
+                    out.append(e)
+        if typ in (None, "sdn") and ctx.has("/sdn/zones/localnetwork", ["SDN.Audit"]):
             for node in self.cluster.nodes:
                 out.append({"id": f"sdn/{node}/localnetwork", "type": "sdn", "sdn": "localnetwork",
                             "node": node, "status": "ok"})
-        if typ is None:
-            for pool in sorted(self.cluster.pools):
-                out.append({"id": f"/pool/{pool}", "type": "pool", "pool": pool})
         return out
 
     def nextid(self, ctx, p):
+        """pve-manager API2/Cluster.pm ``nextid``: every VMID with a config file counts as used
+        (also a guest still being created, locked ``create``); datacenter.cfg ``next-id`` range."""
         if "vmid" in p:
             if int(p["vmid"]) in self.cluster.containers:
                 raise param_error({"vmid": f"VM {p['vmid']} already exists"})
             return p["vmid"]  # echoed as given (a string), like the Perl code does
-        return self.cluster.next_free_vmid()
+        rng = self.sim.next_id_range or {}
+        lower, upper = int(rng.get("lower", 100)), int(rng.get("upper", 1000 * 1000))
+        for i in range(lower, upper):
+            if i not in self.cluster.containers:
+                return i
+        raise PVEError(f"unable to get any free VMID in range [{lower}, {upper}]")
+
+    def _task_visible(self, ctx, t) -> bool:
+        return ctx.privs is None or t.user == ctx.user or ctx.has(f"/nodes/{t.node}", ["Sys.Audit"])
 
     def cluster_tasks(self, ctx, p):
         tasks = sorted(self.cluster.tasks, key=lambda t: (t.starttime, t.pid), reverse=True)
-        return [t.list_entry() for t in tasks]
+        return [t.list_entry() for t in tasks if self._task_visible(ctx, t)]
 
     def node_tasks(self, ctx, p):
         node = p["node"]
         source = p.get("source", "archive")
         out = []
         for t in sorted(self.cluster.tasks, key=lambda t: (t.starttime, t.pid), reverse=True):
-            if t.node != node:
+            if t.node != node or not self._task_visible(ctx, t):
                 continue
             if source == "archive" and t.status == "running":
                 continue
@@ -234,12 +334,22 @@ class Api:
             raise PVEError(f"unable to parse worker upid '{upid}'")
         return self.cluster.tasks_by_upid.get(upid)
 
+    def _task_perm(self, ctx, p):
+        # API2/Tasks.pm: "The user needs 'Sys.Audit' permissions on '/nodes/<node>' if they are
+        # not the owner of the task."
+        if ctx.privs is None:
+            return
+        m = UPID_RE.match(p["upid"])
+        if m and m.group(8) != ctx.user:
+            ctx.check(f"/nodes/{p['node']}", ["Sys.Audit"])
+
     def task_index(self, ctx, p):
         self._task(p)
         return [{"name": "log"}, {"name": "status"}]
 
     def task_status(self, ctx, p):
         t = self._task(p)
+        self._task_perm(ctx, p)
         if t is None:
             m = UPID_RE.match(p["upid"])
             user, _, tok = m.group(8).partition("!")
@@ -253,6 +363,7 @@ class Api:
 
     def task_log(self, ctx, p):
         t = self._task(p)
+        self._task_perm(ctx, p)
         lines = list(t.lines) if t else ["unable to open file - No such file or directory"]
         start, limit = int(p.get("start", 0)), int(p.get("limit", 50))
         sel = lines[start:start + limit] if limit else lines[start:]
@@ -260,7 +371,8 @@ class Api:
 
     # --- storage / network -------------------------------------------------------------------
     def storage_list(self, ctx, p):
-        out = self.cluster.storage_status(p["node"])
+        out = [s for s in self.cluster.storage_status(p["node"])
+               if ctx.has(f"/storage/{s['storage']}", ["Datastore.Audit", "Datastore.AllocateSpace"], True)]
         if p.get("content"):
             want = set(split_list(p["content"]))
             out = [s for s in out if want & set(s["content"].split(","))]
@@ -296,9 +408,10 @@ class Api:
         n = self.cluster.nodes[node]
         now = time.time()
         out = []
+        v9 = self.v9
         for ct in sorted(self.cluster.containers.values(), key=lambda c: c.vmid):
-            if ct.node == node:
-                out.append(ct.metrics(now, n["maxcpu"]))
+            if ct.node == node and ctx.has(f"/vms/{ct.vmid}", ["VM.Audit"]):
+                out.append(ct.metrics(now, n["maxcpu"], pressure=v9))
         return out
 
     def lxc_index(self, ctx, p):
@@ -319,15 +432,28 @@ class Api:
 
     def lxc_status(self, ctx, p):
         ct = self.cluster.get_ct(p["node"], p["vmid"])
-        m = ct.metrics(time.time(), self.cluster.nodes[ct.node]["maxcpu"])
-        if ct.ha_state:
-            m["ha"] = {"managed": 1, "state": ct.ha_state, "group": ct.ha_group,
-                       "max_relocate": 1, "max_restart": 1}
-        else:
-            m["ha"] = {"managed": 0}
+        m = ct.metrics(time.time(), self.cluster.nodes[ct.node]["maxcpu"], pressure=self.v9)
+        m["ha"] = self._ha_service_status(ct)
         return m
 
+    def _ha_managed(self, ct) -> bool:
+        """PVE::HA::Config::vm_is_ha_managed: an ``ignored`` resource counts as not managed."""
+        return ct.ha_state is not None and ct.ha_state != "ignored"
+
+    def _ha_service_status(self, ct) -> dict:
+        """PVE::HA::Config::get_service_status (9.x dropped ``group``, pve-ha-manager 86c4db1)."""
+        if not self._ha_managed(ct):
+            return {"managed": 0}
+        if self.v9:
+            return {"managed": 1, "state": ct.ha_state}
+        return {"managed": 1, "group": ct.ha_group, "state": ct.ha_state}
+
     def lxc_interfaces(self, ctx, p):
+        """pve-container PVE::LXC::get_interfaces: ``ip --json a`` inside the CT's netns.
+        ``inet``/``inet6`` hold the LAST address of that family (so link-local for inet6).
+        Only configured addresses: ip unset/manual -> no IPv4; ip=dhcp -> a lease; ip6=auto ->
+        SLAAC (EUI-64 of the MAC in 2001:db8:<vmid>:<n>::/64); ip6=dhcp -> a DHCPv6 /128;
+        link_down=1 (no carrier) -> only static addresses, no DHCP/SLAAC/link-local."""
         ct = self.cluster.get_ct(p["node"], p["vmid"])
         if not ct.running:
             return None
@@ -335,27 +461,37 @@ class Api:
                 "inet": "127.0.0.1/8", "inet6": "::1/128",
                 "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "inet", "prefix": 8},
                                  {"ip-address": "::1", "ip-address-type": "inet6", "prefix": 128}]}]
-        for key in sorted(k for k in ct.config if re.match(r"^net\d+$", k)):
+        keys = sorted((k for k in ct.config if re.match(r"^net\d+$", k)), key=lambda k: int(k[3:]))
+        for key in keys:
             try:
                 net = parse_property_string(self._net_fmt(), ct.config[key], key)
             except Exception:
                 continue
-            mac = net.get("hwaddr", mac_for(ct.vmid, int(key[3:]))).lower()
-            ip = net.get("ip", "dhcp")
-            if ip == "dhcp":
-                addr, prefix = ip_for(ct.vmid * 4 + int(key[3:])), 24
-            elif "/" in ip:
-                addr, prefix = ip.split("/")[0], int(ip.split("/")[1])
-            else:
-                addr = None
-            e = {"name": net["name"], "hwaddr": mac, "hardware-address": mac, "ip-addresses": []}
-            if addr:
-                e["inet"] = f"{addr}/{prefix}"
-                e["ip-addresses"].append({"ip-address": addr, "ip-address-type": "inet", "prefix": prefix})
-            v6 = "fe80::%s/64" % mac.replace(":", "")[-4:]
-            e["inet6"] = v6
-            e["ip-addresses"].append({"ip-address": v6.split("/")[0], "ip-address-type": "inet6",
-                                      "prefix": 64})
+            idx = int(key[3:])
+            mac = net.get("hwaddr", mac_for(ct.vmid, idx)).lower()
+            carrier = net.get("link_down") != "1"
+            addrs = []
+            ip = net.get("ip")
+            if ip == "dhcp" and carrier:
+                addrs.append((ip_for(ct.vmid * 4 + idx), "inet", 24))
+            elif ip and "/" in ip:
+                addrs.append((ip.split("/")[0], "inet", int(ip.split("/")[1])))
+            ip6 = net.get("ip6")
+            if ip6 and "/" in ip6:
+                addrs.append((str(ipaddress.IPv6Address(ip6.split("/")[0])), "inet6", int(ip6.split("/")[1])))
+            elif ip6 == "auto" and carrier:
+                addrs.append((_slaac(ct.vmid, idx, mac), "inet6", 64))
+            elif ip6 == "dhcp" and carrier:
+                addrs.append((f"2001:db8:{ct.vmid & 0xFFFF:x}:{idx:x}::{0x100 + idx:x}", "inet6", 128))
+            if carrier:
+                addrs.append((_eui64("fe80::", mac), "inet6", 64))
+            e = {"name": net["name"]}
+            for a, fam, prefix in addrs:
+                e[fam] = f"{a}/{prefix}"
+            e["ip-addresses"] = [{"ip-address-type": fam, "ip-address": a, "prefix": prefix}
+                                 for a, fam, prefix in addrs]
+            e["hardware-address"] = mac
+            e["hwaddr"] = mac
             out.append(e)
         return out
 
@@ -427,11 +563,24 @@ class Api:
     def lxc_create(self, ctx, p):
         node, vmid = p["node"], int(p["vmid"])
         restore = _b(p.get("restore", "0"))
+        # pve-container API2/LXC.pm create: 9.x makes unprivileged CTs unless told otherwise
+        # (privileged ones need Sys.Modify on /); 8.4 defaults to privileged
+        unprivileged = p.get("unprivileged")
+        if not restore and unprivileged is None:
+            unprivileged = "1" if self.v9 else "0"
+        if self.v9 and not restore and not _b(unprivileged):
+            ctx.check("/", ["Sys.Modify"])
+        ha_managed = _b(p.get("ha-managed", "0"))
+        if ha_managed:
+            ctx.check("/", ["Sys.Console"])
         existing = self.cluster.containers.get(vmid)
         if existing and not (restore and _b(p.get("force", "0"))):
             raise PVEError(f"CT {vmid} already exists on node '{existing.node}'")
         if p.get("pool") and p["pool"] not in self.cluster.pools:
-            raise PVEError(f"pool '{p['pool']}' does not exist")
+            raise perm_error(f"pool '{p['pool']}' does not exist")
+        if not ctx.has(f"/vms/{vmid}", ["VM.Allocate"]) and not (
+                p.get("pool") and ctx.has(f"/pool/{p['pool']}", ["VM.Allocate"])):
+            ctx.check(f"/vms/{vmid}", ["VM.Allocate"])
         storage = p.get("storage", "local")
         if not self.cluster.storage_cfg(storage):
             raise PVEError(f"storage '{storage}' does not exist")
@@ -445,12 +594,15 @@ class Api:
 
         skip = {"node", "vmid", "ostemplate", "storage", "password", "ssh-public-keys", "start",
                 "restore", "force", "unique", "pool", "ignore-unpack-errors", "bwlimit", "debug",
-                "template", "lock"}
+                "template", "lock", "unprivileged", "ha-managed"}
         cfg = {"arch": p.get("arch", "amd64")}
         tmpl_os = next((t[2] for t in TEMPLATES if t[0] in ostemplate), None)
         cfg["ostype"] = p.get("ostype") or tmpl_os or "unmanaged"
         disk_idx = 0
         cfg["rootfs"] = self._alloc_volume("rootfs", p.get("rootfs", f"{storage}:4"), vmid, storage, disk_idx)
+        ctx.check(f"/storage/{cfg['rootfs'].split(':', 1)[0]}", ["Datastore.AllocateSpace"])
+        if unprivileged is not None and _b(unprivileged):
+            cfg["unprivileged"] = 1  # written only when set (config: 'unprivileged: 1')
         for key in sorted(p):
             if key in skip or key == "rootfs":
                 continue
@@ -495,6 +647,10 @@ class Api:
                 self.sim.tasks.sleep(self.sim.task_delay)
                 with self.cluster.lock:
                     self.cluster._set_running(ct)
+            if ha_managed:
+                task.log("Add as HA resource")
+                with self.cluster.lock:
+                    ct.ha_state = "started" if start else "stopped"
 
         def on_error(task):
             with self.cluster.lock:
@@ -576,20 +732,52 @@ class Api:
             raise TaskFailed(f"CT {ct.vmid} is locked ({ct.lock})")
 
     def _ha_request(self, ctx, ct, state, typ):
+        """hastart / hastop tasks of pve-container Status.pm: they only ask ha-manager
+        (``ha-manager set ct:N --state started`` / ``ha-manager crm-command stop ct:N T``); the
+        CRM/LRM then act with their own tasks (user root@pam)."""
         vmid = ct.vmid
+        sid = f"ct:{vmid}"
 
         def worker(task: Task):
-            task.log(f"Requesting HA {'start' if state == 'started' else 'stop'} for CT {vmid}")
-            with self.cluster.lock:
-                ct.ha_state = state
-            # ha-manager (CRM/LRM) acts on the request shortly afterwards with its own task
-            if state == "started" and not ct.running:
-                self.sim.tasks.spawn(ct.node, "vzstart", vmid, "root@pam", self._start_worker(ct, {}))
-            elif state == "stopped" and ct.running:
-                self.sim.tasks.spawn(ct.node, "vzshutdown", vmid, "root@pam",
-                                     self._shutdown_worker(ct, {"forceStop": "1"}))
+            if state == "started":
+                task.log(f"Requesting HA start for CT {vmid}")
+                if ct.ha_state == "error":
+                    # PVE::API2::HA::Resources::check_service_state (run by 'ha-manager set')
+                    task.log(f"service '{sid}' in error state, must be disabled and fixed first")
+                    raise TaskFailed(f"command 'ha-manager set {sid} --state started' failed: exit code 255")
+            else:
+                task.log(f"Requesting HA stop for CT {vmid}")
+            self.sim.tasks.spawn(ct.node, "_ha_crm", vmid, "root@pam", self._crm_worker(ct, state),
+                                 hidden=True)
 
         return self.sim.tasks.spawn(ct.node, typ, vmid, ctx.user, worker)
+
+    def _crm_worker(self, ct, want):
+        """What the HA stack does after a request: fence/freeze/error/migrate/relocate keep the
+        service where it is (error only leaves via 'disabled'; fence/freeze wait for the node),
+        otherwise request_start/request_stop -> started/stopped with a real vzstart/vzshutdown."""
+        def worker(task: Task):
+            with self.cluster.lock:
+                cur = ct.ha_state
+                if cur in (None, "ignored", "error", "fence", "freeze") or self.cluster.containers.get(ct.vmid) is not ct:
+                    return
+                if want == "started":
+                    ct.ha_state = "request_start" if self.v9 and cur in ("stopped", "disabled") else "started"
+                else:
+                    ct.ha_state = "request_stop"
+            self.sim.tasks.sleep(self.sim.task_delay / 2)
+            if want == "started":
+                with self.cluster.lock:
+                    ct.ha_state = "started"
+                if not ct.running:
+                    self.sim.tasks.spawn(ct.node, "vzstart", ct.vmid, "root@pam", self._start_worker(ct, {}))
+            else:
+                with self.cluster.lock:
+                    ct.ha_state = "stopped"
+                if ct.running:
+                    self.sim.tasks.spawn(ct.node, "vzshutdown", ct.vmid, "root@pam",
+                                         self._shutdown_worker(ct, {"forceStop": "1"}))
+        return worker
 
     def _start_worker(self, ct, p):
         def worker(task: Task):
@@ -606,7 +794,7 @@ class Api:
         ct = self.cluster.get_ct(p["node"], p["vmid"])
         if ct.running:
             raise PVEError(f"CT {ct.vmid} already running")
-        if ct.ha:
+        if self._ha_managed(ct):
             return self._ha_request(ctx, ct, "started", "hastart")
         return self.sim.tasks.spawn(ct.node, "vzstart", ct.vmid, ctx.user, self._start_worker(ct, p))
 
@@ -615,7 +803,7 @@ class Api:
         if not ct.running:
             raise PVEError(f"CT {ct.vmid} not running")
         overrule = _b(p.get("overrule-shutdown", "0"))
-        if ct.ha:
+        if self._ha_managed(ct):
             if overrule:
                 raise param_error({"overrule-shutdown": "Not applicable for HA resources."})
             return self._ha_request(ctx, ct, "stopped", "hastop")
@@ -653,7 +841,7 @@ class Api:
         ct = self.cluster.get_ct(p["node"], p["vmid"])
         if not ct.running:
             raise PVEError(f"CT {ct.vmid} not running")
-        if ct.ha:
+        if self._ha_managed(ct):
             return self._ha_request(ctx, ct, "stopped", "hastop")
         return self.sim.tasks.spawn(ct.node, "vzshutdown", ct.vmid, ctx.user, self._shutdown_worker(ct, p))
 
@@ -676,6 +864,227 @@ class Api:
         return self.sim.tasks.spawn(ct.node, "vzreboot", ct.vmid, ctx.user, worker)
 
 
+    # --- access ------------------------------------------------------------------------------
+    def access_permissions(self, ctx, p):
+        """pve-access-control API2/AccessControl.pm ``permissions``: own permissions (or those
+        of an owned token); others need Sys.Audit on /access."""
+        userid = p.get("userid") or ctx.user
+        owner = userid.split("!", 1)[0] if "!" in userid else None
+        if not (userid == ctx.user or owner == ctx.user):
+            ctx.check("/access", ["Sys.Audit"])
+        if ctx.is_token and userid == ctx.user:
+            privs = self.sim.privileges
+            return privs.effective(p.get("path"))
+        # root@pam (and tokens of users the simulator does not limit): Administrator everywhere
+        from .perms import DEFAULT_PATHS, PRIVILEGES
+        every = {x: 1 for x in sorted(PRIVILEGES[self.sim.pve_version])}
+        known = userid in ("root@pam",) or userid in self.sim.tokens
+        if not known:
+            return {p["path"]: {}} if p.get("path") else {}
+        if p.get("path"):
+            return {p["path"]: dict(every)}
+        return {path: dict(every) for path in DEFAULT_PATHS}
+
+    # --- HA ----------------------------------------------------------------------------------
+    def _ha_digest(self) -> str:
+        import hashlib
+        text = ";".join(f"{c.vmid}:{c.ha_state}:{c.ha_group}" for c in self._ha_cts())
+        text += repr(sorted(self.cluster.ha_groups.items())) + repr(sorted(self.cluster.ha_rules.items()))
+        return hashlib.sha1(text.encode()).hexdigest()
+
+    def _ha_cts(self):
+        return [c for c in sorted(self.cluster.containers.values(), key=lambda c: c.vmid) if c.ha_state]
+
+    def _groups_migrated(self):
+        return self.v9  # a 9.x cluster that has migrated its groups to rules
+
+    def _ha_resource_cfg(self, ct, digest) -> dict:
+        e = {"sid": f"ct:{ct.vmid}", "type": "ct", "state": ha_request_state(ct.ha_state), "digest": digest}
+        if not self._groups_migrated() and ct.ha_group:
+            e["group"] = ct.ha_group
+            if ct.ha_group not in self.cluster.ha_groups:
+                e["errors"] = {"group": f"group '{ct.ha_group}' does not exist"}
+        return e
+
+    def ha_resources(self, ctx, p):
+        if p.get("type") and p["type"] != "ct":
+            return []
+        digest = self._ha_digest()
+        return [self._ha_resource_cfg(ct, digest) for ct in self._ha_cts()]
+
+    def ha_resource(self, ctx, p):
+        sid = p["sid"]
+        m = re.match(r"^(?:(ct|vm):)?(\d+)$", sid)
+        ct = self.cluster.containers.get(int(m.group(2))) if m else None
+        if not m or ct is None or not ct.ha_state or m.group(1) == "vm":
+            raise PVEError(f"no such resource '{sid if m and m.group(1) else 'ct:' + sid}'")
+        return self._ha_resource_cfg(ct, self._ha_digest())
+
+    def ha_status_index(self, ctx, p):
+        return [{"name": "current"}, {"name": "manager_status"}]
+
+    def ha_status_current(self, ctx, p):
+        """pve-ha-manager API2/HA/Status.pm ``status`` (9.1 era: quorum, master, lrm, service)."""
+        now = int(time.time())
+        ts = now - 3
+        stamp = time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(ts))
+        nodes = list(self.cluster.nodes)
+        online = [n for n in nodes if self.sim.node_online(n)]
+        local = online[0] if online else nodes[0]
+        res = [{"id": "quorum", "type": "quorum", "node": local, "status": "OK", "quorate": 1}]
+        cts = self._ha_cts()
+        if not cts:
+            return res
+        master = online[0] if online else nodes[0]
+        res.append({"id": "master", "type": "master", "node": master, "status": f"{master} (active, {stamp})",
+                    "timestamp": ts})
+        for n in nodes:
+            if self.sim.node_online(n):
+                active = any(c.node == n and c.ha_state not in ("ignored", "stopped", "disabled", "error")
+                             for c in cts)
+                res.append({"id": f"lrm:{n}", "type": "lrm", "node": n,
+                            "status": f"{n} ({'active' if active else 'idle'}, {stamp})", "timestamp": ts})
+            else:
+                old = ts - 900
+                res.append({"id": f"lrm:{n}", "type": "lrm", "node": n, "timestamp": old,
+                            "status": f"{n} (old timestamp - dead?, "
+                                      f"{time.strftime('%a %b %e %H:%M:%S %Y', time.localtime(old))})"})
+        managed = [c for c in cts if c.ha_state != "ignored"]
+        for c in managed + [c for c in cts if c.ha_state == "ignored"]:
+            sid = f"ct:{c.vmid}"
+            req = ha_request_state(c.ha_state)
+            d = {"id": f"service:{sid}", "type": "service", "sid": sid, "node": c.node}
+            if c.ha_state != "ignored":
+                d["crm_state"] = c.ha_state
+            verbose = _verbose_ha_state(c.ha_state, req, c.running)
+            d["state"] = verbose
+            d["status"] = f"{sid} ({c.node}, {verbose})"
+            d["request_state"] = req
+            if not self._groups_migrated() and c.ha_group:
+                d["group"] = c.ha_group
+            res.append(d)
+        return res
+
+    def ha_groups(self, ctx, p):
+        if self._groups_migrated():
+            raise PVEError("cannot index groups: ha groups have been migrated to rules")
+        digest = self._ha_digest()
+        return [{**g, "group": name, "type": "group", "digest": digest}
+                for name, g in sorted(self.cluster.ha_groups.items())]
+
+    def ha_group_read(self, ctx, p):
+        if self._groups_migrated():
+            raise PVEError("cannot read group: ha groups have been migrated to rules")
+        g = self.cluster.ha_groups.get(p["group"])
+        if g is None:
+            raise PVEError(f"no such ha group '{p['group']}'")
+        return {**g, "group": p["group"], "type": "group", "digest": self._ha_digest()}
+
+    def ha_group_create(self, ctx, p):
+        if self._groups_migrated():
+            raise PVEError("cannot create group: ha groups have been migrated to rules")
+        name = p["group"]
+        if name in self.cluster.ha_groups:
+            raise PVEError(f"create HA group failed - ha group ID '{name}' already defined")
+        g = {k: (int(v) if k in ("restricted", "nofailback") else v) for k, v in p.items()
+             if k not in ("group", "type")}
+        self.cluster.ha_groups[name] = g
+        return None
+
+    def ha_group_delete(self, ctx, p):
+        if self._groups_migrated():
+            raise PVEError("cannot delete group: ha groups have been migrated to rules")
+        name = p["group"]
+        if any(c.ha_group == name for c in self._ha_cts()):
+            raise PVEError(f"delete HA group failed - group '{name}' is used by resource(s)")
+        self.cluster.ha_groups.pop(name, None)
+        return None
+
+    def _rule_out(self, name, r, digest, order):
+        return {**r, "rule": name, "digest": digest, "order": order}
+
+    def ha_rules(self, ctx, p):
+        digest = self._ha_digest()
+        out = []
+        for order, (name, r) in enumerate(self.cluster.ha_rules.items(), start=1):
+            if p.get("type") and r["type"] != p["type"]:
+                continue
+            if p.get("resource"):
+                want = p["resource"] if ":" in p["resource"] else f"vm:{p['resource']}"
+                if want not in r.get("resources", "").split(","):
+                    continue
+            out.append(self._rule_out(name, r, digest, order))
+        return sorted(out, key=lambda e: e["rule"])
+
+    def ha_rule_read(self, ctx, p):
+        name = p["rule"]
+        if name not in self.cluster.ha_rules:
+            raise PVEError(f"no such ha rule '{name}'")
+        order = list(self.cluster.ha_rules).index(name) + 1
+        return self._rule_out(name, self.cluster.ha_rules[name], self._ha_digest(), order)
+
+    def ha_rule_create(self, ctx, p):
+        name, typ = p["rule"], p["type"]
+        if name in self.cluster.ha_rules:
+            raise PVEError(f"create ha rule failed: HA rule '{name}' already defined")
+        resources = []
+        for sid in split_list(p.get("resources", "")):
+            if ":" not in sid:
+                sid = f"vm:{sid}"
+            resources.append(sid)
+        unmanaged = []
+        for sid in sorted(set(resources)):
+            kind, _, num = sid.partition(":")
+            ct = self.cluster.containers.get(int(num)) if num.isdigit() else None
+            if kind != "ct" or ct is None or not ct.ha_state:
+                unmanaged.append(sid)
+        if unmanaged:
+            raise PVEError(f"create ha rule failed: cannot use unmanaged resource(s) {', '.join(unmanaged)}.")
+        if typ == "node-affinity":
+            if not p.get("nodes"):
+                raise param_error({"nodes": "property is missing and it is not optional"})
+            for entry in split_list(p["nodes"]):
+                nname = entry.split(":", 1)[0]
+                if nname not in self.cluster.nodes:
+                    raise PVEError(f"create ha rule failed: node '{nname}' does not exist")
+        elif typ == "resource-affinity" and not p.get("affinity"):
+            raise param_error({"affinity": "property is missing and it is not optional"})
+        r = {"type": typ, "resources": ",".join(sorted(set(resources)))}
+        for k in ("nodes", "affinity", "comment"):
+            if p.get(k):
+                r[k] = p[k]
+        if typ == "node-affinity":
+            r["strict"] = int(p.get("strict", 0))
+        if _b(p.get("disable", "0")):
+            r["disable"] = 1
+        self.cluster.ha_rules[name] = r
+        return None
+
+    def ha_rule_delete(self, ctx, p):
+        self.cluster.ha_rules.pop(p["rule"], None)
+        return None
+
+
+def _verbose_ha_state(cur, req, running) -> str:
+    """PVE::HA::Tools::get_verbose_service_state"""
+    if req == "ignored":
+        return "ignored"
+    state = cur
+    if cur == "stopped":
+        if req == "started":
+            state = "starting"
+        elif req == "disabled":
+            state = "disabled"
+    elif cur == "started":
+        if req in ("stopped", "disabled"):
+            state = "stopping"
+        if not running:
+            state = "starting"
+    elif cur == "error" and req == "disabled":
+        state = "clearing error flag"
+    return state
+
+
 class TaskRunner:
     """Runs workers in background threads, producing PVE-like task logs."""
 
@@ -693,25 +1102,41 @@ class TaskRunner:
                 return
             self._stop.wait(min(left, 0.05))
 
-    def spawn(self, node, typ, vmid, user, worker, on_error=None) -> str:
-        task = self.sim.cluster.new_task(node, typ, vmid, user)
+    def spawn(self, node, typ, vmid, user, worker, on_error=None, hidden=False) -> str | None:
+        """Run ``worker(task)`` in a thread. ``hidden``: internal work (the HA stack reacting),
+        not listed as a PVE task but waited for by wait_idle()."""
+        if hidden:
+            task = Task(upid="", node=node, pid=0, pstart=0, starttime=int(time.time()), type=typ,
+                        id=str(vmid), user=user)
+        else:
+            task = self.sim.cluster.new_task(node, typ, vmid, user)
         with self._idle:
             self._active += 1
-        th = threading.Thread(target=self._run, args=(task, worker, on_error),
+        th = threading.Thread(target=self._run, args=(task, worker, on_error, hidden),
                               name=f"pvesim-{typ}-{vmid}", daemon=True)
         th.start()
-        return task.upid
+        return task.upid or None
 
-    def _run(self, task: Task, worker, on_error):
+    def _run(self, task: Task, worker, on_error, hidden=False):
         try:
-            fault = self.sim.faults._take_task_fault(task.type, task.id)
+            fault = None if hidden else self.sim.faults._take_task_fault(task.type, task.id)
+            warn = None if hidden or fault is not None else self.sim.faults._take_warn_fault(task.type, task.id)
             try:
                 self.sleep(self.sim.task_delay, task)
                 if fault is not None:
                     raise TaskFailed(fault)
                 worker(task)
-                task.log("TASK OK")
-                task.exitstatus = "OK"
+                if warn is not None:
+                    # PVE::RESTEnvironment::log_warn -> "WARN: ..." lines, counted; the worker
+                    # then ends with "TASK WARNINGS: n" and exit status "WARNINGS: n"
+                    n = warn["warnings"]
+                    for i in range(n):
+                        task.log(f"WARN: {warn['message']}" + (f" ({i + 1}/{n})" if n > 1 else ""))
+                    task.log(f"TASK WARNINGS: {n}")
+                    task.exitstatus = f"WARNINGS: {n}"
+                else:
+                    task.log("TASK OK")
+                    task.exitstatus = "OK"
             except (TaskFailed, PVEError) as e:
                 msg = str(e).rstrip("\n")
                 task.log(f"TASK ERROR: {msg}")

@@ -1,4 +1,4 @@
-"""Load, index and enforce the Proxmox VE 8.4 API schema (``apidoc.json``).
+"""Load, index and enforce the Proxmox VE API schemas (8.4: ``apidoc.json``, 9.1: ``apidoc-9.1.json``).
 
 The validator mirrors ``PVE::JSONSchema::check_prop`` / ``check_object`` /
 ``parse_property_string`` from pve-common, including the exact error texts
@@ -18,11 +18,11 @@ from pathlib import Path
 from urllib.parse import unquote
 
 HERE = Path(__file__).resolve().parent
-_CANDIDATES = [
-    HERE / "apidoc.json.gz",
-    HERE / "apidoc.json",
-    Path("/work/shared/pve-api/apidoc.json"),
-]
+_CANDIDATES = {
+    "8.4": [HERE / "apidoc.json.gz", HERE / "apidoc.json", Path("/work/shared/pve-api/apidoc.json")],
+    "9.1": [HERE / "apidoc-9.1.json.gz", HERE / "apidoc-9.1.json", Path("/work/shared/pve-api/apidoc-9.1.json")],
+}
+SUPPORTED_VERSIONS = tuple(_CANDIDATES)
 
 # Index ranges of "name[n]" schema keys (PVE expands them to name0..nameN).
 INDEXED_MAX = {"net": 32, "mp": 256, "dev": 256, "unused": 256, "ipconfig": 32}
@@ -503,7 +503,8 @@ def check_object(path, props: dict, value: dict, additional, errors, indexed=())
 # --------------------------------------------------------------------------
 
 class Endpoint:
-    __slots__ = ("method", "path", "info", "props", "indexed", "additional", "allowtoken", "name")
+    __slots__ = ("method", "path", "info", "props", "indexed", "additional", "allowtoken", "name",
+                 "permissions")
 
     def __init__(self, method: str, path: str, info: dict):
         self.method = method
@@ -511,6 +512,7 @@ class Endpoint:
         self.info = info
         self.name = info.get("name")
         self.allowtoken = info.get("allowtoken", 1) != 0
+        self.permissions = info.get("permissions") or {}
         params = info.get("parameters") or {}
         self.additional = bool(params.get("additionalProperties"))
         self.props: dict[str, dict] = {}
@@ -616,23 +618,26 @@ class Schema:
         return None
 
 
-_SCHEMA: Schema | None = None
+_SCHEMAS: dict[str, Schema] = {}
 _LOCK = threading.Lock()
 
 
-def load_schema() -> Schema:
-    """Load and index apidoc.json once per process."""
-    global _SCHEMA
+def load_schema(version: str = "9.1") -> Schema:
+    """Load and index the schema of a PVE release ("9.1" or "8.4") once per process.
+    ``PVESIM_APIDOC`` (8.4) / ``PVESIM_APIDOC_91`` (9.1) point at another apidoc.json."""
+    if version not in _CANDIDATES:
+        raise ValueError(f"unsupported PVE version {version!r} (supported: {', '.join(SUPPORTED_VERSIONS)})")
     with _LOCK:
-        if _SCHEMA is None:
-            override = os.environ.get("PVESIM_APIDOC")
-            paths = [Path(override)] if override else _CANDIDATES
+        schema = _SCHEMAS.get(version)
+        if schema is None:
+            override = os.environ.get("PVESIM_APIDOC" if version == "8.4" else "PVESIM_APIDOC_91")
+            paths = [Path(override)] if override else _CANDIDATES[version]
             for p in paths:
                 if p.exists():
                     opener = gzip.open if p.suffix == ".gz" else open
                     with opener(p, "rt", encoding="utf-8") as fh:
-                        _SCHEMA = Schema(json.load(fh))
+                        schema = _SCHEMAS[version] = Schema(json.load(fh))
                     break
             else:
                 raise FileNotFoundError("apidoc.json not found in %s" % paths)
-        return _SCHEMA
+        return schema

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from .api import Ctx, NoRoute
-from .state import PVEError
+from .state import HA_STATES, PVEError
 
 API_PREFIX = "/api2/json"
 
@@ -318,12 +318,24 @@ class Handler(BaseHTTPRequestHandler):
             ep, path_params = sim.schema.lookup(method, rel)
             if ep is None:
                 raise PVEError(f"Method '{method} {rel}' not implemented", 501)
-            if is_token and not ep.allowtoken:
-                raise PVEError(f"URI '{rel}' not available with API token, need proper ticket.", 403)
-            dup = {k: "duplicate parameter (already defined in URI)" for k in params if k in path_params}
+            # pve-manager PVE/HTTPServer.pm rest_handler: URI/body duplicates only fail when they
+            # differ; then token check, permission check, proxying to the node, validation, handler
+            dup = {k: "duplicate parameter (already defined in URI) with conflicting values!"
+                   for k in sorted(params) if k in path_params and params[k] != path_params[k]}
             if dup:
                 raise PVEError("Parameter verification failed.", 400, dup)
+            if is_token and not ep.allowtoken:
+                raise PVEError(f"URI '{rel}' not available with API token, need proper ticket.", 403)
             merged = {**params, **path_params}
+            limited = is_token and not sim.privileges.full
+            if limited:
+                sim.privileges.check_api2(ep.permissions, merged, user)
+            node = path_params.get("node")
+            if (node is not None and ep.path.startswith("/nodes/{node}") and node in sim.cluster.nodes
+                    and not sim.node_online(node)):
+                # proxied to the dead node: AnyEvent::HTTP status 595 with errno text, no body
+                self._send(595, "No route to host", b"")
+                return 595
             errors = ep.validate(merged)
             if errors:
                 raise PVEError("Parameter verification failed.", 400, errors)
@@ -341,7 +353,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(200, None, {"data": None})
                 return 200
             try:
-                result = sim.api.dispatch(Ctx(user, ep), merged)
+                result = sim.api.dispatch(Ctx(user, ep, is_token, sim.privileges if limited else None), merged)
             except NoRoute:
                 raise PVEError(f"Method '{method} {rel}' not implemented", 501)
             extra = {}
@@ -382,11 +394,27 @@ class Handler(BaseHTTPRequestHandler):
             if what == "requests" and method == "DELETE":
                 sim.clear_requests()
                 return self._json(200, None, {"ok": True})
+            if what == "token" and method == "GET":
+                return self._json(200, None, {"privileges": sim.token_privileges})
+            if what == "token" and method in ("POST", "PUT"):
+                sim.set_token_privileges(payload.get("privileges"))
+                return self._json(200, None, {"privileges": sim.token_privileges})
+            if what == "token" and method == "DELETE":
+                sim.set_token_privileges(None)
+                return self._json(200, None, {"privileges": None})
+            if what == "datacenter" and method == "GET":
+                return self._json(200, None, {"next-id": sim.next_id_range})
+            if what == "datacenter" and method in ("POST", "PUT"):
+                if "next-id" in payload:
+                    rng = payload["next-id"] or {}
+                    sim.next_id_range = {k: int(rng[k]) for k in ("lower", "upper") if k in rng}
+                return self._json(200, None, {"next-id": sim.next_id_range})
             if what == "containers" and method == "GET":
                 with sim.cluster.lock:
                     out = [{"vmid": c.vmid, "node": c.node, "status": c.status, "name": c.name,
                             "tags": c.tags, "lock": c.lock, "template": c.template,
-                            "ha": c.ha_state, "config": c.config}
+                            "ha": c.ha_state, "ha_state": c.ha_state, "ha_group": c.ha_group,
+                            "config": c.config}
                            for c in sorted(sim.containers.values(), key=lambda c: c.vmid)]
                 return self._json(200, None, out)
             if what == "containers" and method == "POST":
@@ -398,6 +426,8 @@ class Handler(BaseHTTPRequestHandler):
             m = re.match(r"^containers/(\d+)$", what)
             if m and method in ("PATCH", "PUT", "POST"):
                 ct = sim.containers[int(m.group(1))]
+                if payload.get("ha_state") is not None and payload["ha_state"] not in HA_STATES:
+                    raise ValueError(f"ha_state must be one of {', '.join(HA_STATES)} or null")
                 with sim.cluster.lock:
                     for k, v in payload.items():
                         setattr(ct, k, v)
@@ -406,7 +436,8 @@ class Handler(BaseHTTPRequestHandler):
                 q = dict(parse_qsl(query))
                 return self._json(200, None, {"idle": sim.wait_idle(float(q.get("timeout", 10)))})
             if what == "state" and method == "GET":
-                return self._json(200, None, {"url": sim.url, "containers": len(sim.containers),
+                return self._json(200, None, {"url": sim.url, "pve_version": sim.pve_version,
+                                              "containers": len(sim.containers),
                                               "tasks": len(sim.cluster.tasks),
                                               "running_tasks": len(sim.cluster.running_tasks())})
         except (TypeError, ValueError, KeyError) as e:

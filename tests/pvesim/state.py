@@ -32,6 +32,21 @@ HOSTNAMES = ["web", "db", "cache", "proxy", "mail", "dns", "git", "ci", "mon", "
 TAG_POOL = ["prod", "dev", "staging", "web", "db", "critical", "backup", "team-a", "team_b", "k8s"]
 
 
+# HA states a container can be put in (PATCH /_sim/containers/<vmid> {"ha_state": ...}):
+# the CRM service states (pve-ha-manager) plus the request states disabled / ignored.
+HA_STATES = ("started", "stopped", "disabled", "ignored", "error", "fence", "freeze", "migrate",
+             "relocate", "request_start", "request_stop", "recovery")
+
+
+def ha_request_state(state: str) -> str:
+    """The ``state`` of the resource in ha/resources.cfg behind a displayed HA state."""
+    if state in ("stopped", "request_stop"):
+        return "stopped"
+    if state in ("disabled", "ignored"):
+        return state
+    return "started"
+
+
 class PVEError(Exception):
     """An error the API handler raises: HTTP status + message (+ param errors)."""
 
@@ -165,7 +180,7 @@ class Container:
         return hashlib.sha1(text.encode()).hexdigest()
 
     # metrics: deterministic functions of (vmid, time) -------------------------------------------
-    def metrics(self, now: float, host_cpus: int) -> dict:
+    def metrics(self, now: float, host_cpus: int, pressure: bool = False) -> dict:
         maxmem = self.memory_mb * MiB
         maxdisk = self.maxdisk
         base = {
@@ -189,6 +204,18 @@ class Container:
                 diskwrite=int(up * 1024 + 8 * MiB),
                 pid=self.pid,
             )
+            if pressure:
+                # pve-container 6.x vmstatus: avg10 of the cgroup's PSI files, only for running
+                # CTs; read with a regex, hence strings like "0.42" (PVE::ProcFSTools::parse_pressure)
+                k = (self.vmid % 7) / 7
+                base.update(
+                    pressurecpusome="%.2f" % (wave * 4 * k),
+                    pressurecpufull="%.2f" % (wave * 1.5 * k),
+                    pressureiosome="%.2f" % (wave * 2 * ((self.vmid % 3) / 3)),
+                    pressureiofull="%.2f" % (wave * ((self.vmid % 3) / 3)),
+                    pressurememorysome="%.2f" % (0.3 * wave * ((self.vmid % 5) / 5)),
+                    pressurememoryfull="%.2f" % (0.1 * wave * ((self.vmid % 5) / 5)),
+                )
         else:
             base.update(cpu=0, mem=0, swap=0, disk=0, uptime=0, netin=0, netout=0,
                         diskread=0, diskwrite=0)
@@ -248,8 +275,9 @@ def make_upid(node, pid, pstart, starttime, typ, ident, user) -> str:
 class Cluster:
     """All mutable simulator state. Guarded by ``self.lock`` (re-entrant)."""
 
-    def __init__(self, nodes: int = 3, containers: int = 20, seed: int = 1):
+    def __init__(self, nodes: int = 3, containers: int = 20, seed: int = 1, version: str = "9.1"):
         self.lock = threading.RLock()
+        self.version = version
         self.nodes_count = nodes
         self.containers_count = containers
         self.seed = seed
@@ -267,6 +295,9 @@ class Cluster:
             self.containers: dict[int, Container] = {}
             self.tasks: list[Task] = []
             self.tasks_by_upid: dict[str, Task] = {}
+            self.ha_groups: dict[str, dict] = {}  # 8.4: /cluster/ha/groups
+            self.ha_rules: dict[str, dict] = {}  # 9.x: /cluster/ha/rules
+            self.ha_digest_n = 0
             self._pid = 0x3A000
             self._pstart = 0x1C2D000
             self._generate(self.containers_count, self.seed)
@@ -368,6 +399,8 @@ class Cluster:
             ct.template = template
             if status == "running":
                 self._set_running(ct)
+            if ha_state is not None and ha_state not in HA_STATES:
+                raise ValueError(f"ha_state must be one of {', '.join(HA_STATES)}")
             if ha or ha_state:
                 ct.ha_state = ha_state or ("started" if status == "running" else "stopped")
                 ct.ha_group = ha_group
