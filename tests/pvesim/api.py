@@ -747,6 +747,9 @@ class Api:
                     raise TaskFailed(f"command 'ha-manager set {sid} --state started' failed: exit code 255")
             else:
                 task.log(f"Requesting HA stop for CT {vmid}")
+            with self.cluster.lock:  # the request is recorded before the task ends
+                if ct.ha_state not in (None, "ignored", "error", "fence", "freeze"):
+                    ct.ha_state = state
             self.sim.tasks.spawn(ct.node, "_ha_crm", vmid, "root@pam", self._crm_worker(ct, state),
                                  hidden=True)
 
@@ -761,10 +764,6 @@ class Api:
                 cur = ct.ha_state
                 if cur in (None, "ignored", "error", "fence", "freeze") or self.cluster.containers.get(ct.vmid) is not ct:
                     return
-                if want == "started":
-                    ct.ha_state = "request_start" if self.v9 and cur in ("stopped", "disabled") else "started"
-                else:
-                    ct.ha_state = "request_stop"
             self.sim.tasks.sleep(self.sim.task_delay / 2)
             if want == "started":
                 with self.cluster.lock:
