@@ -49,6 +49,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount one blueprint per feature."""
+    from app.about import bp as about_bp
     from app.auth.routes import bp as auth_bp
     from app.container_templates.routes import bp as templates_bp
     from app.containers.routes import bp as containers_bp
@@ -62,6 +63,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(containers_bp)
     app.register_blueprint(templates_bp)
     app.register_blueprint(wizard_bp)
+    app.register_blueprint(about_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

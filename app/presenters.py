@@ -14,7 +14,16 @@ STATUS_STYLES = {
     "locked": ("locked", "warning"),
     "paused": ("paused", "warning"),
     "error": ("error", "danger"),
+    "gone": ("gone", "dark"),
+    "template": ("template", "info"),
     "unknown": ("unknown", "danger"),
+}
+
+# HA manager states (pve-ha-manager) -> colour of the HA badge; "error" is the one that needs a person.
+HA_STYLES = {
+    "started": "info", "stopped": "secondary", "disabled": "secondary", "ignored": "light",
+    "request_start": "info", "request_stop": "info", "migrate": "warning", "relocate": "warning",
+    "freeze": "warning", "fence": "danger", "error": "danger",
 }
 
 SERVICE_STYLES = {
@@ -37,6 +46,11 @@ EVENT_STYLES = {
 def status_style(status: str | None) -> tuple[str, str]:
     """Label and colour for a container status (running, stopped, creating, locked, error…)."""
     return STATUS_STYLES.get((status or "unknown").lower(), (status or "unknown", "danger"))
+
+
+def ha_style(state: str | None) -> str:
+    """Bootstrap colour of the HA badge for an HA manager state."""
+    return HA_STYLES.get((state or "").lower(), "info")
 
 
 def service_style(status: str | None) -> tuple[str, str]:
@@ -134,6 +148,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(
         status_style=status_style,
         service_style=service_style,
+        ha_style=ha_style,
         usage_level=usage_level,
         percent=percent,
         event_style=lambda kind: EVENT_STYLES.get(kind, EVENT_STYLES["log"]),

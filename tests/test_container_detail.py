@@ -129,8 +129,9 @@ def test_overview_lists_configuration_and_live_resources(logged_in, client, pve)
     assert value("memory") == f"{sim.config['memory']} MiB" and value("swap") == f"{sim.config['swap']} MiB"
     assert value("disk").endswith("GiB on local-lvm")
     network = value("network")
-    assert "eth0 on vmbr0 · DHCP (10." in network and "MAC" in network
-    assert "eth1 on vmbr1 · 10.9.0.5/24 · gateway 10.9.0.1" in network
+    assert "eth0 on vmbr0 IPv4: DHCP (10." in network and "MAC" in network
+    assert "eth1 on vmbr1 IPv4: 10.9.0.5/24 · gateway 10.9.0.1" in network
+    assert "IPv6" not in network  # neither NIC configures IPv6: nothing is invented
     assert value("features") == "nesting yes keyctl yes fuse no"
     assert value("unprivileged") == "yes" and value("onboot") == "yes" and value("node") == sim.node
     resources = html.split('data-testid="resources"')[1]

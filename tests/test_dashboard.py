@@ -21,12 +21,14 @@ def stat(html: str, name: str) -> int:
     return int(match.group(1))
 
 
-def test_grid_shows_every_container_but_proxmox_templates(logged_in, client, pve):
+def test_grid_shows_every_container_and_marks_proxmox_templates(logged_in, client, pve):
     html = client.get("/").text
-    live = [ct for ct in pve.containers.values() if not ct.template]
-    assert stat(html, "total") == len(live)
-    assert stat(html, "running") == sum(ct.status == "running" for ct in live)
-    assert 'id="ct-103"' not in html  # CT 103 is a Proxmox template
+    assert stat(html, "total") == len(pve.containers)
+    assert stat(html, "running") == sum(ct.status == "running" for ct in pve.containers.values())
+    template = card(html, 103)  # CT 103 is a Proxmox template: shown, badged, never startable
+    assert 'data-status="template"' in template
+    assert 'title="A Proxmox template cannot be started or stopped; clone it to make a container."' in template
+    assert "Delete template" in template
     web = card(html, 100)
     assert "web01" in web and "pve1" in web and 'data-status="running"' in web
     assert "unmanaged" in web

@@ -11,6 +11,7 @@ from flask import Flask
 from proxmoxer import ProxmoxAPI
 
 from app.proxmox import (
+    ProxmoxPermissionError,
     ContainerSpec,
     ProxmoxAPIError,
     ProxmoxAuthError,
@@ -24,6 +25,7 @@ from app.proxmox import (
     init_app,
 )
 from app.proxmox.cli import pve_cli
+from app.proxmox.permissions import check_requirements
 from tests.fixtures.pve import SIM_PASSWORD, SIM_TOKEN_VALUE, pve_config, sim_settings
 
 DEBIAN = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
@@ -189,7 +191,8 @@ def test_container_interfaces_running_and_stopped(pve, pve_client):
 
 
 def test_version_vmids_and_find_node(pve, pve_client):
-    assert pve_client.version().version == "8.4.1"
+    version = pve_client.version()
+    assert version.release == pve.pve_version and version.version.startswith(pve.pve_version + ".")
     assert pve_client.next_vmid() == 120
     assert pve_client.is_vmid_free(100) is False
     assert pve_client.is_vmid_free(5000) is True
@@ -457,14 +460,27 @@ def test_bad_token_is_auth_error_and_never_logged(pve, caplog):
     assert_no_secrets(caplog, "WRONG-TOKEN-SECRET")
 
 
-def test_permission_denied_is_auth_error(pve, pve_client, caplog):
-    denied = "Permission check failed (/vms/104, VM.PowerMgmt)"
-    pve.faults.fail_path("POST", r"/status/start$", status=403, message=denied)
+def test_permission_denied_names_the_missing_privilege_and_path(pve, pve_client, caplog):
+    pve.set_token_privileges({"/vms": ["VM.Audit"], "/": ["Sys.Audit"]})
     node = pve.containers[104].node
-    with pytest.raises(ProxmoxAuthError, match="Permission check failed") as info:
+    with pytest.raises(ProxmoxPermissionError) as info:
         pve_client.start(node, 104)
+    assert isinstance(info.value, ProxmoxAuthError) and not isinstance(info.value, ProxmoxUnreachable)
     assert info.value.status_code == 403
+    assert (info.value.privilege, info.value.path) == ("VM.PowerMgmt", "/vms/104")
+    assert info.value.message == "The Proxmox API token lacks VM.PowerMgmt on /vms/104."
     assert "status=403" in proxmox_records(caplog)[0].getMessage()
+    assert pve.containers[104].status == "stopped"
+
+
+def test_permissions_report_what_the_token_may_do(pve, pve_client):
+    pve.set_token_privileges({"/vms/101": ["VM.Audit", "VM.PowerMgmt"], "/": ["Sys.Audit"]})
+    permissions = pve_client.permissions()
+    assert permissions["/vms/101"] >= {"VM.Audit", "VM.PowerMgmt"}
+    checks = {(c.requirement.privilege, c.requirement.feature): c.state for c in check_requirements(permissions)}
+    assert checks[("VM.Audit", "See containers")] == "partial"
+    assert checks[("VM.Allocate", "Delete containers")] == "missing"
+    assert checks[("Sys.Audit", "Node figures")] == "granted"
 
 
 def test_server_error_logged_once(pve, pve_client, caplog):
@@ -507,7 +523,7 @@ def test_expired_ticket_leads_to_one_relogin_and_retry(pve, ticket_client, monke
     issue = pve.auth.make_ticket
     backdated = lambda user, ts=None: issue(user, int(time.time()) - 7000)  # noqa: E731
     monkeypatch.setattr(pve.auth, "make_ticket", backdated)
-    assert ticket_client.version().version == "8.4.1"  # logged in with a 7000 s old ticket
+    assert ticket_client.version().release == pve.pve_version  # logged in with a 7000 s old ticket
     monkeypatch.setattr(pve.auth, "make_ticket", issue)
     monkeypatch.setattr(pve, "ticket_lifetime", 3600)  # now that ticket has expired
     assert len(ticket_client.list_containers()) == 19
@@ -618,7 +634,8 @@ def test_cli_check_reports_cluster(pve):
         app.extensions["proxmox"].close()
     assert result.exit_code == 0, result.output
     assert f"https://{pve.host}:{pve.port} as API token root@pam!proxboard" in result.output
-    assert "8.4.1" in result.output and "pve1 (online)" in result.output
+    assert f"release {pve.pve_version}" in result.output and "pve1 (online)" in result.output
+    assert "[granted] VM.PowerMgmt on /vms" in result.output
     assert "Containers: 19 (+ 1 template)" in result.output
     assert SIM_TOKEN_VALUE not in result.output
 

@@ -22,9 +22,17 @@ from app.containers.routes import bp
 from app.credentials import reveal_service_credentials
 from app.extensions import db
 from app.models import EVENT_TYPES, Container, Credential, Event, Operation, Service
-from app.proxmox import ContainerConfig, ProxmoxError, get_proxmox
-from app.services import ACTION as REFRESH_ACTION
-from app.services import RefreshRefused, request_refresh
+from app.proxmox import (
+    ContainerConfig,
+    GuestNetwork,
+    ProxmoxError,
+    get_proxmox,
+    guest_networks,
+    needs_interfaces,
+    primary_address,
+)
+from app.guest_services import ACTION as REFRESH_ACTION
+from app.guest_services import RefreshRefused, request_refresh
 
 log = logging.getLogger(__name__)
 
@@ -37,56 +45,38 @@ EVENT_FILTERS = ("all", *EVENT_TYPES)
 
 
 @dataclass
-class Network:
-    """One interface of the container config, with the address it has now."""
-
-    name: str
-    bridge: str | None
-    mode: str  # "dhcp", "static" or "manual"
-    address: str | None  # the lease for DHCP, the configured CIDR otherwise
-    gateway: str | None
-    hwaddr: str | None
-
-
-@dataclass
 class LiveConfig:
-    """What the config (and, for DHCP, the interfaces) call says; ``config`` None when unknown."""
+    """What the config (and, for DHCP or SLAAC, the interfaces) call says; ``config`` None when unknown."""
 
     config: ContainerConfig | None = None
-    networks: list[Network] = field(default_factory=list)
+    networks: list[GuestNetwork] = field(default_factory=list)
     error: str | None = None
 
     @property
     def ip(self) -> str | None:
-        """The first address of the container, without its prefix length."""
-        for net in self.networks:
-            if net.address:
-                return net.address.split("/", 1)[0]
-        return None
+        """The address to reach the container at (first IPv4, else first IPv6), without its prefix length."""
+        return primary_address(self.networks)
 
 
 def live_config(view: ContainerView) -> LiveConfig:
-    """The container's config and addresses; empty while Proxmox cannot be reached."""
+    """The container's config and addresses; empty while Proxmox (or the guest's node) cannot be reached."""
+    if view.lifecycle == "gone":
+        return LiveConfig(error="Proxmox no longer has this container.")
     if view.stale:
-        return LiveConfig(error="Proxmox cannot be reached.")
+        return LiveConfig(error=view.stale_reason or "Proxmox cannot be reached.")
     pve = get_proxmox()
     try:
         config = pve.container_config(view.node, view.vmid)
     except ProxmoxError as exc:
         log.warning("config of CT %s on %s unavailable: %s", view.vmid, view.node, exc.message)
         return LiveConfig(error=exc.message)
-    leases: dict[str, str] = {}
-    if view.pve_status == "running" and any(net.ip == "dhcp" for net in config.nets):
+    interfaces = ()
+    if view.pve_status == "running" and needs_interfaces(config):
         try:
-            leases = {iface.name: iface.inet for iface in pve.container_interfaces(view.node, view.vmid) if iface.inet}
+            interfaces = pve.container_interfaces(view.node, view.vmid)
         except ProxmoxError as exc:
             log.info("interfaces of CT %s on %s unavailable: %s", view.vmid, view.node, exc.message)
-    networks = []
-    for net in config.nets:
-        mode = "dhcp" if net.ip == "dhcp" else "manual" if net.ip in (None, "manual") else "static"
-        address = leases.get(net.name) if mode == "dhcp" else net.ip if mode == "static" else None
-        networks.append(Network(net.name, net.bridge, mode, address, net.gw, net.hwaddr))
-    return LiveConfig(config=config, networks=networks)
+    return LiveConfig(config=config, networks=guest_networks(config, interfaces))
 
 
 def record_of(view: ContainerView) -> Container | None:
@@ -178,7 +168,7 @@ def _load(vmid: int) -> ContainerView:
         error = ServiceUnavailable(f"Proxmox cannot be reached ({exc.message}) and CT {vmid} has no last-known state.")
         abort(make_response(render_template("errors/error.html", error=error, code=503), 503))
     if view is None:
-        record = db.session.scalar(select(Container).where(Container.vmid == vmid))
+        record = Container.current(vmid)
         if record is None or record.lifecycle not in ("creating", "error"):
             abort(404, description=f"There is no container {vmid}.")
         # Being created (or failed to be) and not in Proxmox yet: its events still tell the story.
@@ -215,7 +205,7 @@ def render_detail(view: ContainerView, tab: str, status: int = 200, **extra):
     else:
         template = "containers/_live.html" if target else "containers/detail.html"
         context.update(header_context(view))
-        if view.stale:
+        if view.stale and not view.stale_reason:
             tracker = inventory.tracker()
             context.update(unreachable_reason=tracker.reason or "connection failed", unreachable_since=tracker.since)
     response = make_response(render_template(template, **context), status)

@@ -17,11 +17,18 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 
+from app.events import record_event
 from app.extensions import db
 from app.models import Container, Operation, Service, utcnow
-from app.proxmox import ClusterSnapshot, ContainerSummary, ProxmoxError, get_proxmox
+from app.proxmox import (
+    ClusterSnapshot,
+    ContainerSummary,
+    ProxmoxAPIError,
+    ProxmoxError,
+    ProxmoxPermissionError,
+    get_proxmox,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +37,15 @@ MAX_SETTLE_PER_RENDER = 5
 _FETCHER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="proxmox-fetch")
 
 
-def display_status(pve_status: str | None, lock: str | None = None, lifecycle: str | None = None) -> str:
-    """The one status a person sees: creating/error from Proxboard, locked, else Proxmox's."""
-    if lifecycle in ("creating", "error"):
+def display_status(pve_status: str | None, lock: str | None = None, lifecycle: str | None = None,
+                   template: bool = False) -> str:
+    """The one status a person sees: creating/error/gone from Proxboard, locked, template, else Proxmox's."""
+    if lifecycle in ("creating", "error", "gone"):
         return lifecycle
     if lock:
         return "locked"
+    if template:
+        return "template"
     if pve_status in ("running", "stopped", "paused"):
         return pve_status
     return "unknown"
@@ -67,11 +77,17 @@ class ContainerView:
     tags: tuple[str, ...] = ()
     lock: str | None = None
     ha_managed: bool = False
+    ha_state: str | None = None
+    template: bool = False
     managed: bool = False
     lifecycle: str | None = None
     record_id: int | None = None
     stale: bool = False
+    # Why the figures are last-known although Proxmox answered (node offline, not listed,
+    # permission); None with ``stale`` means Proxmox itself could not be reached.
+    stale_reason: str | None = None
     snapshot_at: datetime | None = None
+    gone_at: datetime | None = None
     pending: Operation | None = None
     services: list[Service] = field(default_factory=list)
 
@@ -97,6 +113,8 @@ class Inventory:
     cpu_percent: float | None = None
     mem: int | None = None
     maxmem: int | None = None
+    offline_nodes: dict[str, datetime] = field(default_factory=dict)  # node -> offline since
+    hidden_hint: str | None = None  # Proxmox lists no guest although Proxboard knows some
 
     @property
     def mem_percent_text(self) -> str:
@@ -137,12 +155,13 @@ class Inventory:
 
 
 class ConnectivityTracker:
-    """Remembers since when Proxmox has been failing, for the banner."""
+    """Remembers since when Proxmox has been failing, and since when each node is offline, for the banners."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.since: datetime | None = None
         self.reason: str | None = None
+        self.nodes_offline: dict[str, datetime] = {}
 
     def ok(self) -> None:
         with self._lock:
@@ -154,6 +173,18 @@ class ConnectivityTracker:
                 self.since = utcnow()
             self.reason = reason
             return self.since
+
+    def node_offline(self, node: str) -> datetime:
+        """Record ``node`` as offline; returns since when."""
+        with self._lock:
+            return self.nodes_offline.setdefault(node, utcnow())
+
+    def nodes_seen(self, offline: frozenset[str] | set[str]) -> dict[str, datetime]:
+        """Record the full set of offline nodes of an answer; returns node -> offline since."""
+        with self._lock:
+            now = utcnow()
+            self.nodes_offline = {node: self.nodes_offline.get(node, now) for node in offline}
+            return dict(self.nodes_offline)
 
 
 def tracker() -> ConnectivityTracker:
@@ -167,11 +198,38 @@ def snapshot_of(ct: ContainerSummary) -> dict[str, Any]:
         "name": ct.name, "node": ct.node, "status": ct.status, "cpu": ct.cpu, "cpus": ct.cpus,
         "mem": ct.mem, "maxmem": ct.maxmem, "disk": ct.disk, "maxdisk": ct.maxdisk,
         "uptime": ct.uptime, "tags": list(ct.tags), "lock": ct.lock, "ha_managed": ct.ha_managed,
+        "ha_state": ct.ha_state, "template": ct.template,
     }
 
 
+def offline_reason(node: str, since: datetime | None) -> str:
+    """The sentence shown for a guest whose node is offline."""
+    when = f" since {since.strftime('%H:%M')} UTC" if since else ""
+    return f"Node {node} is offline{when}; showing the last known state."
+
+
+NOT_LISTED = "Proxmox did not list this container in its last answer; showing the last known state."
+HIDDEN_HINT = ("Proxmox lists no containers, although Proxboard knows {count}. The API token may lack "
+               "VM.Audit (on /vms or on each guest); nothing is removed while they are hidden.")
+
+
+def _listed_name(brief) -> str:
+    """The name Proxmox lists for a guest (``CT<vmid>`` when it has no hostname, as Proxmox shows it)."""
+    return brief.name or f"CT{brief.vmid}"
+
+
+def _visible(brief, offline: frozenset[str]) -> bool:
+    """Whether a cluster/resources entry carries real figures (its node answered)."""
+    return brief.node not in offline and not (brief.status == "unknown" and not brief.name)
+
+
 def load_inventory() -> Inventory:
-    """The merged view of every container: one Proxmox call, constant queries."""
+    """The merged view of every container: one Proxmox call, constant queries.
+
+    Guests on offline nodes and guests missing from the answer keep their last known state
+    (marked stale with the reason); a guest is only marked gone once Proxmox confirms it (see
+    ``sync``), and a VMID that now belongs to another guest gets a record of its own.
+    """
     # Proxmox answers while the database is read: the two waits overlap instead of adding up.
     pve = get_proxmox()
     fetch = _FETCHER.submit(pve.cluster_snapshot)
@@ -181,66 +239,111 @@ def load_inventory() -> Inventory:
         pending = _settle(pending)
         if len(pending) != before:  # an action just ended: read the state it left
             fetch = _FETCHER.submit(pve.cluster_snapshot)
-    rows = db.session.execute(
-        select(Container.id, Container.vmid, Container.node, Container.hostname, Container.lifecycle,
-               Container.managed).where(Container.lifecycle != "deleted")
-    ).all()
-    by_vmid = {row.vmid: row for row in rows}
+    rows = _current_rows()
     try:
         snapshot = fetch.result()
     except ProxmoxError as exc:
         since = tracker().failed(exc.message)
-        return _stale_inventory(by_vmid, pending, exc.message, since)
+        return _stale_inventory(rows, pending, exc.message, since)
     tracker().ok()
+    offline = snapshot.offline_nodes
+    offline_since = tracker().nodes_seen(offline)
+    briefs = snapshot.briefs
+    by_vmid = {row.vmid: row for row in rows}
+    if sync(snapshot, by_vmid):
+        rows = _current_rows()
+        by_vmid = {row.vmid: row for row in rows}
+    missing_notes: dict[int, str] = current_app.extensions.get("inventory_missing", {})
+    known_ready = sum(1 for row in rows if row.lifecycle == "ready")
+    hidden_hint = None
+    if not briefs and known_ready and any(n.is_online for n in snapshot.nodes):
+        hidden_hint = HIDDEN_HINT.format(count=known_ready)
 
     summaries = snapshot.containers
-    live = [index for index, brief in enumerate(snapshot.briefs) if not brief.template]
-    _remember(snapshot, live, by_vmid)
     entries: list[tuple[int, str, Any]] = []
     seen: set[int] = set()
-    briefs = snapshot.briefs
-    for index in live:
-        brief = briefs[index]
+    for index, brief in enumerate(briefs):
         row = by_vmid.get(brief.vmid)
         seen.add(brief.vmid)
-        status = display_status(brief.status, brief.lock, row.lifecycle if row else None)
-        entries.append((brief.vmid, status, (index, row)))
-    for row in rows:  # containers Proxboard is still creating, not yet (or no longer) in Proxmox
-        if row.vmid not in seen and row.lifecycle in ("creating", "error"):
-            entries.append((row.vmid, row.lifecycle, (None, row)))
+        if row is not None and row.lifecycle == "gone":
+            row = None  # not resolved yet (sync is throttled): show the live guest without the old history
+        if not _visible(brief, offline):
+            reason = offline_reason(brief.node, offline_since.get(brief.node))
+            status = display_status((row.snapshot or {}).get("status", "unknown") if row is not None else "unknown",
+                                    None, row.lifecycle if row else None)
+            entries.append((brief.vmid, status, ("stale", row, brief, reason)))
+            continue
+        status = display_status(brief.status, brief.lock, row.lifecycle if row else None, brief.template)
+        entries.append((brief.vmid, status, ("live", row, index, None)))
+    for row in rows:  # records Proxmox did not list: being created, failed, gone, or hidden from us
+        if row.vmid in seen:
+            continue
+        if row.lifecycle in ("creating", "error", "gone"):
+            entries.append((row.vmid, row.lifecycle, ("record", row, None, None)))
+        elif row.lifecycle == "ready":
+            reason = hidden_hint or missing_notes.get(row.id, NOT_LISTED)
+            snap = row.snapshot or {}
+            status = display_status(snap.get("status", "unknown"), snap.get("lock"), row.lifecycle,
+                                    snap.get("template", False))
+            entries.append((row.vmid, status, ("stale", row, None, reason)))
     entries.sort(key=lambda entry: entry[0])
 
     def build(item) -> ContainerView:
-        index, row = item
-        return _live_view(summaries[index] if index is not None else None, row, pending)
+        kind, row, ref, reason = item
+        if kind == "live":
+            return _live_view(summaries[ref], row, pending)
+        if kind == "stale":
+            return _stale_view(row, pending, reason, vmid=ref.vmid if ref is not None else None,
+                               node=ref.node if ref is not None else None)
+        return _record_view(row, pending)
 
     def describe(item) -> str:
-        index, row = item
+        kind, row, ref, _ = item
         hostname = row.hostname if row is not None else None
-        if index is None:
-            return f"{row.vmid} {hostname or ''} {row.node}".lower()
-        brief = briefs[index]
-        return f"{brief.vmid} {brief.name} {hostname or ''} {brief.node} {brief.tags}".lower()
+        if kind == "live":
+            brief = briefs[ref]
+            return f"{brief.vmid} {brief.name} {hostname or ''} {brief.node} {brief.tags}".lower()
+        snap = (row.snapshot or {}) if row is not None else {}
+        vmid = row.vmid if row is not None else ref.vmid
+        node = ref.node if ref is not None else row.node
+        tags = ";".join(snap.get("tags", ()))
+        return f"{vmid} {snap.get('name', '')} {hostname or ''} {node} {tags}".lower()
 
     return Inventory(entries, build, describe, reachable=True,
-                     cpu_percent=snapshot.cpu_percent, mem=snapshot.mem, maxmem=snapshot.maxmem)
+                     cpu_percent=snapshot.cpu_percent, mem=snapshot.mem, maxmem=snapshot.maxmem,
+                     offline_nodes={n: offline_since[n] for n in sorted(offline) if n in offline_since},
+                     hidden_hint=hidden_hint)
 
 
-def _live_view(ct: ContainerSummary | None, row, pending: dict[int, Operation]) -> ContainerView:
+_ROW_COLUMNS = (Container.id, Container.vmid, Container.node, Container.hostname, Container.lifecycle,
+                Container.managed, Container.snapshot, Container.snapshot_at, Container.fingerprint,
+                Container.gone_at)
+
+
+def _current_rows() -> list[Any]:
+    """Every record that holds its VMID (not archived), as light rows."""
+    return db.session.execute(select(*_ROW_COLUMNS).where(Container.lifecycle != "deleted")).all()
+
+
+def _live_view(ct: ContainerSummary, row, pending: dict[int, Operation]) -> ContainerView:
     lifecycle = row.lifecycle if row is not None else None
-    if ct is None:
-        return ContainerView(
-            vmid=row.vmid, node=row.node, name=row.hostname or f"CT {row.vmid}", pve_status="unknown",
-            status=row.lifecycle, managed=row.managed, lifecycle=row.lifecycle, record_id=row.id,
-            pending=pending.get(row.id),
-        )
     return ContainerView(
         vmid=ct.vmid, node=ct.node, name=(row.hostname if row is not None else None) or ct.name or f"CT {ct.vmid}",
-        pve_status=ct.status, status=display_status(ct.status, ct.lock, lifecycle),
+        pve_status=ct.status, status=display_status(ct.status, ct.lock, lifecycle, ct.template),
         cpu=ct.cpu, cpus=ct.cpus, mem=ct.mem, maxmem=ct.maxmem, disk=ct.disk, maxdisk=ct.maxdisk,
-        uptime=ct.uptime, tags=ct.tags, lock=ct.lock, ha_managed=ct.ha_managed,
-        managed=bool(row is not None and row.managed), lifecycle=lifecycle,
+        uptime=ct.uptime, tags=ct.tags, lock=ct.lock, ha_managed=ct.ha_managed, ha_state=ct.ha_state,
+        template=ct.template, managed=bool(row is not None and row.managed), lifecycle=lifecycle,
         record_id=row.id if row is not None else None, pending=pending.get(row.id) if row is not None else None,
+    )
+
+
+def _record_view(row, pending: dict[int, Operation]) -> ContainerView:
+    """A record Proxmox does not list: being created, failed, or gone."""
+    snap = row.snapshot or {}
+    return ContainerView(
+        vmid=row.vmid, node=row.node, name=row.hostname or snap.get("name") or f"CT {row.vmid}", pve_status="unknown",
+        status=row.lifecycle, tags=tuple(snap.get("tags", ())), managed=row.managed, lifecycle=row.lifecycle,
+        record_id=row.id, pending=pending.get(row.id), snapshot_at=row.snapshot_at, gone_at=row.gone_at,
     )
 
 
@@ -261,7 +364,11 @@ def _settle(pending: dict[int, Operation]) -> dict[int, Operation]:
 
 
 def attach_services(views: list[ContainerView]) -> None:
-    """Load the application services of the given containers in one query."""
+    """Load the application services of the given containers in one query.
+
+    A container that is not running shows its services as they were last checked, but their
+    status is unknown now: nothing inside a stopped container is running.
+    """
     ids = [view.record_id for view in views if view.record_id is not None]
     if not ids:
         return
@@ -275,125 +382,395 @@ def attach_services(views: list[ContainerView]) -> None:
         view.services = by_container.get(view.record_id, [])
 
 
-def _stale_inventory(by_vmid, pending, reason: str, since: datetime) -> Inventory:
-    saved = {row.id: row for row in db.session.execute(
-        select(Container.id, Container.snapshot, Container.snapshot_at).where(Container.lifecycle != "deleted")
-    ).all()}
+def _stale_inventory(rows, pending, reason: str, since: datetime) -> Inventory:
     entries = []
-    for vmid, row in sorted(by_vmid.items()):
-        snap = saved[row.id].snapshot or {}
-        status = display_status(snap.get("status", "unknown"), snap.get("lock"), row.lifecycle)
-        entries.append((vmid, status, (row, saved[row.id])))
-    def describe(item) -> str:
-        row, saved_row = item
-        snap = saved_row.snapshot or {}
+    for row in sorted(rows, key=lambda r: r.vmid):
+        if row.lifecycle in ("creating", "error", "gone"):
+            entries.append((row.vmid, row.lifecycle, row))
+            continue
+        snap = row.snapshot or {}
+        status = display_status(snap.get("status", "unknown"), snap.get("lock"), row.lifecycle, snap.get("template", False))
+        entries.append((row.vmid, status, row))
+
+    def describe(row) -> str:
+        snap = row.snapshot or {}
         tags = ";".join(snap.get("tags", ()))
         return f"{row.vmid} {snap.get('name', '')} {row.hostname or ''} {row.node} {tags}".lower()
 
-    return Inventory(entries, lambda item: _stale_view(*item, pending), describe, reachable=False, error=reason,
-                     unreachable_since=since)
+    def build(row) -> ContainerView:
+        if row.lifecycle in ("creating", "error", "gone"):
+            view = _record_view(row, pending)
+            view.stale = True
+            return view
+        return _stale_view(row, pending, None)
+
+    return Inventory(entries, build, describe, reachable=False, error=reason, unreachable_since=since)
 
 
-def _stale_view(row, saved, pending: dict[int, Operation]) -> ContainerView:
-    snap = saved.snapshot or {}
+def _stale_view(row, pending: dict[int, Operation], reason: str | None, *, vmid: int | None = None,
+                node: str | None = None) -> ContainerView:
+    """Last-known state of a guest; ``reason`` says why (None: Proxmox cannot be reached)."""
+    if row is None:  # a guest on an offline node that Proxboard has never seen
+        return ContainerView(vmid=vmid or 0, node=node or "", name=f"CT {vmid}", pve_status="unknown",
+                             status="unknown", stale=True, stale_reason=reason)
+    snap = row.snapshot or {}
     last_status = snap.get("status", "unknown")
     return ContainerView(
-        vmid=row.vmid, node=snap.get("node") or row.node, name=row.hostname or snap.get("name") or f"CT {row.vmid}",
-        pve_status=last_status, status=display_status(last_status, snap.get("lock"), row.lifecycle),
+        vmid=row.vmid, node=node or snap.get("node") or row.node, name=row.hostname or snap.get("name") or f"CT {row.vmid}",
+        pve_status=last_status,
+        status=display_status(last_status, snap.get("lock"), row.lifecycle, snap.get("template", False)),
         cpu=snap.get("cpu", 0.0), cpus=snap.get("cpus", 0.0), mem=snap.get("mem", 0), maxmem=snap.get("maxmem", 0),
         disk=snap.get("disk", 0), maxdisk=snap.get("maxdisk", 0), uptime=snap.get("uptime", 0),
         tags=tuple(snap.get("tags", ())), lock=snap.get("lock"), ha_managed=snap.get("ha_managed", False),
-        managed=row.managed, lifecycle=row.lifecycle, record_id=row.id, stale=True,
-        snapshot_at=saved.snapshot_at, pending=pending.get(row.id),
+        ha_state=snap.get("ha_state"), template=snap.get("template", False),
+        managed=row.managed, lifecycle=row.lifecycle, record_id=row.id, stale=True, stale_reason=reason,
+        snapshot_at=row.snapshot_at, pending=pending.get(row.id),
     )
 
 
+# -- sync: what Proxboard records of what Proxmox lists --------------------------------------------
+
 _sync_lock = threading.Lock()
+MAX_CONFIG_READS = 8  # per sync: identity checks and fingerprints learnt
+MAX_CONFIRMATIONS = 5  # per sync: guests missing from the answer asked for directly
 
 
-def _remember(snapshot: ClusterSnapshot, live: list[int], by_vmid) -> None:
-    """Store last-known state (throttled): new containers become unmanaged records."""
+def _name_of(row) -> str | None:
+    """The name Proxmox last reported for a record's guest (None: never seen, so nothing to compare)."""
+    return (row.snapshot or {}).get("name")
+
+
+def sync(snapshot: ClusterSnapshot, by_vmid: dict[int, Any], *, force: bool = False) -> bool:
+    """Record what Proxmox lists (throttled to ``SNAPSHOT_SECONDS``); True if records changed.
+
+    The identity rule: a listed guest is the record's guest when their VMIDs match and, when
+    both fingerprints are known (the guest's MAC addresses, see ``ContainerConfig.fingerprint``),
+    they match; when one is unknown, their names must match. A different guest archives the old
+    record (lifecycle ``deleted``, its events, services and credentials stay with it) and gets a
+    record of its own. A guest the answer leaves out is asked for directly on its node, and only
+    a "does not exist" answer marks it ``gone``; offline nodes, permission errors and an answer
+    listing no guest at all (a token without VM.Audit) change nothing. A write that fails is
+    rolled back and logged as a warning; the next sync starts again from what the database has.
+    """
     interval = float(current_app.config.get("SNAPSHOT_SECONDS", 60))
     state = current_app.extensions.setdefault("inventory_sync", {"at": 0.0})
-    now = time.monotonic()
+    offline = snapshot.offline_nodes
     briefs = snapshot.briefs
-    vmids = [briefs[index].vmid for index in live]
-    has_new = any(vmid not in by_vmid for vmid in vmids)
-    if not has_new and now - state["at"] < interval:
-        return
+    visible = [(index, brief) for index, brief in enumerate(briefs) if _visible(brief, offline)]
+    urgent = any(
+        brief.vmid not in by_vmid
+        or by_vmid[brief.vmid].lifecycle == "gone"
+        or (_name_of(by_vmid[brief.vmid]) not in (None, _listed_name(brief))
+            and by_vmid[brief.vmid].lifecycle != "creating")
+        for _, brief in visible
+    )
+    now = time.monotonic()
+    if not force and not urgent and now - state["at"] < interval:
+        return False
     if not _sync_lock.acquire(blocking=False):
-        return
+        return False
     try:
         state["at"] = now
-        live_cts = [snapshot.containers[index] for index in live]
-        new = [ct for ct in live_cts if ct.vmid not in by_vmid]
-        moment = utcnow()
-        if new:
-            db.session.execute(insert(Container), [
-                {"vmid": ct.vmid, "node": ct.node, "hostname": None, "lifecycle": "ready", "managed": False,
-                 "snapshot": snapshot_of(ct), "snapshot_at": moment, "created_at": moment, "updated_at": moment}
-                for ct in new
-            ])
-        known = [ct for ct in live_cts if ct.vmid in by_vmid]
-        if known:
-            db.session.execute(update(Container), [
-                {"id": by_vmid[ct.vmid].id, "node": ct.node, "snapshot": snapshot_of(ct), "snapshot_at": moment}
-                for ct in known
-            ])
-        live_ids = set(vmids)
-        gone = [row.id for vmid, row in by_vmid.items() if vmid not in live_ids and row.lifecycle == "ready"]
-        if gone:
-            db.session.execute(update(Container).where(Container.id.in_(gone)).values(lifecycle="deleted"))
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()  # another worker recorded the same new container first
-        log.info("inventory sync raced with another worker; will retry on the next render")
+        return _sync(snapshot, by_vmid, visible, offline)
+    except Exception as exc:  # noqa: BLE001 - the inventory must never get stuck on one bad write
+        db.session.rollback()
+        log.warning("inventory sync failed, the next sync retries: %s: %s", type(exc).__name__, exc, exc_info=True)
+        state["at"] = 0.0
+        return False
     finally:
         _sync_lock.release()
 
 
+def _sync(snapshot: ClusterSnapshot, by_vmid: dict[int, Any], visible, offline: frozenset[str]) -> bool:
+    pve = get_proxmox()
+    summaries = snapshot.containers
+    moment = utcnow()
+    new, suspects, learn = [], [], []
+    for index, brief in visible:
+        row = by_vmid.get(brief.vmid)
+        if row is None:
+            new.append(index)
+        elif row.lifecycle == "creating":
+            continue
+        elif row.lifecycle == "gone" or _name_of(row) not in (None, _listed_name(brief)):
+            suspects.append((index, row))
+        elif row.fingerprint is None:
+            learn.append((index, row))
+    # Config reads: every suspect (their history must not be shown on another guest), then as many
+    # fingerprints as the budget allows (new guests first); the rest are learnt by later syncs.
+    wanted = [(index, row) for index, row in suspects]
+    budget = max(MAX_CONFIG_READS - len(wanted), 0)
+    wanted += [(index, None) for index in new[:budget]]
+    budget = max(MAX_CONFIG_READS - len(wanted), 0)
+    wanted += learn[:budget]
+    fingerprints = _read_fingerprints(pve, [(briefs_node(snapshot, i), snapshot.briefs[i].vmid) for i, _ in wanted])
+    fp_of = {snapshot.briefs[i].vmid: fingerprints.get(snapshot.briefs[i].vmid) for i, _ in wanted}
+    changed = False
+
+    inserts = [index for index in new]
+    for index, row in suspects:
+        ct = summaries[index]
+        fingerprint = fp_of.get(ct.vmid)
+        if _same_guest(row, ct.name, fingerprint):
+            values = {"snapshot": snapshot_of(ct), "snapshot_at": moment, "node": ct.node}
+            if fingerprint is not None:
+                values["fingerprint"] = fingerprint
+            if row.lifecycle == "gone":
+                values.update(lifecycle="ready", gone_at=None)
+                record_event(row.id, "log", f"CT {ct.vmid} ({ct.name}) is listed by Proxmox again.",
+                             {"vmid": ct.vmid, "node": ct.node})
+            db.session.execute(update(Container).where(Container.id == row.id).values(**values))
+        else:
+            old = _name_of(row) or row.hostname or f"CT {row.vmid}"
+            db.session.execute(update(Container).where(Container.id == row.id)
+                               .values(lifecycle="deleted", gone_at=row.gone_at or moment))
+            record_event(row.id, "log",
+                         f"{old} (CT {row.vmid}) no longer exists in Proxmox: VMID {row.vmid} now belongs to "
+                         f"another guest ({ct.name}), which Proxboard records separately.",
+                         {"vmid": row.vmid, "new_name": ct.name, "new_node": ct.node})
+            inserts.append(index)
+        changed = True
+    if inserts:
+        db.session.flush()
+        db.session.execute(insert(Container), [
+            {"vmid": summaries[i].vmid, "node": summaries[i].node, "hostname": None, "lifecycle": "ready",
+             "managed": False, "snapshot": snapshot_of(summaries[i]), "snapshot_at": moment,
+             "fingerprint": fp_of.get(summaries[i].vmid), "created_at": moment, "updated_at": moment}
+            for i in inserts
+        ])
+        changed = True
+    handled = {row.id for _, row in suspects}
+    known = [(index, by_vmid[brief.vmid]) for index, brief in visible
+             if brief.vmid in by_vmid and by_vmid[brief.vmid].id not in handled
+             and by_vmid[brief.vmid].lifecycle != "creating"]
+    if known:
+        db.session.execute(update(Container), [
+            {"id": row.id, "node": summaries[index].node, "snapshot": snapshot_of(summaries[index]),
+             "snapshot_at": moment,
+             **({"fingerprint": fp_of[row.vmid]} if fp_of.get(row.vmid) is not None else {})}
+            for index, row in known
+        ])
+    changed |= _confirm_missing(pve, snapshot, by_vmid, offline, moment)
+    db.session.commit()
+    return changed
+
+
+def briefs_node(snapshot: ClusterSnapshot, index: int) -> str:
+    """The node of the ``index``-th container of a snapshot."""
+    return snapshot.briefs[index].node
+
+
+def _same_guest(row, name: str, fingerprint: str | None) -> bool:
+    if fingerprint is not None and row.fingerprint is not None:
+        if fingerprint or row.fingerprint:
+            return fingerprint == row.fingerprint
+    return _name_of(row) in (None, name)
+
+
+def _read_fingerprints(pve, targets: list[tuple[str, int]]) -> dict[int, str]:
+    """Fingerprints of the given (node, vmid) guests, read in parallel; unreadable ones are left out."""
+    if not targets:
+        return {}
+
+    def read(target):
+        node, vmid = target
+        try:
+            return vmid, pve.container_config(node, vmid).fingerprint
+        except ProxmoxError as exc:
+            log.info("cannot read the config of CT %s on %s to tell it apart: %s", vmid, node, exc.message)
+            return vmid, None
+
+    return {vmid: fp for vmid, fp in _FETCHER.map(read, targets) if fp is not None}
+
+
+def _confirm_missing(pve, snapshot: ClusterSnapshot, by_vmid, offline: frozenset[str], moment) -> bool:
+    """Ask Proxmox about records its answer left out; mark ``gone`` only those it says do not exist."""
+    listed = {brief.vmid for brief in snapshot.briefs}
+    missing = [row for vmid, row in by_vmid.items() if vmid not in listed and row.lifecycle in ("ready", "error")]
+    notes: dict[int, str] = current_app.extensions.setdefault("inventory_missing", {})
+    for key in [key for key in notes if key not in {row.id for row in missing}]:
+        notes.pop(key, None)
+    if not missing:
+        return False
+    if not snapshot.briefs and any(row.lifecycle == "ready" for row in missing):
+        return False  # nothing visible at all: a token without VM.Audit, not a cluster without guests
+    changed = False
+    for row in missing[:MAX_CONFIRMATIONS]:
+        if row.node in offline:
+            notes[row.id] = offline_reason(row.node, tracker().nodes_offline.get(row.node))
+            continue
+        if row.lifecycle == "error" and not _failed_after_create(row.id):
+            continue  # Proxmox never had it: the failed creation keeps its Retry
+        try:
+            pve.container_status(row.node, row.vmid)
+        except ProxmoxPermissionError as exc:
+            notes[row.id] = f"Proxmox does not let Proxboard see this container: {exc.message}"
+            continue
+        except ProxmoxAPIError as exc:
+            if not exc.not_found:
+                notes[row.id] = f"Proxmox did not list this container and could not be asked: {exc.message}"
+                continue
+        except ProxmoxError as exc:
+            notes[row.id] = f"Proxmox did not list this container and could not be asked: {exc.message}"
+            continue
+        else:
+            notes[row.id] = NOT_LISTED
+            continue
+        name = row.hostname or _name_of(row) or f"CT {row.vmid}"
+        db.session.execute(update(Container).where(Container.id == row.id).values(lifecycle="gone", gone_at=moment))
+        record_event(row.id, "log", f"{name} (CT {row.vmid}) no longer exists in Proxmox "
+                     f"(deleted outside Proxboard?). Clear it to remove it from the dashboard.",
+                     {"vmid": row.vmid, "node": row.node})
+        notes.pop(row.id, None)
+        changed = True
+    return changed
+
+
+def _failed_after_create(container_id: int) -> bool:
+    """Whether the container's failed creation got past Proxmox's create step (so Proxmox had it)."""
+    step = db.session.scalar(select(Operation.step).where(
+        Operation.container_id == container_id, Operation.action == "provision")
+        .order_by(Operation.started_at.desc(), Operation.id.desc()).limit(1))
+    return step not in (None, "create")
+
+
+def record_for(ct: ContainerSummary) -> Container | None:
+    """Proxboard's record of the guest Proxmox reports as ``ct``, or None.
+
+    When the record holding the VMID may belong to another guest (it is ``gone``, or its name
+    differs), the identity rule of ``sync`` decides first, so that a new guest never shows an
+    old one's history.
+    """
+    record = Container.current(ct.vmid)
+    if record is None or record.lifecycle == "creating":
+        return record
+    if record.lifecycle == "gone" or _name_of(record) not in (None, ct.name):
+        sync(ClusterSnapshot((ct,), ()), {ct.vmid: _light(record)}, force=True)
+        db.session.expire_all()
+        record = Container.current(ct.vmid)
+        if record is not None and record.lifecycle == "gone":
+            return None
+    return record
+
 
 def load_one(vmid: int) -> ContainerView | None:
-    """One container's view (live status call + its record), or None if Proxmox has no such CT."""
-    record = db.session.scalar(select(Container).where(Container.vmid == vmid))
-    pending = None
-    if record is not None:
-        pending = db.session.scalar(select(Operation).where(
-            Operation.container_id == record.id, Operation.state.in_(("queued", "running"))))
+    """One container's view (live status call + its record), or None if neither knows the CT.
+
+    The record is only used when the guest Proxmox reports is the record's guest (see ``sync``);
+    a node that is offline or a status call the token may not make gives the last known state
+    with the reason instead of an error; a record whose guest is gone gives the gone view.
+    Raises ProxmoxError when Proxmox cannot be reached and Proxboard has no record.
+    """
+    record = Container.current(vmid)
+    gone = record is not None and record.lifecycle == "gone"
+    pve = get_proxmox()
     try:
-        node = record.node if record is not None else None
-        pve = get_proxmox()
+        node = record.node if record is not None and not gone else None
         if node is None:
             node = pve.find_container_node(vmid)
-            if node is None:
-                return None
-        ct = pve.container_status(node, vmid)
+        if node is None:
+            ct = None
+        else:
+            try:
+                ct = pve.container_status(node, vmid)
+            except ProxmoxAPIError as exc:
+                if not exc.not_found or record is None:
+                    raise
+                moved = pve.find_container_node(vmid)  # migrated since the record was written
+                ct = pve.container_status(moved, vmid) if moved not in (None, node) else None
     except ProxmoxError as exc:
-        if getattr(exc, "not_found", False):
-            return None
-        if record is None:
+        if record is None or gone:
+            if isinstance(exc, ProxmoxAPIError) and exc.not_found:
+                return _record_view(record, _pending_of(record)) if gone else None
+            if gone:
+                return _record_view(record, _pending_of(record))
             raise
-        tracker().failed(exc.message)
-        snap = record.snapshot or {}
-        status = snap.get("status", "unknown")
-        view = ContainerView(
-            vmid=vmid, node=record.node, name=record.hostname or snap.get("name") or f"CT {vmid}",
-            pve_status=status, status=display_status(status, snap.get("lock"), record.lifecycle),
-            cpu=snap.get("cpu", 0.0), cpus=snap.get("cpus", 0.0), mem=snap.get("mem", 0),
-            maxmem=snap.get("maxmem", 0), disk=snap.get("disk", 0), maxdisk=snap.get("maxdisk", 0),
-            uptime=snap.get("uptime", 0), tags=tuple(snap.get("tags", ())), lock=snap.get("lock"),
-            managed=record.managed, lifecycle=record.lifecycle, record_id=record.id, stale=True,
-            snapshot_at=record.snapshot_at, pending=pending,
-        )
+        if isinstance(exc, ProxmoxAPIError) and exc.node_unreachable:
+            reason = offline_reason(record.node, tracker().node_offline(record.node))
+        elif isinstance(exc, ProxmoxPermissionError):
+            reason = f"Proxboard may not read this container's status: {exc.message}"
+        else:
+            tracker().failed(exc.message)
+            reason = None
+        view = _stale_view(record, _pending_of(record), reason)
         attach_services([view])
         return view
+    if ct is None:
+        return _record_view(record, _pending_of(record)) if record is not None and record.lifecycle != "ready" else None
+    record = record_for(ct)
+    pending = _pending_of(record).get(record.id) if record is not None else None
     lifecycle = record.lifecycle if record is not None else None
     view = ContainerView(
         vmid=vmid, node=ct.node, name=(record.hostname if record is not None and record.hostname else None) or ct.name or f"CT {vmid}",
-        pve_status=ct.status, status=display_status(ct.status, ct.lock, lifecycle), cpu=ct.cpu, cpus=ct.cpus,
+        pve_status=ct.status, status=display_status(ct.status, ct.lock, lifecycle, ct.template), cpu=ct.cpu, cpus=ct.cpus,
         mem=ct.mem, maxmem=ct.maxmem, disk=ct.disk, maxdisk=ct.maxdisk, swap=ct.swap, maxswap=ct.maxswap,
-        uptime=ct.uptime, tags=ct.tags, lock=ct.lock, ha_managed=ct.ha_managed, managed=bool(record is not None and record.managed),
+        uptime=ct.uptime, tags=ct.tags, lock=ct.lock, ha_managed=ct.ha_managed, ha_state=ct.ha_state,
+        template=ct.template, managed=bool(record is not None and record.managed),
         lifecycle=lifecycle, record_id=record.id if record is not None else None, pending=pending,
     )
     attach_services([view])
     return view
+
+
+def _pending_of(record: Container | None) -> dict[int, Operation]:
+    """The record's pending operation, keyed like ``pending_operations``."""
+    if record is None:
+        return {}
+    operation = db.session.scalar(select(Operation).where(
+        Operation.container_id == record.id, Operation.state.in_(("queued", "running"))))
+    return {record.id: operation} if operation is not None else {}
+
+
+def _light(record: Container):
+    """A record as the light row ``sync`` works on."""
+    return db.session.execute(select(*_ROW_COLUMNS).where(Container.id == record.id)).one()
+
+
+# -- VMIDs -----------------------------------------------------------------------------------------
+
+def reserved_vmids() -> set[int]:
+    """VMIDs Proxboard holds although Proxmox may not list them: containers being created or whose creation failed."""
+    return set(db.session.scalars(select(Container.vmid).where(Container.lifecycle.in_(("creating", "error")))))
+
+
+def vmid_available(vmid: int) -> bool:
+    """True when a new container may take ``vmid``: Proxmox has no guest with it and Proxboard holds no
+    creation for it. A record of a guest that is gone (or not confirmed yet) does not hold it.
+
+    Raises ProxmoxError when Proxmox cannot be asked (GET /cluster/nextid?vmid=N).
+    """
+    if vmid in reserved_vmids():
+        return False
+    return get_proxmox().is_vmid_free(vmid)
+
+
+def propose_vmid() -> int:
+    """The lowest VMID a new container can take: Proxmox's next free one (GET /cluster/nextid), skipping
+    those Proxboard holds for creations (``reserved_vmids``), so the wizard never proposes a VMID it
+    would then refuse. Raises ProxmoxError when Proxmox cannot be asked.
+    """
+    pve = get_proxmox()
+    vmid = pve.next_vmid()
+    reserved = reserved_vmids()
+    if vmid not in reserved:
+        return vmid
+    used = {ct.vmid for ct in pve.list_containers(include_templates=True)} | reserved
+    while vmid in used or not pve.is_vmid_free(vmid):
+        vmid += 1
+        while vmid in used:
+            vmid += 1
+    return vmid
+
+
+def release_vmid(vmid: int) -> None:
+    """Archive the record that holds ``vmid`` for a guest Proxmox no longer has (``gone``, or ``ready``
+    while Proxmox says the VMID is free), so a new container can be recorded under it. The caller
+    commits; the old record keeps its history.
+    """
+    record = Container.current(vmid)
+    if record is not None and record.lifecycle in ("gone", "ready"):
+        record.lifecycle = "deleted"
+        record.gone_at = record.gone_at or utcnow()
+        record_event(record.id, "log", f"VMID {vmid} was reused for a new container; this record is archived.",
+                     {"vmid": vmid})
+        db.session.flush()

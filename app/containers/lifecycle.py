@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.containers.inventory import record_for, snapshot_of
 from app.events import record_event
 from app.extensions import db
 from app.models import Container, Operation, utcnow
@@ -52,34 +53,57 @@ class ActionRefused(Exception):
         self.message = message
 
 
+HA_ERROR_REASON = ("Its HA state is error: Proxmox will not start it until the HA error is cleared "
+                   "(set the HA resource to disabled, then to started again).")
+TEMPLATE_REASON = "A Proxmox template cannot be started or stopped; clone it to make a container."
+
+
 def unavailable_reason(action: str, status: str, *, lock: str | None = None, reachable: bool = True,
-                       pending: Operation | None = None, lifecycle: str | None = None) -> str | None:
-    """Why ``action`` is not possible for a container in this state, or None when it is."""
+                       pending: Operation | None = None, lifecycle: str | None = None, template: bool = False,
+                       ha_state: str | None = None, blocked: str | None = None) -> str | None:
+    """Why ``action`` is not possible for a container in this state, or None when it is.
+
+    ``blocked`` is a reason that rules out every action (the guest's node is offline, Proxmox
+    did not list it); ``ha_state`` is the HA manager's state (``error`` keeps a guest stopped).
+    """
     spec = ACTIONS[action]
     if pending is not None:
         return f"Another operation is in progress ({pending.action})."
+    if lifecycle == "gone":
+        return "Proxmox no longer has this container."
+    if blocked:
+        return blocked
     if not reachable and action != "delete":
         return "Proxmox cannot be reached."
     if lifecycle == "creating":
         return "The container is still being created."
     if lock:
         return f"The container is locked ({lock})."
+    if template and action != "delete":
+        return TEMPLATE_REASON
     if spec.needs == "stopped" and status != "stopped":
         return "The container is already running." if status == "running" else f"Not possible while {status}."
     if spec.needs == "running" and status != "running":
         return "The container is not running."
+    if action == "start" and ha_state == "error":
+        return HA_ERROR_REASON
     return None
 
 
-def get_or_create_record(vmid: int, node: str, name: str | None = None) -> Container:
-    """Proxboard's record of a container, created (unmanaged) on first touch."""
-    container = db.session.scalar(select(Container).where(Container.vmid == vmid))
+def get_or_create_record(live: ContainerSummary) -> Container:
+    """Proxboard's record of the guest ``live``, created (unmanaged) on first touch.
+
+    A record that belonged to an earlier guest with the same VMID is never reused (see
+    ``inventory.record_for``).
+    """
+    container = record_for(live)
     if container is None:
-        container = Container(vmid=vmid, node=node, managed=False, lifecycle="ready")
+        container = Container(vmid=live.vmid, node=live.node, managed=False, lifecycle="ready",
+                              snapshot=snapshot_of(live), snapshot_at=utcnow())
         db.session.add(container)
         db.session.flush()
-    elif container.node != node:
-        container.node = node
+    elif container.node != live.node:
+        container.node = live.node
     return container
 
 
@@ -102,12 +126,11 @@ def request_action(vmid: int, action: str, username: str) -> Operation:
         raise ActionRefused(f"Unknown action {action!r}.")
     spec = ACTIONS[action]
     live = locate(vmid)
-    container = get_or_create_record(vmid, live.node)
+    container = get_or_create_record(live)
     pending = db.session.scalar(select(Operation).where(
         Operation.container_id == container.id, Operation.state.in_(("queued", "running"))))
-    reason = unavailable_reason(action, live.status, lock=live.lock, pending=pending, lifecycle=container.lifecycle)
-    if live.template:
-        reason = "Proxmox templates cannot be started or stopped from here."
+    reason = unavailable_reason(action, live.status, lock=live.lock, pending=pending, lifecycle=container.lifecycle,
+                                template=live.template, ha_state=live.ha_state)
     if reason:
         db.session.rollback()
         raise ActionRefused(reason)
@@ -208,12 +231,24 @@ def _succeed(operation: Operation, container: Container, name: str, spec: Action
         # hastart/hastop only hand the request to ha-manager, which acts a moment later.
         message = f"{name} (CT {container.vmid}): the HA manager accepted the request; it will be {spec.done} shortly."
         meta["ha_managed"] = True
+        if spec.name == "start" and _ha_state(container) == "error":
+            message = (f"{name} (CT {container.vmid}): the HA manager accepted the request, but the container "
+                       f"will not start: {HA_ERROR_REASON[0].lower()}{HA_ERROR_REASON[1:]}")
+            meta["ha_state"] = "error"
     if spec.name == "delete":
         container.lifecycle = "deleted"
     record_event(container.id, "complete", message, meta)
     db.session.commit()
     get_proxmox().invalidate()
     return Outcome(message, "success")
+
+
+def _ha_state(container: Container) -> str | None:
+    """The guest's HA state right now (None when it cannot be read)."""
+    try:
+        return get_proxmox().container_status(container.node, container.vmid).ha_state
+    except ProxmoxError:
+        return None
 
 
 def _task_type(upid: str | None) -> str:
@@ -245,8 +280,28 @@ def shutdown_timed_out(operation: Operation | None) -> bool:
 
 def action_reasons(view, reachable: bool) -> dict[str, str | None]:
     """For each action, why it is unavailable for this container view (None: available)."""
-    return {
-        name: unavailable_reason(name, view.pve_status, lock=view.lock, reachable=reachable,
-                                 pending=view.pending, lifecycle=view.lifecycle)
-        for name in ACTIONS
-    }
+    return {name: view_reason(name, view, reachable) for name in ACTIONS}
+
+
+def view_reason(action: str, view, reachable: bool = True) -> str | None:
+    """``unavailable_reason`` for a ``ContainerView``."""
+    return unavailable_reason(action, view.pve_status, lock=view.lock, reachable=reachable and not
+                              (view.stale and view.stale_reason is None), pending=view.pending,
+                              lifecycle=view.lifecycle, template=view.template, ha_state=view.ha_state,
+                              blocked=view.stale_reason if view.stale else None)
+
+
+def clear_gone(vmid: int, username: str) -> Container:
+    """Archive the record of a container Proxmox no longer has (lifecycle ``gone`` -> ``deleted``).
+
+    Its events, services and credentials stay in the database with the archived record, and
+    the VMID is free for the record of any later guest. Raises ActionRefused (nothing changes)
+    when CT ``vmid`` has no record or its guest is not gone.
+    """
+    container = Container.current(vmid)
+    if container is None or container.lifecycle != "gone":
+        raise ActionRefused(f"CT {vmid} is not a container Proxmox no longer has; nothing to clear.")
+    container.lifecycle = "deleted"
+    record_event(container.id, "log", f"Cleared from the dashboard by {username}.", {"vmid": vmid})
+    db.session.commit()
+    return container

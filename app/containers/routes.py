@@ -8,7 +8,14 @@ from flask import Blueprint, abort, flash, g, make_response, redirect, render_te
 
 from app.auth import is_safe_next
 from app.containers import inventory
-from app.containers.lifecycle import ACTIONS, ActionRefused, request_action, refresh_operation, unavailable_reason
+from app.containers.lifecycle import (
+    ACTIONS,
+    ActionRefused,
+    clear_gone,
+    refresh_operation,
+    request_action,
+    view_reason,
+)
 from app.extensions import db
 from app.models import Operation
 from app.proxmox import ProxmoxError
@@ -87,8 +94,7 @@ def confirm_action(vmid: int, action: str):
         error = None
     if view is None and error is None:
         abort(404, description=f"There is no container {vmid}.")
-    reason = error or unavailable_reason(action, view.pve_status, lock=view.lock, pending=view.pending,
-                                         lifecycle=view.lifecycle)
+    reason = error or view_reason(action, view)
     template = "containers/_confirm.html" if request.headers.get("HX-Request") else "containers/confirm.html"
     return render_template(template, ct=view, vmid=vmid, action=ACTIONS[action], reason=reason,
                            next_url=_back_url(vmid), view_name=_view_name(),
@@ -120,6 +126,19 @@ def run_action(vmid: int, action: str):
         flash(f"{ACTIONS[action].label} of CT {vmid} requested; it is in progress.", "info")
         return redirect(url_for("dashboard.index") if action == "delete" else _back_url(vmid))
     return _partial(inventory.load_one(vmid), vmid)
+
+
+@bp.post("/<int:vmid>/clear")
+def clear(vmid: int):
+    """Remove a container Proxmox no longer has from the dashboard (its history is kept)."""
+    try:
+        container = clear_gone(vmid, g.user.username)
+    except ActionRefused as exc:
+        flash(exc.message, "error")
+        return redirect(_back_url(vmid))
+    flash(f"{container.display_name()} (CT {vmid}) was cleared.", "success")
+    target = _back_url(vmid)
+    return redirect(url_for("dashboard.index") if target.rstrip("/").endswith(f"/containers/{vmid}") else target)
 
 
 @bp.get("/<int:vmid>/operations/<int:operation_id>")

@@ -10,7 +10,10 @@ from sqlalchemy.orm import DynamicMapped, Mapped, mapped_column, relationship
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
 
-LIFECYCLES = ("creating", "ready", "error", "deleted")
+# gone: Proxmox confirmed the guest no longer exists (deleted outside Proxboard, or a failed
+# creation it never kept); shown until someone clears it. deleted: archived, never shown, and
+# no longer holding its VMID, so another guest with that VMID gets a record of its own.
+LIFECYCLES = ("creating", "ready", "error", "gone", "deleted")
 EVENT_TYPES = ("log", "step", "complete", "error")
 OPERATION_STATES = ("queued", "running", "succeeded", "failed")
 
@@ -21,7 +24,7 @@ class Container(db.Model):
     __tablename__ = "containers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    vmid: Mapped[int] = mapped_column(BigInteger, unique=True)
+    vmid: Mapped[int] = mapped_column(BigInteger)
     node: Mapped[str] = mapped_column(String(100))
     hostname: Mapped[str | None] = mapped_column(String(255))
     lifecycle: Mapped[str] = mapped_column(String(16), default="ready")
@@ -35,6 +38,11 @@ class Container(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     snapshot_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The guest's MAC addresses (sorted, ";"-joined): Proxmox draws them at random when it creates
+    # a guest and keeps them across rename, migration and restart, so they tell two guests that
+    # used the same VMID apart. "" = the guest has no NIC; None = not read yet.
+    fingerprint: Mapped[str | None] = mapped_column(String(1024))
+    gone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     template = relationship("ContainerTemplate")
     services: Mapped[list[Service]] = relationship(
@@ -50,9 +58,26 @@ class Container(db.Model):
         back_populates="container", cascade="all, delete-orphan", lazy="dynamic"
     )
 
+    __table_args__ = (
+        # A VMID names at most one current record; archived ("deleted") records keep their VMID
+        # for history while a later guest with the same VMID gets a record of its own.
+        Index(
+            "uq_containers_vmid_current",
+            "vmid",
+            unique=True,
+            sqlite_where=text("lifecycle != 'deleted'"),
+            postgresql_where=text("lifecycle != 'deleted'"),
+        ),
+    )
+
+    @classmethod
+    def current(cls, vmid: int) -> Container | None:
+        """The record that holds ``vmid`` now (any lifecycle but ``deleted``), or None."""
+        return db.session.scalar(db.select(cls).where(cls.vmid == vmid, cls.lifecycle != "deleted"))
+
     def display_name(self) -> str:
-        """Hostname, else ``CT <vmid>``."""
-        return self.hostname or f"CT {self.vmid}"
+        """Hostname, else the last name Proxmox reported, else ``CT <vmid>``."""
+        return self.hostname or (self.snapshot or {}).get("name") or f"CT {self.vmid}"
 
     def __repr__(self) -> str:
         return f"<Container {self.vmid} {self.lifecycle}>"

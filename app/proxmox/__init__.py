@@ -23,6 +23,7 @@ from .errors import (
     ProxmoxAuthError,
     ProxmoxConfigError,
     ProxmoxError,
+    ProxmoxPermissionError,
     ProxmoxUnreachable,
     TaskFailed,
     TaskTimeout,
@@ -36,6 +37,7 @@ from .models import (
     ContainerSpec,
     ContainerSummary,
     Features,
+    GuestNetwork,
     NetInterface,
     Node,
     OsTemplate,
@@ -43,9 +45,13 @@ from .models import (
     Task,
     TaskLogLine,
 )
+from .models import guest_networks, needs_interfaces, primary_address
 from .settings import ProxmoxSettings
 
 __all__ = [
+    "guest_networks",
+    "needs_interfaces",
+    "primary_address",
     "Bridge",
     "ClusterSnapshot",
     "ClusterVersion",
@@ -54,10 +60,12 @@ __all__ = [
     "ContainerSpec",
     "ContainerSummary",
     "Features",
+    "GuestNetwork",
     "NetInterface",
     "Node",
     "OsTemplate",
     "ProxmoxAPIError",
+    "ProxmoxPermissionError",
     "ProxmoxAuthError",
     "ProxmoxClient",
     "ProxmoxConfigError",

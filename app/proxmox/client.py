@@ -25,6 +25,7 @@ from .errors import (
     ProxmoxAuthError,
     ProxmoxConfigError,
     ProxmoxError,
+    ProxmoxPermissionError,
     ProxmoxUnreachable,
     TaskFailed,
     TaskTimeout,
@@ -326,6 +327,21 @@ class ProxmoxClient:
                 return ct.node
         return None
 
+    def permissions(self) -> dict[str, frozenset[str]]:
+        """What the token (or user) may do: ACL path -> privilege names (GET /access/permissions).
+
+        Proxmox answers ``{"/vms": {"VM.Audit": 1, ...}, ...}``; privileges whose value is 0 are
+        left out. Never cached: an operator checks it after changing ACLs.
+        """
+        raw = self._call("get", "access/permissions", op="permissions") or {}
+        if not isinstance(raw, Mapping):
+            return {}
+        return {
+            str(path): frozenset(str(name) for name, on in (privs or {}).items() if parse.as_bool(on))
+            for path, privs in raw.items()
+            if isinstance(privs, Mapping)
+        }
+
     def version(self) -> ClusterVersion:
         """The Proxmox VE version answering the API."""
         return parse.version(self._call("get", "version", op="version") or {})
@@ -546,7 +562,9 @@ def _from_resource_exception(
 ) -> ProxmoxError:
     status = int(exc.status_code)
     pve_message = str(exc.content or exc.status_message or "").strip()
-    if status in (401, 403):
+    if status == 403:
+        return _permission_denied(pve_message, settings, context)
+    if status == 401:
         return _auth_failed(settings, pve_message, status, context)
     errors = _clean_errors(exc.errors)
     message = pve_message or f"HTTP {status}"
@@ -555,6 +573,23 @@ def _from_resource_exception(
     return ProxmoxAPIError(
         message, status_code=status, pve_message=pve_message, errors=errors, **context
     )
+
+
+_PERMISSION_RE = re.compile(r"Permission check failed \((/[^,]*),\s*([^)]+)\)")
+
+
+def _permission_denied(
+    pve_message: str, settings: ProxmoxSettings | None, context: dict[str, Any]
+) -> ProxmoxPermissionError:
+    match = _PERMISSION_RE.search(pve_message)
+    who = "API token" if settings is not None and settings.auth_method == "token" else "user"
+    if match:
+        path, privilege = match.group(1), match.group(2).strip()
+        message = f"The Proxmox {who} lacks {privilege} on {path}."
+    else:
+        path = privilege = None
+        message = f"Proxmox refused permission: {pve_message or 'HTTP 403'}"
+    return ProxmoxPermissionError(message, path=path, privilege=privilege, pve_message=pve_message, **context)
 
 
 def _auth_failed(

@@ -42,6 +42,22 @@ class ProxmoxAuthError(ProxmoxError):
         self.status_code = status_code
 
 
+class ProxmoxPermissionError(ProxmoxAuthError):
+    """Proxmox answered 403: the token or user lacks a privilege; Proxmox itself is reachable.
+
+    ``path`` and ``privilege`` come from Proxmox's text ``Permission check failed (/vms/101,
+    VM.PowerMgmt)`` (pve-access-control ``PVE::RPCEnvironment::check``); either may be None
+    when Proxmox gave another text.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, privilege: str | None = None,
+                 pve_message: str = "", **context) -> None:
+        super().__init__(message, status_code=403, **context)
+        self.path = path
+        self.privilege = privilege
+        self.pve_message = pve_message
+
+
 class ProxmoxAPIError(ProxmoxError):
     """Proxmox answered with an error status; ``pve_message`` is its own text."""
 
@@ -63,6 +79,15 @@ class ProxmoxAPIError(ProxmoxError):
     def not_found(self) -> bool:
         """True when Proxmox says the container (or another object) does not exist."""
         return "does not exist" in self.pve_message or self.status_code == 404
+
+    @property
+    def node_unreachable(self) -> bool:
+        """True when the API node answered but could not reach the node the call is for.
+
+        pveproxy proxies a ``/nodes/{node}/...`` call to that node and answers 595 (596 for a
+        TLS failure) when it cannot connect: the node is offline, not Proxmox.
+        """
+        return self.status_code in (595, 596)
 
 
 class TaskFailed(ProxmoxError):

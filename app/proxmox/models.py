@@ -92,6 +92,7 @@ class NetInterface:
     rate: float | None = None
     link_down: bool = False
     type: str = "veth"
+    host_managed: bool = False  # PVE 9.1: the host runs DHCP in the guest's network namespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,24 @@ class ContainerConfig:
     cpulimit: float = 0.0
     lock: str | None = None
     digest: str | None = None
+    entrypoint: str | None = None  # PVE 9.1 application (OCI) containers; None: /sbin/init
+    env_keys: tuple[str, ...] = ()  # names only: the values may be secrets
+    cmode: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """The guest's MAC addresses, lower-cased, sorted, ``;``-joined ("" without NICs).
+
+        Proxmox draws a random MAC (``PVE::Tools::random_ether_addr``) for each NIC a create
+        or clone adds and keeps it across rename, migration, restart and restore, so two guests
+        that used one VMID in turn have different fingerprints.
+        """
+        return ";".join(sorted(net.hwaddr.lower() for net in self.nets if net.hwaddr))
+
+    @property
+    def is_application(self) -> bool:
+        """True for a PVE 9.1 application container (an OCI image with its own entrypoint)."""
+        return bool(self.entrypoint) and self.entrypoint != "/sbin/init"
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +305,66 @@ class ContainerInterface:
     inet6: str | None = None
     ipv4: tuple[str, ...] = ()  # plain addresses
     ipv6: tuple[str, ...] = ()
+    ipv6_cidrs: tuple[str, ...] = ()  # global (not link-local) IPv6 addresses with their prefix length
+
+
+@dataclass(frozen=True, slots=True)
+class GuestNetwork:
+    """One NIC of a container as a person reads it: how each family is configured and the address it has now."""
+
+    name: str
+    bridge: str | None
+    mode: str  # IPv4: "static", "dhcp", "manual" (none configured)
+    address: str | None  # IPv4 CIDR: configured, or the DHCP lease Proxmox reports
+    gateway: str | None
+    mode6: str  # IPv6: "static", "dhcp", "auto" (SLAAC), "manual" (none configured)
+    address6: str | None  # IPv6 CIDR: configured, or what DHCPv6/SLAAC gave (from /interfaces)
+    gateway6: str | None
+    hwaddr: str | None
+    tag: int | None = None
+    firewall: bool = False
+    link_down: bool = False
+    host_managed: bool = False
+
+
+def _mode(value: str | None, dynamic: tuple[str, ...]) -> str:
+    if value in dynamic:
+        return value
+    return "manual" if value in (None, "", "manual") else "static"
+
+
+def guest_networks(config: ContainerConfig, interfaces: Sequence[ContainerInterface] = ()) -> list[GuestNetwork]:
+    """The container's NICs with their current addresses (PVE config ``netN`` + GET .../interfaces).
+
+    Addresses are never invented: DHCP and SLAAC ones come only from what the running guest reports
+    (``/interfaces``), a static one from the config, and a NIC configured ``manual`` has none.
+    """
+    by_name = {iface.name: iface for iface in interfaces}
+    networks = []
+    for net in config.nets:
+        mode, mode6 = _mode(net.ip, ("dhcp",)), _mode(net.ip6, ("dhcp", "auto"))
+        iface = by_name.get(net.name)
+        address = net.ip if mode == "static" else (iface.inet if iface and mode == "dhcp" else None)
+        address6 = net.ip6 if mode6 == "static" else (
+            iface.ipv6_cidrs[0] if iface and iface.ipv6_cidrs and mode6 in ("dhcp", "auto") else None)
+        networks.append(GuestNetwork(net.name, net.bridge, mode, address, net.gw, mode6, address6, net.gw6,
+                                     net.hwaddr, net.tag, net.firewall, net.link_down, net.host_managed))
+    return networks
+
+
+def needs_interfaces(config: ContainerConfig) -> bool:
+    """True when some address is dynamic (DHCP, SLAAC) and only the running guest can tell it."""
+    return any(net.ip == "dhcp" or net.ip6 in ("dhcp", "auto") for net in config.nets)
+
+
+def primary_address(networks: Sequence[GuestNetwork]) -> str | None:
+    """The address to reach the container at: the first IPv4, else the first IPv6 (no prefix length)."""
+    for attr in ("address", "address6"):
+        for net in networks:
+            value = getattr(net, attr)
+            if value:
+                return value.split("/", 1)[0]
+    return None
 
 
 class ContainerBrief(NamedTuple):
@@ -360,6 +439,11 @@ class ClusterSnapshot:
             return self.containers.briefs
         return tuple(ContainerBrief(ct.vmid, ct.node, ct.status, ct.lock, ct.template, ct.name, ";".join(ct.tags))
                      for ct in self.containers)
+
+    @property
+    def offline_nodes(self) -> frozenset[str]:
+        """Nodes Proxmox lists as not online (``offline`` or ``unknown``)."""
+        return frozenset(n.name for n in self.nodes if not n.is_online)
 
     @property
     def running_count(self) -> int:

@@ -269,6 +269,7 @@ def net_interface(index: int, value: str) -> NetInterface:
         rate=as_float(props["rate"]) if "rate" in props else None,
         link_down=as_bool(props.get("link_down")),
         type=props.get("type", "veth"),
+        host_managed=as_bool(props.get("host-managed")),
     )
 
 
@@ -320,7 +321,17 @@ def container_config(raw: Raw, node: str, vmid: int) -> ContainerConfig:
         cpulimit=as_float(raw.get("cpulimit")),
         lock=as_opt_str(raw.get("lock")),
         digest=as_opt_str(raw.get("digest")),
+        entrypoint=as_opt_str(raw.get("entrypoint")),
+        env_keys=env_keys(raw.get("env")),
+        cmode=as_opt_str(raw.get("cmode")),
     )
+
+
+def env_keys(value: Any) -> tuple[str, ...]:
+    """The variable names of a PVE 9.1 ``env`` value (``KEY=val`` entries, NUL-separated)."""
+    if not value:
+        return ()
+    return tuple(entry.split("=", 1)[0] for entry in str(value).split("\0") if "=" in entry)
 
 
 def template_name(volid: str) -> str:
@@ -407,12 +418,17 @@ def version(raw: Raw) -> ClusterVersion:
 
 def container_interface(raw: Raw) -> ContainerInterface:
     """One entry of GET .../lxc/{vmid}/interfaces."""
-    ipv4, ipv6 = [], []
+    ipv4, ipv6, cidrs6 = [], [], []
     for addr in raw.get("ip-addresses") or ():
         ip = addr.get("ip-address")
         if not ip:
             continue
-        (ipv6 if addr.get("ip-address-type") == "inet6" else ipv4).append(str(ip))
+        if addr.get("ip-address-type") == "inet6":
+            ipv6.append(str(ip))
+            if not str(ip).lower().startswith("fe80:") and str(ip) != "::1":
+                cidrs6.append(f"{ip}/{as_int(addr.get('prefix'), 64)}")
+        else:
+            ipv4.append(str(ip))
     inet = as_opt_str(raw.get("inet"))
     if inet and not ipv4:
         ipv4.append(inet.split("/", 1)[0])
@@ -423,4 +439,5 @@ def container_interface(raw: Raw) -> ContainerInterface:
         inet6=as_opt_str(raw.get("inet6")),
         ipv4=tuple(ipv4),
         ipv6=tuple(ipv6),
+        ipv6_cidrs=tuple(cidrs6),
     )

@@ -1,0 +1,81 @@
+"""Which Proxmox privileges each Proxboard feature needs, checked against what the token has.
+
+The privileges follow the ``permissions`` of each endpoint in the PVE 9.1 / 8.4 API schema
+(``check: ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]]``); what the token has comes from
+``GET /access/permissions`` (pve-access-control ``API2/AccessControl.pm``: the effective
+privileges per ACL path, which propagate down the path tree).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """One privilege a feature needs on one ACL path, and what goes missing without it."""
+
+    feature: str
+    privilege: str
+    path: str
+    without: str
+
+
+REQUIREMENTS: tuple[Requirement, ...] = (
+    Requirement("See containers", "VM.Audit", "/vms",
+                "containers are left out of the dashboard (Proxmox hides guests the token may not audit); "
+                "no status, configuration or addresses"),
+    Requirement("Start, shutdown, stop, restart", "VM.PowerMgmt", "/vms", "the lifecycle actions are refused"),
+    Requirement("Delete containers", "VM.Allocate", "/vms", "Delete is refused"),
+    Requirement("Create containers", "VM.Allocate", "/vms", "the wizard's Create is refused"),
+    Requirement("Create containers: disks", "Datastore.AllocateSpace", "/storage",
+                "no root disk can be allocated; storages are not offered"),
+    Requirement("Create containers: OS templates", "Datastore.Audit", "/storage",
+                "the wizard lists no OS templates"),
+    Requirement("Create containers: networks", "SDN.Use", "/sdn/zones",
+                "the container cannot be attached to a bridge (PVE 8+)"),
+    Requirement("Node figures", "Sys.Audit", "/nodes", "node status and other users' tasks cannot be read"),
+)
+
+
+def has_privilege(permissions: Mapping[str, frozenset[str]], privilege: str, path: str) -> bool:
+    """True when ``privilege`` holds on ``path`` or on any parent path in ``permissions``.
+
+    ``permissions`` maps ACL paths to privilege names (``ProxmoxClient.permissions()``). A privilege
+    on ``/vms`` covers ``/vms/101``; one on ``/`` covers everything (ACLs propagate by default).
+    Privileges only on some children (``/vms/101``) do not cover ``/vms``.
+    """
+    parts = [part for part in path.split("/") if part]
+    for depth in range(len(parts), -1, -1):
+        candidate = "/" + "/".join(parts[:depth])
+        if privilege in permissions.get(candidate, frozenset()):
+            return True
+    return False
+
+
+def partly_granted(permissions: Mapping[str, frozenset[str]], privilege: str, path: str) -> bool:
+    """True when ``privilege`` is granted on some path below ``path`` (e.g. on single guests)."""
+    prefix = path.rstrip("/") + "/"
+    return any(privilege in privs for p, privs in permissions.items() if p.startswith(prefix))
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A requirement and whether the token meets it: ``granted``, ``partial`` or ``missing``."""
+
+    requirement: Requirement
+    state: str
+
+
+def check_requirements(permissions: Mapping[str, frozenset[str]]) -> list[Check]:
+    """Every requirement with its state for the given permissions."""
+    checks = []
+    for req in REQUIREMENTS:
+        if has_privilege(permissions, req.privilege, req.path):
+            state = "granted"
+        elif partly_granted(permissions, req.privilege, req.path):
+            state = "partial"
+        else:
+            state = "missing"
+        checks.append(Check(req, state))
+    return checks
