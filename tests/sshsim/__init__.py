@@ -39,6 +39,25 @@ esac
 CANNED = """#!/bin/sh
 cat "$PROXBOARD_CT_ROOT/.sim/{name}.txt"
 """
+# Alpine-like guests: OpenRC's rc-status and busybox's ps, netstat (canned, as the real ones print).
+RC_STATUS = r"""#!/bin/sh
+sim="$PROXBOARD_CT_ROOT/.sim"
+case "$1" in
+  -a|--all) cat "$sim/rc-status-all.txt" ;;
+  -s|--servicelist) cat "$sim/rc-status-list.txt" ;;
+  *) cat "$sim/rc-status-all.txt" ;;
+esac
+"""
+BUSYBOX_PS = r"""#!/bin/sh
+sim="$PROXBOARD_CT_ROOT/.sim"
+case "$1" in
+  -*o*) if [ -f "$sim/old-ps" ]; then echo "ps: invalid option -- 'e'" >&2; exit 1; fi
+        cat "$sim/ps.txt" ;;
+  *) cat "$sim/ps-plain.txt" ;;
+esac
+"""
+# What an Alpine guest's busybox offers the discovery script (everything else is absent).
+HOST_TOOLS = ("sh", "cat", "ls", "awk", "head", "sed", "grep", "tr", "readlink")
 LOGGED = """#!/bin/sh
 sim="$PROXBOARD_CT_ROOT/.sim"
 echo "{name} $*" >> "$sim/commands.log"
@@ -74,6 +93,29 @@ class FakeUnit:
     comm: str | None = None
     description: str = ""
     load: str = "loaded"
+
+
+@dataclass
+class FakeService:
+    """An OpenRC service in an Alpine-like fake container (see ``FakeContainer.set_openrc``).
+
+    ``state`` is what rc-status prints (``started``, ``stopped``, ``crashed`` …); ``runlevel``
+    None means in no runlevel (only ``rc-status --servicelist`` lists it); ``pidfile`` False
+    means start-stop-daemon kept no pidfile (the service is then matched by process name).
+    """
+
+    name: str
+    state: str = "started"
+    ports: list[int | tuple[str, int]] = field(default_factory=list)
+    child_ports: list[int | tuple[str, int]] = field(default_factory=list)
+    comm: str | None = None
+    runlevel: str | None = "default"
+    pidfile: bool = True
+
+
+def _ipv4_hex(address: str) -> str:
+    """``127.0.0.1`` → ``0100007F``, as /proc/net/tcp prints it on little-endian hosts."""
+    return "".join(f"{int(part):02X}" for part in reversed(address.split(".")))
 
 
 class FakeContainer:
@@ -140,6 +182,122 @@ class FakeContainer:
         for ppid_pid, ppid, comm in extra_processes:
             ps.append(f"{ppid_pid:5d} {ppid:5d} {comm}")
         self.write_raw(ss="\n".join(ss), units="\n".join(unit_lines), show="\n".join(show_blocks), ps="\n".join(ps))
+
+    def make_alpine(self, ports: str | None = "netstat", old_ps: bool = False) -> None:
+        """Turn this container into an Alpine-like guest: OpenRC, busybox tools, no systemctl, no ss.
+
+        ``ports``: ``"netstat"`` (busybox ``netstat -tlnp``), ``"ss-old"`` (an old iproute2 ss
+        without ``pid=`` labels), ``"proc"`` (only ``/proc/net/tcp`` and ``/proc/<pid>/fd``) or None
+        (no way to list ports at all). ``old_ps``: a busybox ps without ``-o`` (processes then come
+        from ``/proc/<pid>/stat``). The container gets its own ``/proc`` and only HOST_TOOLS of the
+        host's programs. Call ``set_openrc`` afterwards for its services.
+        """
+        hostbin = self.sim / "hostbin"
+        hostbin.mkdir(exist_ok=True)
+        for tool in HOST_TOOLS:
+            if (found := shutil.which(tool)) and not (hostbin / tool).exists():
+                (hostbin / tool).symlink_to(found)
+        for name in ("systemctl", "ss", "netstat"):
+            (self.sim / "bin" / name).unlink(missing_ok=True)
+        _script(self.sim / "bin" / "rc-status", RC_STATUS)
+        _script(self.sim / "bin" / "ps", BUSYBOX_PS)
+        if ports in ("netstat", "ss-old"):
+            _script(self.sim / "bin" / ports.removesuffix("-old"), CANNED.format(name="ports"))
+        (self.sim / "old-ps").unlink(missing_ok=True)
+        if old_ps:
+            (self.sim / "old-ps").write_text("")
+        (self.sim / "ports-tool").write_text(ports or "")
+        (self.path / "proc").mkdir(exist_ok=True)
+        self.set_openrc([])
+
+    def set_openrc(self, services: list[FakeService], extra_processes: list[tuple[int, int, str]] = ()) -> None:
+        """Write rc-status, ps, /proc, pidfiles and the port listing of an Alpine-like guest (make_alpine first)."""
+        tool = (self.sim / "ports-tool").read_text()
+        proc, run = self.path / "proc", self.path / "run"
+        shutil.rmtree(proc, ignore_errors=True)
+        shutil.rmtree(run, ignore_errors=True)
+        proc.mkdir()
+        (run / "openrc" / "daemons").mkdir(parents=True)
+        processes: list[tuple[int, int, str]] = [(1, 0, "init")]
+        sockets: list[tuple[str, int, int, str]] = []  # address, port, pid, comm
+        levels: dict[str, list[str]] = {}
+        listing = []
+        pid = 200
+        for service in services:
+            comm = (service.comm or service.name)[:15]
+            row = f" {service.name:<60} [  {service.state}  ]"
+            listing.append(row)
+            if service.runlevel:
+                levels.setdefault(service.runlevel, []).append(row)
+            if service.state not in ("started", "crashed"):
+                pid += 10
+                continue
+            record = run / "openrc" / "daemons" / service.name
+            record.mkdir()
+            pidfile = f"/run/{service.name}.pid" if service.pidfile else ""
+            (record / "001").write_text(f"exec=/usr/sbin/{comm}\nargv_0=/usr/sbin/{comm}\npidfile={pidfile}\n")
+            if service.state == "crashed":  # its daemon is gone, the pidfile was left behind
+                if pidfile:
+                    (run / f"{service.name}.pid").write_text(f"{pid + 5}\n")
+                pid += 10
+                continue
+            if pidfile:
+                (run / f"{service.name}.pid").write_text(f"{pid}\n")
+            processes.append((pid, 1, comm))
+            owners = [(pid, service.ports)]
+            if service.child_ports:
+                processes += [(pid + 1, pid, comm), (pid + 2, pid + 1, comm)]
+                owners.append((pid + 2, service.child_ports))
+            for owner, ports in owners:
+                for port in ports:
+                    address, number = port if isinstance(port, tuple) else ("0.0.0.0", port)
+                    sockets.append((address, number, owner, comm))
+            pid += 10
+        processes += list(extra_processes)
+        all_rows = []
+        for level in ("default", *sorted(set(levels) - {"default"})):
+            all_rows += [f"Runlevel: {level}", *levels.get(level, [])]
+        all_rows += ["Dynamic Runlevel: hotplugged", "Dynamic Runlevel: needed/wanted", "Dynamic Runlevel: manual"]
+        (self.sim / "rc-status-all.txt").write_text("\n".join(all_rows) + "\n")
+        (self.sim / "rc-status-list.txt").write_text("\n".join(listing) + "\n")
+        (self.sim / "ps.txt").write_text("".join(f"{p:5d} {pp:5d} {c}\n" for p, pp, c in processes))
+        (self.sim / "ps-plain.txt").write_text("PID   USER     TIME  COMMAND\n" + "".join(
+            f"{p:5d} root      0:00 /usr/sbin/{c}\n" for p, _pp, c in processes))
+        for number, parent, comm in processes:
+            (proc / str(number) / "fd").mkdir(parents=True, exist_ok=True)
+            (proc / str(number) / "stat").write_text(f"{number} ({comm}) S {parent} {number} {number} 0 -1 4194560\n")
+        self._write_ports(tool, sockets)
+
+    def _write_ports(self, tool: str, sockets: list[tuple[str, int, int, str]]) -> None:
+        if tool == "netstat":  # busybox netstat -tlnp (networking/netstat.c)
+            lines = ["Active Internet connections (only servers)",
+                     "Proto Recv-Q Send-Q Local Address           Foreign Address         State       PID/Program name"]
+            for address, port, pid, comm in sockets:
+                local = f":::{port}" if address == "::" else f"{address}:{port}"
+                lines.append(f"tcp{'6' if ':' in address else ' '}       0      0 {local:<23} {'0.0.0.0:*':<23} "
+                             f"LISTEN      {pid}/{comm}")
+            self.write_raw(ports="\n".join(lines))
+        elif tool == "ss-old":  # iproute2 before pid=/fd= labels
+            lines = ["State      Recv-Q Send-Q        Local Address:Port          Peer Address:Port "]
+            for address, port, pid, comm in sockets:
+                local = f":::{port}" if address == "::" else f"{'*' if address == '0.0.0.0' else address}:{port}"
+                lines.append(f'LISTEN     0      128          {local:<20} *:*      users:(("{comm}",{pid},3))')
+            self.write_raw(ports="\n".join(lines))
+        elif tool == "proc":
+            net = self.path / "proc" / "net"
+            net.mkdir()
+            header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
+            rows: dict[str, list[str]] = {"tcp": [header], "tcp6": [header]}
+            for index, (address, port, pid, _comm) in enumerate(sockets):
+                inode, table = 40000 + index, "tcp6" if ":" in address else "tcp"
+                local = "0" * 32 if table == "tcp6" else _ipv4_hex(address)  # tests use "::" for IPv6
+                remote = "0" * len(local)
+                rows[table].append(f"   {len(rows[table]) - 1}: {local}:{port:04X} {remote}:0000 0A "
+                                   f"00000000:00000000 00:00000000 00000000     0        0 {inode} 1 "
+                                   "0000000000000000 100 0 0 10 0")
+                (self.path / "proc" / str(pid) / "fd" / str(3 + index)).symlink_to(f"socket:[{inode}]")
+            for table, lines in rows.items():
+                (net / table).write_text("\n".join(lines) + "\n")
 
     def write_raw(self, **outputs: str) -> None:
         """Replace canned outputs verbatim: ``ss``, ``units``, ``show``, ``ps``."""

@@ -17,7 +17,7 @@ NODE = os.environ.get("PROXBOARD_SIM_NODE", "pve")
 # Absolute paths inside the container are rewritten to <ct>/..., except the host's programs
 # and libraries (so /bin/sh, /usr/bin/python3 and /dev/null keep working).
 HOST_PATHS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "dev", "proc", "sys", "usr")
-_PATH = re.compile(r"(?<![\w.~:/$})\]-])/(?=[A-Za-z_.])([A-Za-z0-9_.+-]+)")
+_PATH = re.compile(r"(?<![\w.~:/$})\]*-])/(?=[A-Za-z_.])([A-Za-z0-9_.+-]+)")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -45,8 +45,12 @@ def record(ct: Path, argv: list[str]) -> None:
 def rewrite(text: str, ct: Path) -> str:
     """Map absolute container paths in ``text`` into the container directory."""
 
+    fake_proc = (ct / "proc").is_dir()  # an Alpine-like fake has its own /proc (see FakeContainer.make_alpine)
+
     def replace(match: re.Match[str]) -> str:
         first = match.group(1)
+        if first == "proc" and fake_proc:
+            return f"{ct}/{first}"
         if first in HOST_PATHS and not text.startswith("/usr/local", match.start()):
             return match.group(0)
         return f"{ct}/{first}"
@@ -66,8 +70,10 @@ def cmd_exec(args: list[str]) -> None:
         fail(f"CT {args[0]} not running")
     argv = [rewrite(arg, ct) for arg in args[2:]]
     record(ct, ["exec", args[0], "--", *args[2:]])
+    # A guest with its own tool set (.sim/hostbin) must not find the host's ss, systemctl or ps.
+    system = f"{ct}/.sim/hostbin" if (ct / ".sim" / "hostbin").is_dir() else "/usr/sbin:/usr/bin:/sbin:/bin"
     env = {
-        "PATH": f"{ct}/.sim/bin:{ct}/usr/local/sbin:{ct}/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PATH": f"{ct}/.sim/bin:{ct}/usr/local/sbin:{ct}/usr/local/bin:{system}",
         "HOME": str(ct / "root"),
         "LANG": "C.UTF-8",
         "TERM": "dumb",
