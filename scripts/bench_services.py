@@ -24,7 +24,7 @@ def bench_service_refresh(containers: int = 20, rounds: int = 3) -> list[dict]:
     from app.extensions import db
     from app.models import Container
     from app.proxmox import get_proxmox
-    from app.services.refresh import refresh_node_batch
+    from app.guest_services.refresh import refresh_node_batch
     from app.ssh import open_pool
     from tests.fixtures.database import upgrade_database
     from tests.pvesim import PVESimulator

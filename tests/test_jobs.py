@@ -6,7 +6,7 @@ from huey.storage import MemoryStorage, SqliteStorage
 
 from app import jobs
 from app.models import Container, Operation
-from app.services import request_refresh
+from app.guest_services import request_refresh
 from tests.fixtures.ssh import FakeUnit
 
 
@@ -24,7 +24,7 @@ def test_testing_apps_run_jobs_inline_by_default(app):
 def test_sqlite_storage_in_the_configured_file(app, tmp_path):
     assert not jobs.huey.immediate and isinstance(jobs.huey.storage, SqliteStorage)
     assert jobs.huey.storage.filename == str(tmp_path / "jobs.db")
-    assert {"app.services.tasks.refresh_services_task", "app.services.tasks.check_services_task"} <= set(
+    assert {"app.guest_services.tasks.refresh_services_task", "app.guest_services.tasks.check_services_task"} <= set(
         jobs.huey._registry._registry
     )
 
@@ -46,7 +46,7 @@ def test_redis_queue_when_redis_url_is_set(app):
         if os.environ.get("CI") == "true":
             pytest.fail(f"Redis is required with CI=true: {exc}")
         pytest.skip(f"no Redis server on 127.0.0.1:6379: {exc}")
-    from app.services.tasks import check_services_task
+    from app.guest_services.tasks import check_services_task
 
     check_services_task()
     assert jobs.huey.pending_count() == 1

@@ -485,7 +485,7 @@ def _sync(snapshot: ClusterSnapshot, by_vmid: dict[int, Any], visible, offline: 
     pve = get_proxmox()
     summaries = snapshot.containers
     moment = utcnow()
-    new, suspects, learn = [], [], []
+    new, suspects, learn, verify_candidates = [], [], [], []
     for index, brief in visible:
         row = by_vmid.get(brief.vmid)
         if row is None:
@@ -496,15 +496,23 @@ def _sync(snapshot: ClusterSnapshot, by_vmid: dict[int, Any], visible, offline: 
             suspects.append((index, row))
         elif row.fingerprint is None:
             learn.append((index, row))
-    # Config reads: every suspect (their history must not be shown on another guest), then as many
-    # fingerprints as the budget allows (new guests first); the rest are learnt by later syncs.
-    wanted = [(index, row) for index, row in suspects]
+        else:
+            verify_candidates.append((index, row))
+    # Config reads: every suspect (their history must not be shown on another guest), then the
+    # fingerprints not known yet (new guests first), then a rotating few known ones re-checked, so a
+    # guest destroyed and re-created under the same VMID and name is found within a few syncs.
+    wanted = list(suspects)
     budget = max(MAX_CONFIG_READS - len(wanted), 0)
     wanted += [(index, None) for index in new[:budget]]
     budget = max(MAX_CONFIG_READS - len(wanted), 0)
     wanted += learn[:budget]
+    budget = max(MAX_CONFIG_READS - len(wanted), 0)
+    verify = _rotation(verify_candidates, budget)
+    wanted += verify
     fingerprints = _read_fingerprints(pve, [(briefs_node(snapshot, i), snapshot.briefs[i].vmid) for i, _ in wanted])
     fp_of = {snapshot.briefs[i].vmid: fingerprints.get(snapshot.briefs[i].vmid) for i, _ in wanted}
+    suspects += [(index, row) for index, row in verify
+                 if fp_of.get(row.vmid) is not None and fp_of[row.vmid] != row.fingerprint]
     changed = False
 
     inserts = [index for index in new]
@@ -553,6 +561,19 @@ def _sync(snapshot: ClusterSnapshot, by_vmid: dict[int, Any], visible, offline: 
     changed |= _confirm_missing(pve, snapshot, by_vmid, offline, moment)
     db.session.commit()
     return changed
+
+
+def _rotation(candidates: list[tuple[int, Any]], count: int) -> list[tuple[int, Any]]:
+    """``count`` candidates after the last one re-checked (by VMID), wrapping around."""
+    if count <= 0 or not candidates:
+        return []
+    state = current_app.extensions.setdefault("inventory_sync", {"at": 0.0})
+    after = state.get("verified_vmid", 0)
+    ordered = sorted(candidates, key=lambda item: item[1].vmid)
+    start = next((i for i, (_, row) in enumerate(ordered) if row.vmid > after), 0)
+    chosen = (ordered[start:] + ordered[:start])[:count]
+    state["verified_vmid"] = chosen[-1][1].vmid
+    return chosen
 
 
 def briefs_node(snapshot: ClusterSnapshot, index: int) -> str:

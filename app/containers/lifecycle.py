@@ -119,8 +119,9 @@ def locate(vmid: int) -> ContainerSummary:
 def request_action(vmid: int, action: str, username: str) -> Operation:
     """Ask Proxmox to run ``action`` on CT ``vmid``; returns the pending operation.
 
-    Raises ActionRefused when the state does not allow it (nothing changes) and
-    ProxmoxError when Proxmox refuses or cannot be reached (an error event is kept).
+    Raises ActionRefused when the state does not allow it or Proxmox refuses the request (nothing
+    changes on Proxmox; a refusal by Proxmox is kept as an error event naming the action and the
+    container, then Proxmox's message), and ProxmoxError when the container cannot be looked up.
     """
     if action not in ACTIONS:
         raise ActionRefused(f"Unknown action {action!r}.")
@@ -149,10 +150,11 @@ def request_action(vmid: int, action: str, username: str) -> Operation:
         operation.upid = _call_proxmox(action, live, operation.params or {})
     except ProxmoxError as exc:
         operation.state, operation.error, operation.finished_at = "failed", exc.message, utcnow()
-        record_event(container.id, "error", f"{spec.label} of {name} failed: {exc.message}",
+        message = f"{spec.label} of {name} (CT {vmid}) failed: {exc.message}"
+        record_event(container.id, "error", message,
                      {"action": action, "node": live.node, "vmid": vmid, "requested_by": username})
         db.session.commit()
-        raise
+        raise ActionRefused(message) from exc
     operation.heartbeat_at = utcnow()
     record_event(container.id, "step", f"{spec.label} requested by {username}",
                  {"action": action, "upid": operation.upid, "node": live.node, **(operation.params or {})})

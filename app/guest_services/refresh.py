@@ -1,7 +1,6 @@
 """Refreshing the Service and Credential rows of containers from what discovery finds."""
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from collections import defaultdict
@@ -16,7 +15,7 @@ from app.events import record_event
 from app.extensions import db
 from app.models import Container, Event, Operation, Service
 from app.models.types import utcnow
-from app.proxmox import ProxmoxClient, ProxmoxError, get_proxmox
+from app.proxmox import ProxmoxClient, ProxmoxError, get_proxmox, guest_networks, needs_interfaces, primary_address
 from app.ssh import SSHError, SSHPool, open_pool
 
 from .discovery import DeclaredService, Discovery, DiscoveryOutput, build_services, run_discovery
@@ -53,16 +52,13 @@ def declared_services(container: Container) -> list[DeclaredService]:
 
 
 def container_ip(proxmox: ProxmoxClient, node: str, vmid: int, known_ip: str | None = None) -> str | None:
-    """The container's IPv4: static from its config, else the DHCP lease Proxmox reports, else ``known_ip``."""
+    """The address to reach the container at: its first IPv4 (static, else the DHCP lease), else its first
+    IPv6 (static, else DHCPv6/SLAAC from /interfaces), else ``known_ip``."""
     try:
-        for net in proxmox.container_config(node, vmid).nets:
-            if net.ip and net.ip not in ("dhcp", "manual"):
-                return net.ip.split("/", 1)[0]
-        for interface in proxmox.container_interfaces(node, vmid):
-            for address in interface.ipv4:
-                if not ipaddress.ip_address(address).is_loopback:
-                    return address
-    except (ProxmoxError, ValueError) as exc:
+        config = proxmox.container_config(node, vmid)
+        interfaces = proxmox.container_interfaces(node, vmid) if needs_interfaces(config) else ()
+        return primary_address(guest_networks(config, interfaces)) or known_ip
+    except ProxmoxError as exc:
         log.warning("no IP for CT %s from Proxmox: %s", vmid, exc)
     return known_ip
 

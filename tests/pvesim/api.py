@@ -14,7 +14,7 @@ import time
 
 from .perms import perm_error
 from .schema import parse_property_string, split_list
-from .state import (GiB, HA_STATES, TEMPLATES, Container, PVEError, Task, ha_request_state, mac_for,
+from .state import (GiB, HA_STATES, TEMPLATES, Container, PVEError, Task, ha_request_state, mac_for, new_mac,
                     ip_for, normalize_tags, param_error)
 
 UPID_RE = re.compile(
@@ -530,7 +530,7 @@ class Api:
             if old:
                 m = re.search(r"hwaddr=([0-9A-Fa-f:]+)", old)
                 oldmac = m.group(1) if m else None
-            net["hwaddr"] = oldmac or mac_for(vmid, int(key[3:]))
+            net["hwaddr"] = oldmac or new_mac(vmid, int(key[3:]))
         net.setdefault("type", "veth")
         return self._print_net(net)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import random
 import re
@@ -68,9 +69,18 @@ def normalize_tags(value) -> str:
     return ";".join(tags)
 
 
-def mac_for(vmid: int, idx: int = 0) -> str:
-    h = hashlib.sha1(f"{vmid}/{idx}".encode()).digest()
+_MAC_SERIAL = itertools.count(1)
+
+
+def mac_for(vmid: int, idx: int = 0, serial: int = 0) -> str:
+    """A MAC for NIC ``idx`` of ``vmid``; the seeded cluster uses serial 0 (stable across resets)."""
+    h = hashlib.sha1(f"{vmid}/{idx}/{serial}".encode() if serial else f"{vmid}/{idx}".encode()).digest()
     return "BC:24:11:%02X:%02X:%02X" % (h[0], h[1], h[2])
+
+
+def new_mac(vmid: int, idx: int = 0) -> str:
+    """A MAC for a NIC a create adds: like PVE's random_ether_addr, never the same twice for one VMID."""
+    return mac_for(vmid, idx, next(_MAC_SERIAL))
 
 
 def ip_for(vmid: int) -> str:
@@ -383,7 +393,7 @@ class Cluster:
                 raise ValueError(f"unknown node {node}")
             cfg = {"arch": "amd64", "memory": int(memory), "swap": int(swap), "ostype": ostype,
                    "rootfs": f"local-lvm:vm-{vmid}-disk-0,size={disk_gb}G",
-                   "net0": f"name=eth0,bridge=vmbr0,hwaddr={mac_for(vmid)},ip=dhcp,type=veth",
+                   "net0": f"name=eth0,bridge=vmbr0,hwaddr={new_mac(vmid)},ip=dhcp,type=veth",
                    "unprivileged": 1}
             if cores:
                 cfg["cores"] = int(cores)
