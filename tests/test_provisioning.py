@@ -1,22 +1,63 @@
 """Provisioning end to end (huey immediate mode): simulator for Proxmox, real sshd for pct exec/push."""
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 
 from app.container_templates.services import add_package, add_script, create_template, save_file, save_service
 from app.models import Container, Credential, Event, Operation, Service, WizardDraft, utcnow
-from app.provisioning import sweep_stale
+from app.provisioning import start_provisioning, sweep_stale
 from tests.fixtures.ssh import FakeUnit
 from tests.test_wizard import configure_data
 
 VMID = 900
 
 
+class PortWatch:
+    """A TCP port that counts the connections made to it (where SSH would go if anything tried)."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.connections = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _address = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            connection.close()
+
+    def close(self) -> None:
+        self._sock.close()
+
+
 @pytest.fixture
-def app_overrides(ssh_config):
-    return {**ssh_config, "PROVISION_BOOT_TIMEOUT": 5, "PROVISION_HEARTBEAT_TIMEOUT": 120}
+def ssh_port_watch():
+    watch = PortWatch()
+    yield watch
+    watch.close()
+
+
+@pytest.fixture
+def app_overrides(request, ssh_config):
+    """SSH to the test sshd; ``indirect`` param ``"no_ssh"``: no credentials, nodes pointed at a PortWatch."""
+    base = {"PROVISION_BOOT_TIMEOUT": 5, "PROVISION_HEARTBEAT_TIMEOUT": 120}
+    if getattr(request, "param", None) == "no_ssh":
+        watch = request.getfixturevalue("ssh_port_watch")
+        return {**base, "SSH_HOSTS": {f"pve{i}": "127.0.0.1" for i in range(1, 4)}, "SSH_PORT": watch.port}
+    return {**ssh_config, **base}
+
+
+no_ssh = pytest.mark.parametrize("app_overrides", ["no_ssh"], indirect=True)
 
 
 @pytest.fixture
@@ -204,3 +245,124 @@ def test_progress_fragment_returns_only_new_events(logged_in, client, db, templa
     fragment = client.get(f"/containers/{VMID}/progress/events?after={ids[-3]}", headers={"HX-Request": "true"}).text
     assert fragment.count("data-event-id=") == 2
     assert 'hx-swap-oob="beforeend:#provision-log"' in fragment and 'hx-trigger' not in fragment  # finished: stop polling
+
+
+# -- no SSH where nothing uses it; configuration failures end at once ----------------------------
+
+
+def submit_plain(logged_in, **configure):
+    """Walk the wizard from scratch (no packages, no scripts) and press Create."""
+    logged_in.post("/containers/create/template", {"template": "scratch", "next": "1"})
+    response = logged_in.post("/containers/create/configure", configure_data(vmid=str(VMID), **configure))
+    assert response.status_code == 302, response.text
+    logged_in.post("/containers/create/packages", {"next": "1"})
+    logged_in.post("/containers/create/scripts", {"next": "1"})
+    review = logged_in._client.get("/containers/create/review").text
+    assert 'data-testid="review-ssh-note"' in review and "created through Proxmox alone" in review
+    draft_id = review.split('name="draft_id" value="')[1][:36]
+    return logged_in.post("/containers/create/review", {"draft_id": draft_id})
+
+
+@no_ssh
+def test_plain_container_without_ssh_is_ready_with_skip_notes(logged_in, client, db, pve, ssh_port_watch):
+    response = submit_plain(logged_in)
+    assert response.headers["Location"].endswith(f"/containers/{VMID}/progress")
+    ct = container(db)
+    assert ct.lifecycle == "ready" and ct.ip
+    assert VMID in pve.containers and pve.containers[VMID].running
+    assert messages(db, "complete") == [f"web01 (CT {VMID}) is ready."]
+    logs = messages(db, "log")
+    nothing = "No files, packages or scripts: nothing to run inside the container"
+    assert logs.count(nothing) == 3
+    discovery = next(message for message in logs if message.startswith("Service discovery skipped"))
+    assert "PROXBOARD_SSH_KEY_FILE" in discovery and "node pve1 is not configured" in discovery
+    skipped = [e.meta["step"] for e in db.session.scalars(db.select(Event).where(Event.type == "step"))
+               if e.meta.get("skipped")]
+    assert skipped == ["files", "packages", "scripts", "discover"]
+    assert ssh_port_watch.connections == 0  # nothing even tried to reach a node over SSH
+    page = client.get(f"/containers/{VMID}/progress").text
+    assert 'data-step="packages" data-state="skipped"' in page and 'data-step="wait" data-state="done"' in page
+
+
+def _plan_for_worker(logged_in, db, template_id):
+    """Walk the wizard to Review (SSH is fine for the web app) and return its plan and a Container row,
+    as ``drafts.submit`` hands them to the job queue."""
+    from app.wizard import drafts
+
+    logged_in.post("/containers/create/template", {"template": str(template_id), "next": "1"})
+    assert logged_in.post("/containers/create/configure", configure_data(vmid=str(VMID))).status_code == 302
+    logged_in.post("/containers/create/packages", {"groups": ["apt", "pip"], "next": "1"})
+    logged_in.post("/containers/create/scripts", {"enabled": [str(s.id) for s in template_scripts(template_id)],
+                                                   "next": "1"})
+    assert 'data-testid="review-ssh-warning"' not in logged_in._client.get("/containers/create/review").text
+    draft = db.session.scalars(db.select(WizardDraft)).one()
+    plan = drafts.build_plan(draft, drafts.template_of(draft))
+    ct = Container(vmid=VMID, node="pve1", hostname="web01", lifecycle="creating", managed=True)
+    db.session.add(ct)
+    db.session.commit()
+    return plan, ct
+
+
+@pytest.mark.parametrize("broken", ["no_credentials", "host_key_unknown"])
+def test_worker_without_ssh_fails_at_once_and_retries_after_the_fix(app, logged_in, client, db, template, fake_ct,
+                                                                     pve, ssh_config, tmp_path, broken):
+    plan, ct = _plan_for_worker(logged_in, db, template.id)
+    # the worker's configuration lacks what the web app had
+    if broken == "no_credentials":
+        del app.config["SSH_KEY_FILE"]
+    else:
+        app.config["SSH_KNOWN_HOSTS"] = str(tmp_path / "empty_known_hosts")
+    app.config["PROVISION_BOOT_TIMEOUT"] = 60
+    started = time.monotonic()
+    start_provisioning(ct, plan, "alice")
+    assert time.monotonic() - started < 5
+    assert container(db).lifecycle == "error"
+    error = db.session.scalars(db.select(Event).where(Event.type == "error")).one()
+    assert error.message.startswith("Provisioning not started: 2 files, 2 packages and 2 scripts must be put into")
+    if broken == "no_credentials":
+        assert "PROXBOARD_SSH_KEY_FILE" in error.message
+    else:
+        assert "`flask ssh trust pve1`" in error.message
+    assert error.meta["configuration"] is True and error.meta["retryable"] is True
+    assert VMID not in pve.containers  # nothing was created
+    assert db.session.scalar(db.select(WizardDraft.secret_encrypted)) is not None  # kept for the retry
+    page = client.get(f"/containers/{VMID}/progress").text
+    assert "Retry from the failed step" in page and "stopped responding" not in page
+    # the operator fixes the configuration, then retries
+    app.config.update(ssh_config)
+    response = logged_in.post(f"/containers/{VMID}/progress/retry")
+    assert response.headers["Location"].endswith(f"/containers/{VMID}/progress")
+    assert container(db).lifecycle == "ready"
+    assert VMID in pve.containers and any(c.startswith("apt-get install") for c in fake_ct.commands())
+    assert db.session.scalar(db.select(WizardDraft.secret_encrypted)) is None
+
+
+def test_rejected_ssh_key_ends_the_job_at_once_not_at_the_boot_timeout(app, logged_in, db, template, fake_ct,
+                                                                        ssh_server):
+    app.config.update(SSH_KEY_FILE=str(ssh_server.other_key_path), PROVISION_BOOT_TIMEOUT=60)
+    started = time.monotonic()
+    submit(logged_in, template.id)
+    assert time.monotonic() - started < 20
+    assert container(db).lifecycle == "error"
+    error = db.session.scalars(db.select(Event).where(Event.type == "error")).one()
+    assert error.message.startswith("Wait for systemd and network failed: authentication failed")
+    assert error.meta["configuration"] is True and error.meta["retryable"] is True
+
+
+def test_unreadable_root_password_ends_at_once_and_retries_after_the_fix(app, logged_in, db, template, fake_ct, pve):
+    from cryptography.fernet import Fernet
+
+    from app.credentials.vault import get_vault, reset_vault
+
+    plan, ct = _plan_for_worker(logged_in, db, template.id)
+    right_key = ",".join(get_vault().keys)
+    app.config["CREDENTIALS_KEY"] = Fernet.generate_key().decode()  # the worker has another key
+    reset_vault(app)
+    start_provisioning(ct, plan, "alice")
+    error = messages(db, "error")[-1]
+    assert error.startswith("Provisioning not started: the stored root password cannot be read")
+    assert "PROXBOARD_CREDENTIALS_KEY" in error and VMID not in pve.containers
+    app.config["CREDENTIALS_KEY"] = right_key
+    reset_vault(app)
+    logged_in.post(f"/containers/{VMID}/progress/retry")
+    assert container(db).lifecycle == "ready"

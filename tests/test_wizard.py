@@ -245,3 +245,42 @@ def test_review_refuses_taken_vmid_at_create(logged_in, client, db, template, pv
     assert response.headers["Location"].endswith("/configure")
     assert db.session.scalar(db.select(Operation).where(Operation.action == "create")) is None
     assert draft_of(db).consumed_at is None
+
+
+def test_review_warns_and_refuses_when_ssh_is_not_configured(logged_in, client, db, template):
+    walk_to(logged_in, template.id)  # packages from two managers: they go in over SSH, which this app lacks
+    review = client.get("/containers/create/review").text
+    warning = review.split('data-testid="review-ssh-warning"')[1].split("<form")[0]
+    assert "SSH to node pve1 is needed but not ready" in warning and "2 packages" in warning
+    assert "PROXBOARD_SSH_KEY_FILE" in warning and "PROXBOARD_SSH_HOSTS" in warning
+    assert re.search(r'<button[^>]*data-testid="create"[^>]*disabled', review)
+    response = logged_in.post("/containers/create/review", {"draft_id": draft_of(db).id})
+    assert response.headers["Location"].endswith("/containers/create/review")
+    assert "needs SSH to node pve1 for 2 packages" in client.get("/containers/create/review").text  # the flash
+    assert db.session.scalar(db.select(Operation).where(Operation.action == "create")) is None
+    assert draft_of(db).consumed_at is None
+
+
+def test_review_asks_to_trust_the_host_key_until_it_is(app, logged_in, client, runner, template, ssh_server, tmp_path):
+    app.config.update(SSH_HOSTS={"pve1": ssh_server.host}, SSH_PORT=ssh_server.port,
+                      SSH_KEY_FILE=str(ssh_server.user_key_path), SSH_KNOWN_HOSTS=str(tmp_path / "known_hosts"))
+    walk_to(logged_in, template.id)
+    review = client.get("/containers/create/review").text
+    assert 'data-testid="review-ssh-warning"' in review and "`flask ssh trust pve1`" in review
+    assert "host key of node pve1" in review
+    result = runner.invoke(args=["ssh", "trust", "pve1", "--yes"])
+    assert result.exit_code == 0, result.output
+    review = client.get("/containers/create/review").text
+    assert 'data-testid="review-ssh' not in review
+    assert not re.search(r'<button[^>]*data-testid="create"[^>]*disabled', review)
+
+
+def test_review_of_a_container_with_nothing_inside_needs_no_ssh(logged_in, client, template):
+    walk_to(logged_in, template.id, until="packages")
+    logged_in.post("/containers/create/packages", {"groups": [], "next": "1"})
+    logged_in.post("/containers/create/scripts", {"enabled": [], "next": "1"})
+    review = client.get("/containers/create/review").text
+    assert 'data-testid="review-ssh-warning"' not in review
+    note = review.split('data-testid="review-ssh-note"')[1].split("<form")[0]
+    assert "created through Proxmox alone" in note and "Service discovery will be skipped" in note
+    assert not re.search(r'<button[^>]*data-testid="create"[^>]*disabled', review)

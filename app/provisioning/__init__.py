@@ -3,6 +3,7 @@
 ``start_provisioning`` (called by the wizard) records a queued ``create`` Operation and
 enqueues ``tasks.provision_task``; ``run_provisioning`` runs the steps of ``steps.py``
 in the worker, writing Step/Log events as it goes and ending in lifecycle ready or error.
+SSH is only needed for files, packages and scripts (and discovery, skipped without it).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .service import (
     discard,
     events_after,
     latest_operation,
+    plan_ssh_problem,
     retry,
     retry_reason,
     run_provisioning,
@@ -18,9 +20,10 @@ from .service import (
     step_states,
     sweep_stale,
 )
-from .steps import STEPS, StepContext, StepFailed
+from .steps import STEPS, StepContext, StepFailed, describe_work, inside_work
 
 __all__ = [
-    "STEPS", "ProvisioningRefused", "StepContext", "StepFailed", "discard", "events_after", "latest_operation",
-    "retry", "retry_reason", "run_provisioning", "start_provisioning", "step_states", "sweep_stale",
+    "STEPS", "ProvisioningRefused", "StepContext", "StepFailed", "describe_work", "discard", "events_after",
+    "inside_work", "latest_operation", "plan_ssh_problem", "retry", "retry_reason", "run_provisioning",
+    "start_provisioning", "step_states", "sweep_stale",
 ]

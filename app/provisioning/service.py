@@ -10,18 +10,32 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.credentials import CredentialsKeyError
 from app.events import record_event
 from app.extensions import db
 from app.models import Container, Event, Operation, TemplateFile, TemplateScript, WizardDraft, utcnow
 from app.proxmox import ProxmoxClient, ProxmoxError, get_proxmox
 from app.ssh import SSHError, SSHPool, open_pool
+from app.ssh.settings import SSHProblem, ssh_problem
 
 from .events import EventWriter
-from .steps import STEP_NAMES, STEPS, StepContext, StepFailed, Timeouts, step_named
+from .steps import (
+    CONFIGURATION_ERRORS,
+    INSIDE_STEPS,
+    STEP_NAMES,
+    STEPS,
+    StepContext,
+    StepFailed,
+    Timeouts,
+    describe_work,
+    inside_work,
+    step_named,
+)
 
 log = logging.getLogger("app.provisioning")
 
 ACTION = "create"
+NOT_STARTED = "not_started"  # in a failed operation's params: it ended before its first step ran
 
 
 class ProvisioningRefused(Exception):
@@ -73,9 +87,55 @@ def _timeouts() -> Timeouts:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ProxmoxError):
         return exc.message
-    if isinstance(exc, (SSHError, StepFailed)):
+    if isinstance(exc, (SSHError, StepFailed, CredentialsKeyError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+class NotStarted(Exception):
+    """The job cannot start because of the configuration; nothing was done from ``from_step`` on."""
+
+
+def plan_ssh_problem(plan: dict[str, Any], app=None) -> SSHProblem | None:
+    """Why SSH to the plan's node cannot work with the current settings, or None (never connects)."""
+    app = app or current_app
+    return ssh_problem(app.config, app.instance_path, plan["spec"]["node"])
+
+
+def _preflight(plan: dict[str, Any], from_step: str) -> SSHProblem | None:
+    """Check what the steps from ``from_step`` on need from the configuration, before doing any.
+
+    Returns the SSH problem that only makes discovery skip; raises NotStarted when a needed
+    piece is missing (SSH for files, packages or scripts; the credentials key for the password).
+    """
+    problem = plan_ssh_problem(plan)
+    remaining = STEP_NAMES[STEP_NAMES.index(from_step):]
+    work = {name: count for name, count in inside_work(plan).items() if name in remaining}
+    if problem is not None and work:
+        raise NotStarted(f"{describe_work(work)} must be put into the container over SSH, but {problem}")
+    if from_step == "create":
+        try:
+            _password(plan.get("draft_id"))
+        except CredentialsKeyError as exc:
+            raise NotStarted(f"the stored root password cannot be read: {exc}. Set PROXBOARD_CREDENTIALS_KEY to "
+                             f"the key the web app uses (or give both the same instance folder)") from exc
+    return problem
+
+
+class _LazyPool:
+    """The job's SSH pool, opened by the first step that uses SSH (a run without SSH needs no settings)."""
+
+    def __init__(self, pool: SSHPool | None) -> None:
+        self._pool, self._own = pool, pool is None
+
+    def get(self) -> SSHPool:
+        if self._pool is None:
+            self._pool = open_pool()
+        return self._pool
+
+    def close(self) -> None:
+        if self._own and self._pool is not None:
+            self._pool.close()
 
 
 def _wipe_secret(draft_id: str | None) -> None:
@@ -97,7 +157,7 @@ def _load(model, ids: list[int]) -> list[Any]:
 
 
 def _discover(container_id: int, pool: SSHPool, proxmox: ProxmoxClient) -> str:
-    from app.services.refresh import refresh_container_services
+    from app.guest_services.refresh import refresh_container_services
 
     result = refresh_container_services(container_id, pool=pool, proxmox=proxmox)
     if not result.ok:
@@ -112,7 +172,9 @@ def run_provisioning(operation_id: int, *, proxmox: ProxmoxClient | None = None,
     """Run a queued provisioning operation from its ``from_step``; True when the container is ready.
 
     Every outcome ends in the database: lifecycle ``ready`` with a Complete event, or
-    ``error`` with an Error event naming the failed step.
+    ``error`` with an Error event naming the failed step. A configuration problem (SSH needed
+    but not set up, host key not trusted, credentials key missing) ends it at once, before the
+    first step when it can be seen beforehand, and Retry is offered for after the fix.
     """
     operation = db.session.get(Operation, operation_id)
     if operation is None or operation.state != "queued":
@@ -120,29 +182,43 @@ def run_provisioning(operation_id: int, *, proxmox: ProxmoxClient | None = None,
         return False
     container = operation.container
     plan = dict(operation.params or {})
-    proxmox = proxmox or get_proxmox()
+    from_step = plan.get("from_step") or "create"
     operation.state, operation.heartbeat_at = "running", utcnow()
     db.session.commit()
     container_id, vmid = container.id, container.vmid
-    heartbeat = float(current_app.config.get("PROVISION_HEARTBEAT_SECONDS", 5))
-    own_pool = pool is None
-    pool = pool or open_pool()
-    writer = EventWriter(db.engine, container_id, operation_id, heartbeat_seconds=heartbeat)
-    ctx = StepContext(
-        plan=plan, proxmox=proxmox, ssh=lambda: pool.node(plan["spec"]["node"]),
-        log=lambda message, level: writer.add("log", message, {"level": level}),
-        password=lambda: _password(plan.get("draft_id")),
-        load_files=lambda ids: _load(TemplateFile, ids), load_scripts=lambda ids: _load(TemplateScript, ids),
-        script_body=_script_body, discover=lambda: _discover(container_id, pool, proxmox), timeouts=_timeouts(),
-    )
-    current = STEPS[0]
+    current = step_named(from_step)
+    pools = _LazyPool(pool)
     try:
+        try:
+            problem = _preflight(plan, from_step)
+        except NotStarted as exc:
+            log.warning("provisioning CT %s not started: %s", vmid, exc)
+            _fail(operation_id, container_id, from_step, f"Provisioning not started: {exc}", config=True,
+                  nothing_done=True)
+            return False
+        proxmox = proxmox or get_proxmox()
+        heartbeat = float(current_app.config.get("PROVISION_HEARTBEAT_SECONDS", 5))
+        writer = EventWriter(db.engine, container_id, operation_id, heartbeat_seconds=heartbeat)
+        ctx = StepContext(
+            plan=plan, proxmox=proxmox, ssh=lambda: pools.get().node(plan["spec"]["node"]),
+            log=lambda message, level: writer.add("log", message, {"level": level}),
+            password=lambda: _password(plan.get("draft_id")),
+            load_files=lambda ids: _load(TemplateFile, ids), load_scripts=lambda ids: _load(TemplateScript, ids),
+            script_body=_script_body, discover=lambda: _discover(container_id, pools.get(), proxmox),
+            timeouts=_timeouts(), ssh_problem=str(problem) if problem else None,
+        )
         with writer:
-            for current in STEPS[STEP_NAMES.index(plan.get("from_step") or "create"):]:
+            for current in STEPS[STEP_NAMES.index(from_step):]:
                 if not _still_ours(operation_id):
                     log.warning("provisioning operation %s was ended elsewhere; stopping", operation_id)
                     return False
                 _enter_step(operation_id, current.name, current.percent)
+                skipped = current.skip(ctx)
+                if skipped:
+                    writer.add("step", f"{current.label}: skipped",
+                               {"step": current.name, "percent": current.percent, "skipped": True})
+                    writer.add("log", skipped, {"level": "info", "step": current.name, "skipped": True}, now=True)
+                    continue
                 writer.add("step", current.label, {"step": current.name, "percent": current.percent}, now=True)
                 started = time.monotonic()
                 try:
@@ -159,11 +235,11 @@ def run_provisioning(operation_id: int, *, proxmox: ProxmoxClient | None = None,
         db.session.rollback()
         message = _describe(exc)
         log.warning("provisioning CT %s failed at %s: %s", vmid, current.name, message)
-        _fail(operation_id, container_id, current.name, f"{current.label} failed: {message}")
+        _fail(operation_id, container_id, current.name, f"{current.label} failed: {message}",
+              config=isinstance(exc, CONFIGURATION_ERRORS))
         return False
     finally:
-        if own_pool:
-            pool.close()
+        pools.close()
 
 
 def _script_body(content: str) -> str:
@@ -197,15 +273,18 @@ def _succeed(operation_id: int, container_id: int, ip: str | None) -> None:
     get_proxmox().invalidate()
 
 
-def _fail(operation_id: int, container_id: int, step: str, message: str) -> None:
+def _fail(operation_id: int, container_id: int, step: str, message: str, *, config: bool = False,
+          nothing_done: bool = False) -> None:
     operation = db.session.get(Operation, operation_id)
     container = db.session.get(Container, container_id)
     operation.state, operation.error, operation.step = "failed", message, step
     operation.finished_at = utcnow()
+    if nothing_done:  # Retry may then start from this step even when it is "create"
+        operation.params = {**(operation.params or {}), NOT_STARTED: True}
     container.lifecycle = "error"
     record_event(container_id, "error", message,
                  {"step": step, "percent": operation.progress, "operation_id": operation_id,
-                  "retryable": step != "create"})
+                  "retryable": step != "create" or nothing_done, "configuration": config})
     db.session.commit()
     get_proxmox().invalidate()
 
@@ -217,7 +296,7 @@ def retry_reason(container: Container, operation: Operation | None) -> str | Non
     """Why "Retry from the failed step" is not offered, or None when it is."""
     if container.lifecycle != "error" or operation is None or operation.state != "failed":
         return "Only a failed creation can be retried."
-    if operation.step in (None, "create"):
+    if operation.step in (None, "create") and not (operation.params or {}).get(NOT_STARTED):
         return "Creating the container itself failed; it is not retried automatically (delete it and start again)."
     return None
 
@@ -229,8 +308,9 @@ def retry(container: Container, username: str) -> Operation:
     if reason:
         raise ProvisioningRefused(reason)
     container.lifecycle = "creating"
+    plan = {key: value for key, value in (operation.params or {}).items() if key != NOT_STARTED}
     try:
-        return start_provisioning(container, dict(operation.params or {}), username, from_step=operation.step)
+        return start_provisioning(container, plan, username, from_step=operation.step)
     except IntegrityError:  # the one-pending-operation index: a second click got here first
         db.session.rollback()
         raise ProvisioningRefused("A retry is already running.") from None
@@ -245,6 +325,9 @@ def discard(container: Container, username: str) -> Operation | None:
 
     if container.lifecycle != "error":
         raise ProvisioningRefused("Only a container whose creation failed can be deleted from here.")
+    operation = latest_operation(container)
+    # the root password was kept only in case of a Retry
+    _wipe_secret((operation.params or {}).get("draft_id") if operation else None)
     try:
         node = get_proxmox().find_container_node(container.vmid)
     except ProxmoxError as exc:
@@ -302,17 +385,22 @@ def events_after(container_id: int, after: int = 0, limit: int = 2000) -> list[E
 
 
 def step_states(operation: Operation | None, lifecycle: str) -> list[tuple[Any, str]]:
-    """Each step with ``done``, ``running``, ``failed`` or ``pending``."""
+    """Each step with ``done``, ``skipped``, ``running``, ``failed`` or ``pending``.
+
+    ``skipped`` marks the files, packages and scripts steps the plan has nothing for.
+    """
     if operation is None:
         return [(step, "pending") for step in STEPS]
+    work = inside_work(operation.params or {})
+    passed = lambda step: "skipped" if step.name in INSIDE_STEPS and step.name not in work else "done"  # noqa: E731
     if operation.state == "succeeded" or lifecycle == "ready":
-        return [(step, "done") for step in STEPS]
+        return [(step, passed(step)) for step in STEPS]
     current = STEP_NAMES.index(operation.step) if operation.step in STEP_NAMES else 0
     failed = operation.state == "failed"
     states = []
     for index, step in enumerate(STEPS):
         if index < current:
-            states.append((step, "done"))
+            states.append((step, passed(step)))
         elif index == current:
             states.append((step, "failed" if failed else ("running" if operation.state == "running" else "pending")))
         else:

@@ -1,6 +1,9 @@
 """The provisioning steps as plain functions of a StepContext (Proxmox client, SSH connection, log).
 
 Each step raises on failure (ProxmoxError, SSHError or StepFailed); the runner records it.
+Only files, packages, scripts and discovery need SSH (``pct exec``/``pct push`` on the node):
+a plan with none of the first three is created, started and awaited through Proxmox alone,
+and each step may name a reason to be skipped (``Step.skip``).
 """
 from __future__ import annotations
 
@@ -12,8 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.proxmox import ContainerSpec, ProxmoxClient, ProxmoxError
-from app.ssh import CommandFailed, NodeConnection, SSHError
+from app.credentials import CredentialsKeyError
+from app.proxmox import ContainerSpec, ProxmoxClient, ProxmoxConfigError, ProxmoxError
+from app.ssh import (
+    CommandFailed,
+    HostKeyChanged,
+    HostKeyUnknown,
+    NodeConnection,
+    SSHAuthFailed,
+    SSHConfigError,
+    SSHError,
+)
 
 LOG_LINE_RE = re.compile(r"^::proxboard::(info|warn|error|step)::(.*)$")
 CREDENTIALS_DIR = "/etc/proxboard/credentials"
@@ -22,6 +34,35 @@ MAX_INLINE_SCRIPT = 100_000  # one argv string must stay under Linux's 128 KiB M
 
 class StepFailed(Exception):
     """A step could not finish; the message is shown to the user as is."""
+
+
+# Failures only the operator can fix (settings, trusted host keys, the credentials key): waiting
+# or retrying inside the job cannot help, so they end it at once and Retry is offered once fixed.
+CONFIGURATION_ERRORS: tuple[type[BaseException], ...] = (
+    SSHConfigError, HostKeyUnknown, HostKeyChanged, SSHAuthFailed, CredentialsKeyError, ProxmoxConfigError,
+)
+
+INSIDE_STEPS = ("files", "packages", "scripts")  # the steps that work inside the container over SSH
+
+
+def inside_work(plan: dict[str, Any]) -> dict[str, int]:
+    """What ``plan`` does inside the container, as ``{"files": 2, "packages": 3, "scripts": 1}``.
+
+    Only the non-empty ones are listed; an empty dict means nothing there needs SSH.
+    """
+    counts = {
+        "files": len(plan.get("files") or ()),
+        "packages": sum(len(names or ()) for names in (plan.get("packages") or {}).values()),
+        "scripts": len(plan.get("scripts") or ()),
+    }
+    return {name: count for name, count in counts.items() if count}
+
+
+def describe_work(work: dict[str, int]) -> str:
+    """``{"files": 2, "scripts": 1}`` as ``"2 files and 1 script"``."""
+    nouns = {"files": ("file", "files"), "packages": ("package", "packages"), "scripts": ("script", "scripts")}
+    parts = [f"{count} {nouns[name][count != 1]}" for name, count in work.items()]
+    return " and ".join(parts) if len(parts) < 3 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 @dataclass
@@ -48,6 +89,12 @@ class StepContext:
     discover: Callable[[], str] = lambda: "no discovery configured"
     timeouts: Timeouts = field(default_factory=Timeouts)
     found_ip: str | None = None
+    ssh_problem: str | None = None  # why SSH to the node cannot work (None: it is configured)
+
+    @property
+    def uses_ssh(self) -> bool:
+        """Whether any step of this run talks to the node over SSH (work inside, or discovery)."""
+        return bool(inside_work(self.plan)) or self.ssh_problem is None
 
     @property
     def node(self) -> str:
@@ -98,8 +145,20 @@ def start(ctx: StepContext) -> None:
 
 
 def wait_ready(ctx: StepContext) -> None:
-    """Wait until systemd has booted and the container has an IPv4 address."""
+    """Wait until systemd has booted (checked over SSH only when later steps use SSH) and the
+    container has an IPv4 address (asked from Proxmox).
+
+    Raises StepFailed after the boot timeout; a configuration error (CONFIGURATION_ERRORS) at once.
+    """
     deadline = time.monotonic() + ctx.timeouts.boot
+    if ctx.uses_ssh:
+        _wait_systemd(ctx, deadline)
+    else:
+        ctx.log("Nothing runs inside the container over SSH: waiting for its network through Proxmox only", "info")
+    _wait_network(ctx, deadline)
+
+
+def _wait_systemd(ctx: StepContext, deadline: float) -> None:
     last_error = "no answer"
     while True:
         remaining = deadline - time.monotonic()
@@ -108,6 +167,8 @@ def wait_ready(ctx: StepContext) -> None:
         try:
             result = ctx.ssh().pct_exec(ctx.vmid, ["systemctl", "is-system-running", "--wait"],
                                         label="systemctl is-system-running", timeout=remaining, check=False)
+        except CONFIGURATION_ERRORS:
+            raise
         except (CommandFailed, SSHError) as exc:
             last_error = str(exc)
             time.sleep(min(1.0, max(remaining, 0)))
@@ -118,6 +179,9 @@ def wait_ready(ctx: StepContext) -> None:
             break
         last_error = f"systemd is {state or 'not answering'}"
         time.sleep(min(1.0, max(remaining, 0)))
+
+
+def _wait_network(ctx: StepContext, deadline: float) -> None:
     while True:
         for interface in ctx.proxmox.container_interfaces(ctx.node, ctx.vmid):
             for address in interface.ipv4:
@@ -161,8 +225,6 @@ def _install_argv(manager: str, names: list[str]) -> list[list[str]]:
 def install_packages(ctx: StepContext) -> None:
     """apt, then pip, then npm: the selected groups plus the additional packages."""
     packages = ctx.plan.get("packages") or {}
-    if not any(packages.values()):
-        ctx.log("No packages to install", "info")
     for manager in ("apt", "pip", "npm"):
         names = packages.get(manager) or []
         if not names:
@@ -176,8 +238,6 @@ def install_packages(ctx: StepContext) -> None:
 def run_scripts(ctx: StepContext) -> None:
     """The selected scripts in the chosen order, each with the helper library prepended."""
     scripts = ctx.load_scripts(ctx.plan.get("scripts", []))
-    if not scripts:
-        ctx.log("No scripts to run", "info")
     for number, script in enumerate(scripts, start=1):
         ctx.log(f"Script {number}/{len(scripts)}: {script.name}", "step")
         body = ctx.script_body(script.content)
@@ -202,22 +262,43 @@ def discover(ctx: StepContext) -> None:
     ctx.log(ctx.discover(), "info")
 
 
+NOTHING_INSIDE = "No files, packages or scripts: nothing to run inside the container"
+
+
+def _skip_inside(step: str, nothing: str) -> Callable[[StepContext], str | None]:
+    def skip(ctx: StepContext) -> str | None:
+        work = inside_work(ctx.plan)
+        if not work:
+            return NOTHING_INSIDE
+        return None if step in work else nothing
+
+    return skip
+
+
+def _skip_discover(ctx: StepContext) -> str | None:
+    if ctx.ssh_problem is None:
+        return None
+    return (f"Service discovery skipped: {ctx.ssh_problem}. The container works without it; "
+            f"use “Refresh services” on its page once SSH is set up")
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
     label: str
     percent: int  # progress when the step starts
     run: Callable[[StepContext], None]
+    skip: Callable[[StepContext], str | None] = lambda ctx: None  # why this run leaves the step out
 
 
 STEPS: tuple[Step, ...] = (
     Step("create", "Create the container", 0, create),
     Step("start", "Start it", 15, start),
     Step("wait", "Wait for systemd and network", 25, wait_ready),
-    Step("files", "Push the template's files", 35, push_files),
-    Step("packages", "Install packages", 45, install_packages),
-    Step("scripts", "Run scripts", 65, run_scripts),
-    Step("discover", "Discover services and credentials", 90, discover),
+    Step("files", "Push the template's files", 35, push_files, _skip_inside("files", "No files to push")),
+    Step("packages", "Install packages", 45, install_packages, _skip_inside("packages", "No packages to install")),
+    Step("scripts", "Run scripts", 65, run_scripts, _skip_inside("scripts", "No scripts to run")),
+    Step("discover", "Discover services and credentials", 90, discover, _skip_discover),
 )
 STEP_NAMES = tuple(step.name for step in STEPS)
 

@@ -74,3 +74,54 @@ def parse_hosts(value: object) -> dict[str, str]:
             raise SSHConfigError(f"SSH_HOSTS entry {item.strip()!r} is not NODE=HOST")
         hosts[node.strip()] = host.strip()
     return hosts
+
+
+@dataclass(frozen=True, slots=True)
+class SSHProblem:
+    """Why SSH to a node cannot work yet, found without connecting, and what the operator does about it.
+
+    ``kind`` is ``"settings"`` (no credentials, no host, an invalid value) or ``"host_key"`` (the
+    node's key is not in the known-hosts file yet).
+    """
+
+    node: str
+    kind: str
+    reason: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}. {self.fix}"
+
+
+SETTINGS_FIX = ("Set PROXBOARD_SSH_KEY_FILE (a private key root on the node accepts; preferred) or "
+                "PROXBOARD_SSH_PASSWORD, and PROXBOARD_SSH_HOSTS (pve1=10.0.0.11,…) for nodes not reached at "
+                "PROXBOARD_PVE_HOST, then restart Proxboard and its worker")
+
+
+def ssh_problem(config: Mapping[str, Any], instance_path: str, node: str) -> SSHProblem | None:
+    """What keeps SSH to ``node`` from working with these settings, or None when it is configured.
+
+    Configured means: credentials (key file that exists, or password), an address for the node
+    (SSH_HOSTS entry or PVE_HOST) and its host key recorded in SSH_KNOWN_HOSTS. Reads the config
+    and the known-hosts file only; never opens a connection, so a wrong key or a node that is
+    down still shows up only when connecting.
+    """
+    from .known_hosts import recorded_key
+
+    try:
+        settings = SSHSettings.from_config(config, instance_path)
+        host = settings.host_for(node)
+    except SSHConfigError as exc:
+        return SSHProblem(node, "settings", f"SSH to node {node} is not configured ({exc})", SETTINGS_FIX)
+    except (TypeError, ValueError) as exc:  # e.g. PROXBOARD_SSH_PORT=abc
+        return SSHProblem(node, "settings", f"the SSH settings are invalid ({exc})", SETTINGS_FIX)
+    try:
+        known = recorded_key(settings.known_hosts, host, settings.port) is not None
+    except (OSError, ValueError) as exc:  # unreadable or garbled known-hosts file
+        return SSHProblem(node, "host_key", f"the SSH known-hosts file {settings.known_hosts} cannot be read ({exc})",
+                          f"Fix or remove it, then run `flask ssh trust {node}`")
+    if not known:
+        return SSHProblem(node, "host_key", f"the SSH host key of node {node} ({host}) is not trusted yet",
+                          f"Compare its fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the "
+                          f"node and run `flask ssh trust {node}` on the Proxboard host")
+    return None

@@ -16,6 +16,7 @@ from app.container_templates.services import get_template, packages_by_manager, 
 from app.extensions import db
 from app.models import Container, ContainerTemplate, WizardDraft, utcnow
 from app.proxmox import Bridge, Node, OsTemplate, ProxmoxError, Storage
+from app.ssh.settings import SSHProblem
 
 STEPS = ("template", "configure", "packages", "scripts", "review")
 STEP_LABELS = {"template": "Template", "configure": "Configure", "packages": "Packages", "scripts": "Scripts",
@@ -264,11 +265,46 @@ def build_plan(draft: WizardDraft, template: ContainerTemplate | None) -> dict[s
     }
 
 
+@dataclass(frozen=True)
+class SSHNeed:
+    """Whether a plan needs SSH, and whether SSH is ready for its node (as the review step shows it)."""
+
+    node: str
+    work: dict[str, int]  # what runs inside the container, e.g. {"packages": 2, "scripts": 1}
+    problem: SSHProblem | None  # why SSH to ``node`` cannot work yet (None: configured)
+
+    @property
+    def blocking(self) -> bool:
+        """True when the plan needs SSH that is not ready: the draft cannot be submitted."""
+        return bool(self.work) and self.problem is not None
+
+    @property
+    def what(self) -> str:
+        """``"2 packages and 1 script"``."""
+        from app.provisioning import describe_work
+
+        return describe_work(self.work)
+
+    def refusal(self) -> str:
+        """The sentence explaining why Create is refused."""
+        return (f"This container needs SSH to node {self.node} for {self.what}, but {self.problem.reason}. "
+                f"{self.problem.fix}.")
+
+
+def ssh_need(plan: dict[str, Any]) -> SSHNeed:
+    """What ``plan`` needs over SSH and what is missing for it, read from the settings (no connection)."""
+    from app.provisioning import inside_work, plan_ssh_problem
+
+    return SSHNeed(plan["spec"]["node"], inside_work(plan), plan_ssh_problem(plan))
+
+
 def submit(draft_id: str, username: str, pve) -> Container:
     """Consume the draft exactly once and record the container (lifecycle ``creating``).
 
     The atomic UPDATE ... WHERE consumed_at IS NULL makes a double click, Back-then-Create or a
-    second tab end here with DraftConsumed instead of creating a second container.
+    second tab end here with DraftConsumed instead of creating a second container. Raises
+    SubmitRefused when a step is incomplete, the VMID was taken, or files, packages or scripts
+    need SSH that is not configured for the node (``step`` is then ``review``).
     """
     draft = db.session.get(WizardDraft, draft_id)
     if draft is None:
@@ -288,6 +324,9 @@ def submit(draft_id: str, username: str, pve) -> Container:
         raise SubmitRefused(f"Proxmox cannot check VMID {vmid}: {exc.message}") from exc
     if not free:
         raise SubmitRefused(f"VMID {vmid} was taken in the meantime; choose another.")
+    need = ssh_need(plan)
+    if need.blocking:
+        raise SubmitRefused(need.refusal(), "review")
 
     claimed = db.session.execute(
         update(WizardDraft)

@@ -229,7 +229,7 @@ def review():
     template = drafts.template_of(draft)
     plan = drafts.build_plan(draft, template)
     form = CreateForm()
-    return _render("review", draft, form=form, plan=plan, template=template,
+    return _render("review", draft, form=form, plan=plan, template=template, ssh=drafts.ssh_need(plan),
                    has_password=drafts.has_password(draft),
                    rows=drafts.script_rows(draft, template), groups=drafts.package_groups(template))
 
