@@ -13,9 +13,9 @@ def test_login_lands_on_dashboard_without_console_errors(browser):
     assert page.url.rstrip("/") == browser.base_url
     assert page.get_by_role("link", name="Create Container").is_visible()
     nav = page.get_by_role("navigation", name="Main")
-    assert nav.get_by_role("link").all_inner_texts() == ["Dashboard", "Templates"] or [
+    assert nav.get_by_role("link").all_inner_texts() == ["Dashboard", "Templates", "About"] or [
         t.strip() for t in nav.get_by_role("link").all_inner_texts()
-    ] == ["Dashboard", "Templates"]
+    ] == ["Dashboard", "Templates", "About"]
     browser.screenshot("dashboard")
 
 

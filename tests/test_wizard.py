@@ -6,7 +6,7 @@ import re
 import pytest
 
 from app.container_templates.services import add_package, add_script, create_template
-from app.models import Operation, WizardDraft
+from app.models import Container, Operation, WizardDraft
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ8h4bG0u6r5gM4pW1Qm3lq8m0wVh2bqC2G1m0O8lq3b alice@laptop"
 
@@ -235,6 +235,36 @@ def test_packages_and_scripts_steps(logged_in, client, db, template):
     assert "pip:" in review and "requests==2.32.3" in review and "pm2" in review and "nginx" not in review
     assert review.index("<li>first</li>") < review.index("<li>third</li>") and "Skipped: second" in review
     assert review.count("bi-pencil") == 4
+
+
+def test_configure_never_proposes_a_vmid_proxboard_holds_for_a_creation(logged_in, client, db, template, pve):
+    next_id = min(set(range(100, 2000)) - set(pve.containers))
+    db.session.add(Container(vmid=next_id, node="pve1", hostname="failed-earlier", lifecycle="error"))
+    db.session.commit()
+    walk_to(logged_in, template.id, until="configure")
+    page = client.get("/containers/create/configure").text
+    proposed = int(re.search(r'id="vmid"[^>]*value="(\d+)"', page).group(1))
+    assert proposed != next_id and proposed not in pve.containers
+    response = logged_in.post("/containers/create/configure", configure_data(vmid=str(proposed)))
+    assert response.status_code == 302, _errors(response.text)
+    refused = logged_in.post("/containers/create/configure", configure_data(vmid=str(next_id)))
+    assert f"VMID {next_id} is already in use." in _errors(refused.text)
+
+
+def test_a_vmid_freed_in_proxmox_is_proposed_and_gets_a_record_of_its_own(logged_in, client, db, template, pve):
+    client.get("/")  # Proxboard records CT 104 ...
+    with pve.cluster.lock:
+        del pve.cluster.containers[104]  # ... which is then destroyed in the Proxmox UI
+    old = db.session.scalar(db.select(Container).where(Container.vmid == 104))
+    walk_to(logged_in, template.id, until="packages", vmid="104", hostname="reborn")
+    logged_in.post("/containers/create/packages", {"groups": [], "next": "1"})  # nothing inside: no SSH needed
+    logged_in.post("/containers/create/scripts", {"enabled": [], "next": "1"})
+    response = logged_in.post("/containers/create/review", {"draft_id": draft_of(db).id})
+    assert "/containers/104/progress" in response.headers["Location"]
+    db.session.expire_all()
+    rows = db.session.scalars(db.select(Container).where(Container.vmid == 104).order_by(Container.id)).all()
+    assert [(r.id, r.lifecycle) for r in rows][0] == (old.id, "deleted")
+    assert rows[-1].hostname == "reborn" and rows[-1].id != old.id and rows[-1].managed
 
 
 def test_review_refuses_taken_vmid_at_create(logged_in, client, db, template, pve):

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from app.container_templates.services import get_template, packages_by_manager, parse_package_text, split_tags
+from app.containers.inventory import release_vmid, vmid_available
 from app.extensions import db
 from app.models import Container, ContainerTemplate, WizardDraft, utcnow
 from app.proxmox import Bridge, Node, OsTemplate, ProxmoxError, Storage
@@ -317,9 +318,8 @@ def submit(draft_id: str, username: str, pve) -> Container:
     template = template_of(draft)
     plan = build_plan(draft, template)
     vmid = plan["spec"]["vmid"]
-    taken = db.session.scalar(select(Container.id).where(Container.vmid == vmid, Container.lifecycle != "deleted"))
     try:
-        free = taken is None and pve.is_vmid_free(vmid)
+        free = vmid_available(vmid)
     except ProxmoxError as exc:
         raise SubmitRefused(f"Proxmox cannot check VMID {vmid}: {exc.message}") from exc
     if not free:
@@ -337,10 +337,9 @@ def submit(draft_id: str, username: str, pve) -> Container:
         db.session.rollback()
         raise DraftConsumed(db.session.scalar(select(WizardDraft.container_id).where(WizardDraft.id == draft_id)))
 
-    container = db.session.scalar(select(Container).where(Container.vmid == vmid))
-    if container is None:  # a deleted record keeps its vmid: reuse it
-        container = Container(vmid=vmid)
-        db.session.add(container)
+    release_vmid(vmid)  # a record of a guest Proxmox no longer has is archived, never reused
+    container = Container(vmid=vmid)
+    db.session.add(container)
     container.node = plan["spec"]["node"]
     container.hostname = plan["spec"]["hostname"]
     container.lifecycle = "creating"

@@ -23,7 +23,7 @@ from app.provisioning import (
 
 
 def _container(vmid: int) -> Container:
-    container = db.session.scalar(select(Container).where(Container.vmid == vmid))
+    container = Container.current(vmid)
     if container is None:
         abort(404, description=f"Proxboard did not create a container {vmid}.")
     return container

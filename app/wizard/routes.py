@@ -5,6 +5,7 @@ from wtforms.fields.choices import SelectChoice
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 
 from app.container_templates.services import all_tags, list_templates, split_tags
+from app.containers.inventory import propose_vmid, vmid_available
 from app.extensions import db
 from app.models import Container
 from app.proxmox import ProxmoxError, get_proxmox
@@ -129,7 +130,7 @@ def configure():
     form = _configure_form(draft, options, saved)
     if request.method == "GET" and not form.vmid.data and not options.error:
         try:
-            form.vmid.data = pve.next_vmid()
+            form.vmid.data = propose_vmid()
         except ProxmoxError as exc:
             options.error = exc.message
     if request.method == "POST" and not form.change_node.data:
@@ -157,9 +158,8 @@ def node_fields():
 
 def _vmid_free(pve, form) -> bool:
     vmid = form.vmid.data
-    taken = db.session.scalar(db.select(Container.id).where(Container.vmid == vmid, Container.lifecycle != "deleted"))
     try:
-        free = taken is None and pve.is_vmid_free(vmid)
+        free = vmid_available(vmid)
     except ProxmoxError as exc:
         form.vmid.errors.append(f"Proxmox cannot check this VMID right now: {exc.message}")
         return False
