@@ -100,6 +100,15 @@ def test_a_guest_deleted_outside_proxboard_is_shown_gone_until_cleared(logged_in
     assert client.get("/containers/104").status_code == 404
 
 
+def test_the_detail_page_of_a_guest_deleted_outside_confirms_it_gone(logged_in, client, db, pve):
+    client.get("/")
+    with pve.cluster.lock:
+        del pve.cluster.containers[105]
+    detail = client.get("/containers/105")
+    assert detail.status_code == 200 and 'data-testid="gone-note"' in detail.text
+    assert [r.lifecycle for r in records(db, 105)] == ["gone"]
+
+
 def test_the_wizard_proposes_a_freed_vmid_and_a_new_record_holds_it(logged_in, client, db, pve):
     from app.containers.inventory import propose_vmid, release_vmid, vmid_available
 

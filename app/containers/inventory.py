@@ -717,7 +717,9 @@ def load_one(vmid: int) -> ContainerView | None:
         attach_services([view])
         return view
     if ct is None:
-        return _record_view(record, _pending_of(record)) if record is not None and record.lifecycle != "ready" else None
+        if record is not None and record.lifecycle == "ready":
+            _mark_gone(record)  # Proxmox, asked directly, has it nowhere: a confirmed deletion
+        return _record_view(record, _pending_of(record)) if record is not None else None
     record = record_for(ct)
     pending = _pending_of(record).get(record.id) if record is not None else None
     lifecycle = record.lifecycle if record is not None else None
@@ -731,6 +733,16 @@ def load_one(vmid: int) -> ContainerView | None:
     )
     attach_services([view])
     return view
+
+
+def _mark_gone(record: Container) -> None:
+    """Record that Proxmox no longer has ``record``'s guest (lifecycle ``gone``, with an event)."""
+    record.lifecycle, record.gone_at = "gone", utcnow()
+    name = record.hostname or _name_of(record) or f"CT {record.vmid}"
+    record_event(record.id, "log", f"{name} (CT {record.vmid}) no longer exists in Proxmox "
+                 f"(deleted outside Proxboard?). Clear it to remove it from the dashboard.",
+                 {"vmid": record.vmid, "node": record.node})
+    db.session.commit()
 
 
 def _pending_of(record: Container | None) -> dict[int, Operation]:
