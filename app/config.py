@@ -45,6 +45,7 @@ class DefaultConfig:
     PVE_VERIFY_SSL = "true"
     PVE_TIMEOUT = 10
     PVE_CACHE_SECONDS = 5
+    PVE_REQUEST_DEADLINE = 6  # seconds all the Proxmox calls of one web request may take together (0: none)
     DEMO_MODE = False
     TEMPLATES_DIR = None
 

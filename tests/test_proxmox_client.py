@@ -12,6 +12,7 @@ from proxmoxer import ProxmoxAPI
 
 from app.proxmox import (
     ProxmoxPermissionError,
+    ProxmoxSlow,
     ContainerSpec,
     ProxmoxAPIError,
     ProxmoxAuthError,
@@ -649,3 +650,20 @@ def test_cli_check_explains_failure_with_exit_code_1(pve):
     assert result.exit_code == 1
     assert "FAILED: Proxmox rejected the credentials" in result.output
     assert "WRONG" not in result.output
+
+
+def test_calls_share_one_deadline_and_fail_fast_as_slow_once_it_passed(pve, pve_client):
+    from app.proxmox.deadline import deadline
+
+    pve.faults.delay = 0.6
+    started = time.monotonic()
+    with deadline(1.0):
+        pve_client.version()  # 0.6 s of the 1 s
+        with pytest.raises(ProxmoxSlow, match="did not answer within 1 s"):
+            pve_client.nodes()  # gets only what is left
+        with pytest.raises(ProxmoxSlow):
+            pve_client.list_containers()  # nothing left: fails without asking
+    assert time.monotonic() - started < 1.5
+    assert isinstance(ProxmoxSlow("x"), ProxmoxUnreachable)
+    pve.faults.delay = 0
+    assert pve_client.version().release == pve.pve_version  # no deadline outside the block

@@ -24,6 +24,7 @@ from .errors import (
     ProxmoxConfigError,
     ProxmoxError,
     ProxmoxPermissionError,
+    ProxmoxSlow,
     ProxmoxUnreachable,
     TaskFailed,
     TaskTimeout,
@@ -71,6 +72,7 @@ __all__ = [
     "ProxmoxConfigError",
     "ProxmoxError",
     "ProxmoxSettings",
+    "ProxmoxSlow",
     "ProxmoxUnreachable",
     "Storage",
     "Task",
@@ -98,6 +100,24 @@ def init_app(app: Flask) -> ProxmoxClient:
         logging.getLogger("app.proxmox").warning("PVE_HOST is not set: Proxmox features are off")
         client = ProxmoxClient(None)
     app.extensions[EXTENSION_KEY] = client
+    seconds = float(app.config.get("PVE_REQUEST_DEADLINE") or 0)
+    if seconds:
+        from flask import g
+
+        from . import deadline
+
+        @app.before_request
+        def _start_proxmox_deadline() -> None:
+            g._pve_deadline = deadline.start(seconds)
+
+        @app.teardown_request
+        def _stop_proxmox_deadline(_exc: BaseException | None) -> None:
+            token = g.pop("_pve_deadline", None)
+            if token is not None:
+                try:
+                    deadline.stop(token)
+                except ValueError:  # the request ran in another context (test clients do)
+                    pass
     # Close pooled sockets when the app goes away (tests build many apps) instead of leaving
     # them to the garbage collector, which would emit ResourceWarning.
     weakref.finalize(app, client.close)

@@ -19,6 +19,7 @@ from proxmoxer import AuthenticationError, ProxmoxAPI, ProxmoxResource, Resource
 from requests.adapters import HTTPAdapter
 
 from . import parse
+from . import deadline as request_deadline
 from .cache import ReadCache
 from .errors import (
     ProxmoxAPIError,
@@ -26,6 +27,7 @@ from .errors import (
     ProxmoxConfigError,
     ProxmoxError,
     ProxmoxPermissionError,
+    ProxmoxSlow,
     ProxmoxUnreachable,
     TaskFailed,
     TaskTimeout,
@@ -157,6 +159,15 @@ class ProxmoxClient:
         (logged at debug level only).
         """
         started = time.monotonic()
+        left = request_deadline.remaining()
+        if left is not None:
+            if left[0] <= 0.05:
+                error = ProxmoxSlow(
+                    f"Proxmox did not answer within {left[1]:g} s", operation=op, node=node, vmid=vmid
+                )
+                _log_error(error, started, level=logging.WARNING)
+                raise error
+            timeout = min(timeout or (self.settings.timeout if self.settings else left[0]), left[0])
         wire = wire_params(params or {})
         ticket_auth = self.settings is not None and self.settings.auth_method == "password"
         context = {"operation": op, "node": node, "vmid": vmid}
@@ -185,6 +196,8 @@ class ProxmoxClient:
             except requests.RequestException as exc:
                 self._drop(api)
                 error = _unreachable(exc, self.settings, timeout, context)
+                if left is not None and isinstance(exc, requests.exceptions.Timeout):
+                    error = ProxmoxSlow(f"Proxmox did not answer within {left[1]:g} s", **context)
                 cause = exc
             except ProxmoxConfigError as exc:
                 exc.operation, exc.node, exc.vmid = op, node, vmid

@@ -34,6 +34,10 @@ class ProxmoxUnreachable(ProxmoxError):
     """Proxmox could not be reached: refused, DNS, TLS or timeout."""
 
 
+class ProxmoxSlow(ProxmoxUnreachable):
+    """Proxmox did not answer within the request's deadline (see ``deadline.py``): slow, not down."""
+
+
 class ProxmoxAuthError(ProxmoxError):
     """Proxmox rejected the credentials (HTTP 401) or the permission check (HTTP 403)."""
 
