@@ -28,9 +28,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def configure_logging(app: Flask) -> None:
-    """Send the app's own loggers through Flask's handler at INFO."""
-    if not app.debug and not app.testing:
+    """Log lines with a time and level, like ``flask worker``'s: the app's loggers at INFO, werkzeug's too.
+
+    ``basicConfig`` adds a handler only when the root logger has none, so a second app, gunicorn
+    with its own ``--log-config`` or the test runner keep theirs.
+    """
+    if app.testing:
+        return
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the schema check's "Context impl" lines; `db upgrade` sets its own
+    if not app.debug:
         logging.getLogger("app").setLevel(logging.INFO)
 
 

@@ -4,6 +4,7 @@ Everything goes over real HTTPS with plain ``requests`` (and once through proxmo
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -475,3 +476,46 @@ def test_proxmoxer_reads_reason_phrase_and_waits_for_tasks(sim):
         assert prox.nodes(node).lxc(104).status.current.get()["status"] == "running"
     finally:
         prox._store["session"].close()
+
+
+def test_saved_cluster_comes_back_with_created_and_changed_containers(sim, api, tmp_path):
+    """``--state``: what a restart needs (a created CT, a stopped one, HA, tags) survives save and load."""
+    upid = api.post(f"{sim.url}/nodes/pve2/lxc", data={
+        "vmid": "900", "ostemplate": DEBIAN, "hostname": "made-here", "rootfs": "local-lvm:8",
+        "net0": "name=eth0,bridge=vmbr0,ip=dhcp", "tags": "web", "start": "1"}).json()["data"]
+    assert wait_task(api, sim, upid)["exitstatus"] == "OK"
+    upid = api.post(ct_url(sim, 100, "/status/stop")).json()["data"]
+    assert wait_task(api, sim, upid)["exitstatus"] == "OK"
+    path = tmp_path / "state.json"
+    sim.cluster.save(path)
+
+    fresh = PVESimulator(nodes=3, containers=20, token=TOKEN, password=PASSWORD, task_delay=0.05, time_scale=0.01)
+    fresh.cluster.load(path)
+    with fresh:
+        with _session(fresh, Authorization=fresh.auth_header) as again:
+            made = again.get(f"{fresh.url}/nodes/pve2/lxc/900/config").json()["data"]
+            listed = {ct["vmid"]: ct for ct in again.get(f"{fresh.url}/nodes/pve1/lxc").json()["data"]}
+    assert (made["hostname"], made["tags"], made["net0"]) == ("made-here", "web", sim.containers[900].config["net0"])
+    assert fresh.containers[900].status == "running" and listed[100]["status"] == "stopped"
+    assert fresh.containers[101].ha_state == "started" and fresh.containers[103].template
+    assert sorted(fresh.containers) == sorted(sim.containers)
+
+
+def test_a_loaded_cluster_never_hands_out_a_mac_it_saw_before(sim, tmp_path, monkeypatch):
+    from tests.pvesim import state
+
+    monkeypatch.setattr(state, "_MAC_SERIAL", itertools.count(1))
+    made = sim.add_container(vmid=950)
+    sim.cluster.save(tmp_path / "state.json")
+    monkeypatch.setattr(state, "_MAC_SERIAL", itertools.count(1))  # a new process
+    fresh = PVESimulator(nodes=3, containers=0)
+    fresh.cluster.load(tmp_path / "state.json")
+    del fresh.cluster.containers[950]
+    again = fresh.add_container(vmid=950)
+    assert again.config["net0"] != made.config["net0"]
+
+
+def test_a_state_file_of_another_format_is_refused(tmp_path):
+    (tmp_path / "state.json").write_text('{"format": 99}')
+    with pytest.raises(ValueError, match="format"):
+        PVESimulator(containers=0).cluster.load(tmp_path / "state.json")

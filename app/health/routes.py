@@ -1,9 +1,13 @@
 """``GET /healthz``: database, migrations and Proxmox, for load balancers and operators."""
 from flask import Blueprint, current_app, jsonify
 
+from app.health.demo import demo_problems
 from app.migration_guard import current_status
 
 bp = Blueprint("health", __name__)
+
+
+bp.add_app_template_global(demo_problems)  # for the demo banner macro (imported macros see globals only)
 
 
 @bp.get("/healthz")
@@ -22,6 +26,8 @@ def healthz():
     proxmox = current_app.extensions.get("proxmox")
     if proxmox is not None:
         body["proxmox"] = proxmox.health()
+    if problems := demo_problems():
+        body["demo"] = {problem.part: problem.message for problem in problems}
     response = jsonify(body)
     response.status_code = 200 if status.ok else 503
     response.headers["Cache-Control"] = "no-store"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
+import os
 import random
 import re
 import threading
@@ -81,6 +83,13 @@ def mac_for(vmid: int, idx: int = 0, serial: int = 0) -> str:
 def new_mac(vmid: int, idx: int = 0) -> str:
     """A MAC for a NIC a create adds: like PVE's random_ether_addr, never the same twice for one VMID."""
     return mac_for(vmid, idx, next(_MAC_SERIAL))
+
+
+def _mac_serial_floor(serial: int) -> None:
+    """Draw MACs from ``serial`` on at least (a loaded cluster never hands out a MAC it saw before)."""
+    global _MAC_SERIAL
+    current = next(_MAC_SERIAL)
+    _MAC_SERIAL = itertools.count(max(current, int(serial)))
 
 
 def ip_for(vmid: int) -> str:
@@ -311,6 +320,62 @@ class Cluster:
             self._pid = 0x3A000
             self._pstart = 0x1C2D000
             self._generate(self.containers_count, self.seed)
+
+    # persistence (``python -m tests.pvesim --state FILE``) ------------------------------------
+    STATE_FIELDS = ("status", "config", "ha_state", "ha_group", "pool", "started_at", "pid", "ignore_shutdown")
+
+    def to_dict(self) -> dict:
+        """What a restart needs: nodes, containers, pools, HA groups and rules (no tasks).
+
+        Shape: ``{"format": 1, "version": "9.1", "nodes": {name: {...}}, "containers": [{"vmid": 100,
+        "node": "pve1", "status": ..., "config": {...}, ...}], "pools": [...], "ha_groups": {...},
+        "ha_rules": {...}, "counters": {"pid": int, "pstart": int, "mac_serial": int}}``.
+        """
+        with self.lock:
+            return {
+                "format": 1, "version": self.version, "nodes": self.nodes,
+                "containers": [{"vmid": ct.vmid, "node": ct.node, **{k: getattr(ct, k) for k in self.STATE_FIELDS}}
+                               for ct in sorted(self.containers.values(), key=lambda c: c.vmid)],
+                "pools": sorted(self.pools), "ha_groups": self.ha_groups, "ha_rules": self.ha_rules,
+                "counters": {"pid": self._pid, "pstart": self._pstart, "mac_serial": next(_MAC_SERIAL)},
+            }
+
+    def load_dict(self, data: dict) -> None:
+        """Replace the cluster with ``data`` from ``to_dict``; tasks start empty.
+
+        A container left locked by a task that the restart cut short (``create``, ``destroyed``…)
+        stays locked, like on a node that rebooted mid-task. Raises ValueError for another format.
+        """
+        if data.get("format") != 1:
+            raise ValueError(f"unknown simulator state format {data.get('format')!r}")
+        with self.lock:
+            self.nodes = {name: dict(node) for name, node in data["nodes"].items()}
+            self.nodes_count = len(self.nodes)
+            self.containers = {}
+            for item in data["containers"]:
+                ct = Container(vmid=int(item["vmid"]), node=item["node"],
+                               **{k: item[k] for k in self.STATE_FIELDS if k in item})
+                self.containers[ct.vmid] = ct
+            self.pools = set(data.get("pools", self.pools))
+            self.ha_groups = dict(data.get("ha_groups", {}))
+            self.ha_rules = dict(data.get("ha_rules", {}))
+            self.tasks, self.tasks_by_upid = [], {}
+            counters = data.get("counters", {})
+            self._pid = max(self._pid, int(counters.get("pid", 0)))
+            self._pstart = max(self._pstart, int(counters.get("pstart", 0)))
+            _mac_serial_floor(int(counters.get("mac_serial", 0)))
+
+    def save(self, path) -> None:
+        """Write ``to_dict`` as JSON to ``path`` atomically (a crash mid-write keeps the old file)."""
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as handle:
+            json.dump(self.to_dict(), handle, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+
+    def load(self, path) -> None:
+        """Load a file written by ``save``. Raises OSError or ValueError (bad JSON, other format)."""
+        with open(path) as handle:
+            self.load_dict(json.load(handle))
 
     def _generate(self, count: int, seed: int):
         rng = random.Random(seed)

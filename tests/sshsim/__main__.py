@@ -9,10 +9,13 @@ provisioning and the Services tab to work end to end in demo mode.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import signal
+import socket
 import ssl
+import subprocess
 import sys
 import time
 import urllib.request
@@ -102,6 +105,51 @@ def follow(server: SSHServer, admin_url: str, context: ssl.SSLContext) -> None:
         fake.set_status("running" if ct.get("status") == "running" else "stopped")
 
 
+class DemoNode(SSHServer):
+    """The test SSH server, keeping its keys and port across runs of ``make run``.
+
+    The app trusts the host key in ``known_hosts`` and signs in with ``id_ed25519``: a node that
+    came back with new keys (or on another port) would have to be trusted again, and ssh-keygen
+    would stop at "Overwrite (y/n)?" over the old files.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.port_file = workdir / "port"
+        with contextlib.suppress(OSError, ValueError):
+            port = int(self.port_file.read_text())
+            if _port_free(self.host, port):
+                self.port = port
+        self.port_file.write_text(str(self.port))
+
+    def start(self) -> SSHServer:
+        """Start sshd, generating only the keys a previous run did not leave."""
+        run = subprocess.run
+
+        def keygen_once(argv, *args, **kwargs):
+            if argv[:1] == ["ssh-keygen"] and Path(argv[-1]).is_file() and Path(f"{argv[-1]}.pub").is_file():
+                return subprocess.CompletedProcess(argv, 0)
+            return run(argv, *args, **kwargs)
+
+        # SSHServer.start calls ssh-keygen for each key unconditionally; only this process runs meanwhile.
+        subprocess.run = keygen_once
+        try:
+            return super().start()
+        finally:
+            subprocess.run = run
+
+
+def _port_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (the last run's port can be taken again)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as sshd binds: TIME_WAIT is no obstacle
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", required=True, type=Path)
@@ -110,20 +158,21 @@ def main() -> None:
     args = parser.parse_args()
     args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    server = SSHServer(args.workdir).start()
-    print(f"sshsim listening on {server.host}:{server.port}", flush=True)
-    print(f"key file: {server.user_key_path}", flush=True)
-    print(f"known hosts: {server.known_hosts_path}", flush=True)
     running = True
 
     def stop(*_):
         nonlocal running
         running = False
 
+    # Before sshd starts: a TERM right after the lines below must still stop sshd.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    context = ssl.create_default_context(cafile=args.pve_ca)
+    server = DemoNode(args.workdir).start()
+    print(f"sshsim listening on {server.host}:{server.port}", flush=True)
+    print(f"key file: {server.user_key_path}", flush=True)
+    print(f"known hosts: {server.known_hosts_path}", flush=True)
     try:
+        context = ssl.create_default_context(cafile=args.pve_ca)
         while running:
             try:
                 follow(server, args.pve_admin.rstrip("/"), context)
