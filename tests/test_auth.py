@@ -137,3 +137,41 @@ def test_ensure_admin_creates_admin_once(runner, db):
     assert db.session.scalar(db.select(User).filter_by(username="admin")).check_password(password)
     second = runner.invoke(args=["users", "ensure-admin"])
     assert password not in second.output
+
+
+def html_theme(page: str) -> tuple[str, str | None]:
+    """The theme choice and the Bootstrap theme the rendered <html> carries."""
+    tag = re.search(r"<html[^>]*>", page).group(0)
+    choice = re.search(r'data-theme="(\w+)"', tag).group(1)
+    applied = re.search(r'data-bs-theme="(\w+)"', tag)
+    return choice, applied.group(1) if applied else None
+
+
+def test_theme_choice_is_remembered_across_sign_out_and_in(logged_in, client, db):
+    assert html_theme(client.get("/").text) == ("auto", None)  # the browser's preference decides
+    response = client.post("/theme", data={"theme": "dark", "next": "/templates", "csrf_token": logged_in.token()})
+    assert response.status_code == 302 and response.headers["Location"] == "/templates"
+    assert html_theme(client.get("/templates").text) == ("dark", "dark")
+
+    client.post("/logout", data={"csrf_token": logged_in.token()})
+    assert html_theme(client.get("/login").text) == ("auto", None)
+    logged_in.login()
+    page = client.get("/").text
+    assert html_theme(page) == ("dark", "dark")
+    assert re.search(r'value="dark" aria-pressed="true"', page)
+
+    client.post("/theme", data={"theme": "light", "next": "//evil.example", "csrf_token": logged_in.token()})
+    assert html_theme(client.get("/").text) == ("light", "light")
+    assert db.session.scalar(db.select(User.theme).filter_by(username="alice")) == "light"
+
+
+def test_unknown_theme_is_refused_by_the_form_and_the_database(logged_in, client, db):
+    from sqlalchemy.exc import IntegrityError
+
+    response = client.post("/theme", data={"theme": "purple", "csrf_token": logged_in.token()}, follow_redirects=True)
+    assert "could not be changed" in response.text and html_theme(response.text)[0] == "auto"
+    user = db.session.scalar(db.select(User).filter_by(username="alice"))
+    user.theme = "purple"
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()

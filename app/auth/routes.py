@@ -1,9 +1,9 @@
-"""Login and logout."""
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+"""Login, logout and the colour theme."""
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
 from app.auth import is_safe_next
-from app.auth.forms import LoginForm
-from app.auth.services import authenticate
+from app.auth.forms import LoginForm, ThemeForm
+from app.auth.services import authenticate, set_theme
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -30,3 +30,15 @@ def logout():
     session.clear()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.post("/theme")
+def theme():
+    """Remember the signed-in user's colour theme and go back to the page they were on."""
+    form = ThemeForm()
+    if form.validate_on_submit():
+        set_theme(g.user, form.theme.data)
+    else:
+        flash("The theme could not be changed. Please try again.", "error")
+    target = form.next.data if is_safe_next(form.next.data) else url_for("dashboard.index")
+    return redirect(target)

@@ -1,10 +1,10 @@
-"""Users: creation and password checks."""
+"""Users: creation, password checks and display preferences."""
 from __future__ import annotations
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
-from app.models import User, utcnow
+from app.models import THEMES, User, utcnow
 
 # Compared against when the user does not exist, so both paths cost one hash check.
 _DUMMY_HASH = generate_password_hash("proxboard-dummy-password")
@@ -41,3 +41,11 @@ def authenticate(username: str, password: str) -> User | None:
     user.last_login_at = utcnow()
     db.session.commit()
     return user
+
+
+def set_theme(user: User, theme: str) -> None:
+    """Remember ``user``'s colour theme (one of ``THEMES``); raises ``ValueError`` for another."""
+    if theme not in THEMES:
+        raise ValueError(f"Unknown theme {theme!r}.")
+    user.theme = theme
+    db.session.commit()

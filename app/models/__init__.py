@@ -22,11 +22,11 @@ from app.models.template import (
     template_buckets,
 )
 from app.models.types import UTCDateTime, utcnow
-from app.models.user import User
+from app.models.user import THEMES, User
 
 __all__ = [
     "EVENT_TYPES", "LIFECYCLES", "OPERATION_STATES", "FILE_POLICIES", "PACKAGE_MANAGERS",
     "Container", "Credential", "Event", "Operation", "Service", "WizardDraft",
     "ContainerTemplate", "PackageBucket", "TemplateFile", "TemplatePackage", "TemplateScript",
-    "TemplateService", "template_buckets", "User", "UTCDateTime", "utcnow",
+    "TemplateService", "template_buckets", "THEMES", "User", "UTCDateTime", "utcnow",
 ]

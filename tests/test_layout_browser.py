@@ -1,0 +1,245 @@
+"""Every page at a 375 px phone width and at 1400 px, in the light and the dark theme.
+
+The pages come from the app's URL map, filled with the ids the seeded data really has, so a new
+page is walked (or has to be named below as not being a page) without anyone listing it here.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+from werkzeug.routing import AnyConverter
+
+from app.container_templates import manifest
+
+pytestmark = pytest.mark.browser
+
+CATALOG = Path(__file__).resolve().parent.parent / "catalog"
+
+PHONE = {"width": 375, "height": 800}
+DESKTOP = {"width": 1400, "height": 900}
+FAILED_VMID = 950
+
+# GET endpoints that answer something other than a page, and why.
+NOT_PAGES = {
+    "static": "files",
+    "wizard.static": "files",
+    "health.healthz": "JSON for monitoring",
+    "container_templates.export": "a manifest download",
+    "containers.operation_status": "htmx polling fragment",
+    "containers.refresh_services_status": "htmx polling fragment",
+    "containers.progress_events": "htmx polling fragment",
+    "wizard.node_fields": "htmx fragment of the configure step",
+}
+
+
+@pytest.fixture
+def seeded(live_server, pve):
+    """The starter catalog, a container with services and a long timeline, and a failed creation."""
+    from app.extensions import db
+    from app.models import Container, Event, Operation, Service, utcnow
+
+    with live_server.app.app_context():
+        manifest.apply_specs(manifest.read_path(CATALOG))
+        now = utcnow()
+        web = Container(vmid=100, node="pve1", hostname="web01", lifecycle="ready", managed=True)
+        failed = Container(vmid=FAILED_VMID, node="pve1", hostname="broken-app", lifecycle="error", managed=True)
+        db.session.add_all([web, failed])
+        db.session.flush()
+        web.services = [
+            Service(name="nginx", unit="nginx.service", port=80, protocol="tcp", status="active",
+                    web_url="http://10.0.0.100/", checked_at=now),
+            Service(name="postgresql-with-a-rather-long-service-name", unit="postgresql@16-main.service",
+                    port=5432, protocol="tcp", status="failed", checked_at=now,
+                    last_error="Job for postgresql@16-main.service failed because the control process exited"),
+        ]
+        for i in range(60):
+            kind = ("log", "step", "error", "complete")[i % 4]
+            db.session.add(Event(container_id=web.id, type=kind, created_at=now - timedelta(minutes=i),
+                                 message=f"Event {i}: " + "a long line without spaces/" * (3 if i == 1 else 0)))
+        db.session.add(Operation(container_id=failed.id, action="create", state="failed", step="packages",
+                                 progress=40, params={"spec": {}}, finished_at=now,
+                                 error="apt-get install exited with 100"))
+        for kind, message in (("step", "Create the container"), ("log", "Waiting for the network"),
+                              ("step", "Install packages"), ("error", "E: Unable to locate package nginx-extras")):
+            db.session.add(Event(container_id=failed.id, type=kind, message=message))
+        db.session.commit()
+        db.session.remove()
+    return live_server
+
+
+def argument_values(app, pve) -> dict[str, list]:
+    """Every real value of each URL argument in the seeded data."""
+    from app.containers.lifecycle import ACTIONS
+    from app.extensions import db
+    from app.models import ContainerTemplate, PackageBucket
+
+    with app.app_context():
+        templates = db.session.scalars(db.select(ContainerTemplate.id).order_by(ContainerTemplate.id)).all()
+        buckets = db.session.scalars(db.select(PackageBucket.id).order_by(PackageBucket.id)).all()
+        db.session.remove()
+    assert templates and buckets, "the catalog seeds templates and package buckets"
+    return {"vmid": sorted(pve.containers) + [FAILED_VMID], "template_id": templates, "bucket_id": buckets,
+            "action": list(ACTIONS)}
+
+
+def page_urls(app, pve) -> list[tuple[str, str]]:
+    """(page name, path) of every GET page: the URL map's rules with every real argument value."""
+    values = argument_values(app, pve)
+    pages, seen = [], set()
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if "GET" not in rule.methods or rule.endpoint in NOT_PAGES:
+            continue
+        combos = [{}]
+        for name in sorted(rule.arguments):
+            converter = rule._converters[name]
+            options = list(converter.items) if isinstance(converter, AnyConverter) else values[name]
+            combos = [{**combo, name: option} for combo in combos for option in options]
+        with app.test_request_context():
+            from flask import url_for
+
+            for combo in combos:
+                path = url_for(rule.endpoint, **combo)
+                if path not in seen:
+                    seen.add(path)
+                    pages.append((rule.endpoint + "".join(f"-{v}" for v in combo.values()), path))
+    return pages
+
+
+def representative(pages: list[tuple[str, str]], redirects: set[str]) -> list[tuple[str, str]]:
+    """One page per endpoint and non-id argument (the first id that is not a redirect), for the screenshots."""
+    chosen, kinds = [], set()
+    for name, path in pages:
+        kind = "-".join(part for part in name.split("-") if not part.isdigit())
+        if kind not in kinds and path not in redirects:
+            kinds.add(kind)
+            chosen.append((name, path))
+    return chosen
+
+
+def fill_wizard(browser):
+    """Walk the wizard's forms once so that every step (review included) can be opened."""
+    page = browser.page
+    browser.goto("/containers/create")
+    page.locator("label", has_text="nginx web server").click()
+    page.get_by_test_id("next").click()
+    page.fill("#hostname", "phone-test")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#password_confirm")).not_to_have_value("")
+    page.get_by_test_id("next").click()
+    for step in ("Packages", "Scripts", "Review"):
+        expect(page.locator('[aria-current="step"]')).to_contain_text(step)
+        if step != "Review":
+            page.get_by_test_id("next").click()
+
+
+def overflow(page) -> int:
+    """How many pixels the page scrolls sideways (0 when it fits)."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+WIDEST = """() => Array.from(document.body.querySelectorAll("*"))
+  .filter(el => el.getBoundingClientRect().right > window.innerWidth + 1 && !el.querySelector("*"))
+  .slice(0, 3).map(el => el.tagName.toLowerCase() + (el.className ? "." + String(el.className).trim().replace(/\\s+/g, ".") : ""))"""
+
+
+def test_every_page_fits_a_phone_and_reads_in_both_themes(browser, seeded, pve):
+    page = browser.page
+    pages = page_urls(seeded.app, pve)
+    walked = {name.split("-")[0] for name, _ in pages}
+    get_endpoints = {r.endpoint for r in seeded.app.url_map.iter_rules() if "GET" in r.methods}
+    assert get_endpoints - walked == set(NOT_PAGES)
+
+    page.set_viewport_size(PHONE)
+    browser.login()
+    fill_wizard(browser)
+    pages.append(("error-404", "/no-such-page"))
+
+    too_wide, redirects = [], set()
+    for name, path in pages:
+        browser.goto(path)
+        page.wait_for_load_state()
+        if page.url != browser.base_url + path:
+            redirects.add(path)
+        if (extra := overflow(page)) > 0:
+            too_wide.append(f"{name} ({path}): {extra} px too wide, at {', '.join(page.evaluate(WIDEST))}")
+
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for name, path in representative(pages, redirects):
+            browser.goto(path)
+            page.wait_for_load_state()
+            assert page.evaluate("document.documentElement.dataset.bsTheme") == scheme, name
+            for label, size in (("1400", DESKTOP), ("375", PHONE)):
+                page.set_viewport_size(size)
+                browser.screenshot(f"{name}-{label}-{scheme}")
+            page.set_viewport_size(PHONE)
+    page.emulate_media(color_scheme=None)
+    # The 404 page's own status is the one console error expected.
+    browser.console_errors = [e for e in browser.console_errors if "404 (NOT FOUND)" not in e]
+    assert not too_wide, "pages scroll sideways at 375 px:\n" + "\n".join(too_wide)
+
+
+def test_login_page_fits_a_phone_in_both_themes(browser):
+    page = browser.page
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for label, size in (("1400", DESKTOP), ("375", PHONE)):
+            page.set_viewport_size(size)
+            browser.goto("/login")
+            assert overflow(page) <= 0, f"login: {overflow(page)} px too wide at {label}"
+            assert page.evaluate("document.documentElement.dataset.bsTheme") == scheme
+            browser.screenshot(f"login-{label}-{scheme}")
+
+
+def test_sidebar_is_an_offcanvas_menu_on_a_phone(browser):
+    browser.login()
+    page = browser.page
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Templates")).to_be_visible()
+    expect(page.get_by_test_id("menu-toggle")).to_be_hidden()
+
+    page.set_viewport_size(PHONE)
+    expect(nav.get_by_role("link", name="Templates")).to_be_hidden()
+    expect(page.get_by_role("link", name="Create Container")).to_be_visible()
+    page.get_by_test_id("menu-toggle").click()
+    expect(nav.get_by_role("link", name="Templates")).to_be_visible()
+    browser.screenshot("menu-open-375", full_page=False)
+    nav.get_by_role("link", name="Templates").click()
+    expect(page).to_have_url(f"{browser.base_url}/templates")
+    expect(nav.get_by_role("link", name="Templates")).to_be_hidden()
+
+
+def test_auto_theme_follows_the_system_and_a_choice_sticks(browser, live_server):
+    page = browser.page
+    page.emulate_media(color_scheme="dark")
+    browser.login()
+    root = page.locator("html")
+    expect(root).to_have_attribute("data-theme", "auto")
+    expect(root).to_have_attribute("data-bs-theme", "dark")
+    page.emulate_media(color_scheme="light")  # the system switches while the page is open
+    expect(root).to_have_attribute("data-bs-theme", "light")
+
+    try:
+        page.get_by_test_id("user-menu").click()
+        page.get_by_role("button", name="Dark").click()
+        expect(root).to_have_attribute("data-bs-theme", "dark")
+        expect(root).to_have_attribute("data-theme", "dark")
+        assert page.url.rstrip("/") == browser.base_url
+        browser.screenshot("dark-chosen")
+
+        page.get_by_test_id("user-menu").click()
+        expect(page.get_by_role("button", name="Dark")).to_have_attribute("aria-pressed", "true")
+        page.get_by_role("button", name="Sign out").click()
+        browser.login()
+        expect(root).to_have_attribute("data-bs-theme", "dark")  # the light system does not win
+    finally:
+        from app.extensions import db
+        from app.models import User
+
+        with live_server.app.app_context():
+            db.session.execute(db.update(User).values(theme="auto"))
+            db.session.commit()
+            db.session.remove()
