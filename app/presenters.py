@@ -140,10 +140,22 @@ def pretty_json(value) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
+def plural(count, singular: str, plural_form: str | None = None) -> str:
+    """A count with its noun: ``1|plural("core")`` is ``1 core``, ``2`` ``2 cores``, ``1.5`` ``1.5 cores``.
+
+    A list (or other sized collection) counts its items; ``plural_form`` for irregular nouns.
+    """
+    if hasattr(count, "__len__") and not isinstance(count, str):
+        count = len(count)
+    number = f"{count:g}" if isinstance(count, float) else str(count)
+    return f"{number} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
 def init_app(app: Flask) -> None:
     """Register the presenters as Jinja filters and globals."""
     app.jinja_env.filters.update(
-        filesize=filesize, duration=duration, timeago=timeago, exact_time=exact_time, pretty_json=pretty_json
+        filesize=filesize, duration=duration, timeago=timeago, exact_time=exact_time, pretty_json=pretty_json,
+        plural=plural,
     )
     app.jinja_env.globals.update(
         status_style=status_style,

@@ -111,6 +111,39 @@ def test_container_whose_creation_failed_shows_its_page_from_the_record(logged_i
     assert response.status_code == 200 and "broken" in response.text and 'data-event-type="error"' in response.text
 
 
+def test_a_failed_creation_says_why_and_links_to_retry_and_back(logged_in, client, db):
+    from app.provisioning.service import ACTION
+
+    container = record(db, vmid=151, node="pve2", hostname="broken", lifecycle="error", managed=True)
+    db.session.add_all([
+        Event(container_id=container.id, type="error", message="apt-get install nginx exited 100"),
+        Operation(container_id=container.id, action=ACTION, state="failed", error="apt-get install nginx exited 100"),
+    ])
+    db.session.commit()
+    page = client.get("/containers/151").text
+    failed = page.split('data-testid="creation-failed"')[1].split("</div>\n</div>")[0]
+    assert "The creation failed: apt-get install nginx exited 100" in failed
+    assert 'href="/containers/151/progress" data-testid="retry-link"' in failed
+    progress = client.get("/containers/151/progress").text
+    assert 'data-testid="provision-failed"' in progress
+    assert 'href="/containers/151" data-testid="open-container"' in progress
+
+
+def test_a_stopped_container_shows_its_services_as_unknown(logged_in, client, db, pve):
+    container = record(db, vmid=104, node=pve.containers[104].node)
+    add_services(db, container, 1)
+    services = client.get("/containers/104/services").text
+    assert 'data-testid="service-status">unknown<' in services and ">running<" not in services
+    dots = client.get("/?status=stopped").text.split('id="ct-104"')[1].split('data-testid="service-dots"')[1][:400]
+    assert 'data-status="unknown"' in dots and 'data-status="running"' not in dots
+
+
+def test_without_javascript_no_countdown_but_a_refresh_link(logged_in, client):
+    page = client.get("/containers/100").text
+    assert '<span data-countdown-label hidden>Refresh in' in page
+    assert 'href="/containers/100/overview" data-refresh-now' in page
+
+
 def test_unknown_container_is_a_404_page_with_a_way_back(logged_in, client):
     response = client.get("/containers/999/services")
     assert response.status_code == 404
@@ -350,7 +383,10 @@ def test_unreachable_proxmox_renders_the_last_known_state_with_a_banner(logged_i
         assert response.status_code == 200
         assert 'data-testid="proxmox-banner"' in response.text and "web01" in response.text
     header = response.text.split('role="tablist"')[0]
-    assert header.count('title="Proxmox cannot be reached."') == 4 and 'data-action="delete" href=' in header
+    # Delete too: Proxboard could neither confirm it nor follow its task
+    assert header.count('title="Proxmox cannot be reached."') == 5 and 'data-action="delete" href=' not in header
+    banner = response.text.split('data-testid="proxmox-banner"')[1].split("</div>")[0]
+    assert banner.count("Cannot reach Proxmox") == 1 and "connection failed" in banner, banner
     overview = client.get("/containers/100").text
     assert 'data-testid="config-unavailable"' in overview and 'data-resource="memory"' in overview
 

@@ -1,6 +1,7 @@
 """The dashboard as a person sees it: grid, summary, filters, actions, outages."""
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -173,12 +174,38 @@ def test_confirmation_page_without_javascript_posts_the_action(logged_in, client
     assert 'data-status="stopped"' in card(client.get("/").text, 100)  # settled by the next render
 
 
+def test_without_javascript_a_stop_tells_its_result_after_the_redirect(logged_in, client, pve):
+    response = logged_in.post("/containers/100/actions/stop", {"next": "/"})
+    assert response.status_code == 302
+    page = client.get("/").text
+    toasts = page.split('id="toasts"')[1]
+    assert "web01" in toasts and "stopped" in toasts and "in progress" not in toasts
+    assert 'data-status="stopped"' in card(page, 100)
+    assert 'data-countdown-label hidden>Refresh in' in page and 'data-refresh-now' in page
+
+
+def test_an_action_on_a_card_refreshes_the_counts_and_filtered_grid_at_once(logged_in, client, pve, db):
+    page = client.get("/?status=running").text
+    assert 'hx-trigger="refresh, containers-changed from:body"' in page and 'hx-get="/?status=running"' in page
+    running = stat(page, "running")
+    response = logged_in.post("/containers/100/actions/stop", {"view": "card", "next": "/?status=running"}, headers=HX)
+    assert json.loads(response.headers["HX-Trigger"])["containers-changed"]
+    operation = db.session.scalar(db.select(Operation).filter_by(action="stop"))
+    done = wait_operation(client, 100, operation.id)
+    assert json.loads(done.headers["HX-Trigger"])["containers-changed"]
+    # what the dashboard then fetches (its hx-get) at once
+    body = client.get("/?status=running", headers=HX).text
+    assert stat(body, "running") == running - 1 and 'id="ct-100"' not in body
+    assert re.search(r'data-filter="running".*?badge[^>]*>%d<' % (running - 1), body, re.S)
+
+
 def test_unreachable_proxmox_renders_last_known_state_with_banner(logged_in, client, pve):
     client.get("/")  # remember the cluster
     pve.faults.unreachable = True
     response = client.get("/")
     assert response.status_code == 200
     assert "Cannot reach Proxmox at 127.0.0.1" in response.text
+    assert response.text.count("Cannot reach Proxmox") == 1  # the reason says it too: once is enough
     web = card(response.text, 100)
     assert "web01" in web and "stale" in web and 'data-status="running"' in web
     assert 'data-action="stop"' in web and "disabled" in web.split('data-action="stop"')[0][-200:]

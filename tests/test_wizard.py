@@ -138,6 +138,37 @@ def test_password_or_key_required_and_key_accepted(logged_in, client, template):
     assert response.status_code == 302
 
 
+def test_a_password_survives_another_fields_error(logged_in, client, db, template, pve):
+    walk_to(logged_in, template.id, until="configure")
+    taken = next(iter(pve.containers))
+    response = logged_in.post("/containers/create/configure", configure_data(vmid=str(taken)))
+    assert response.status_code == 200 and "A password is stored (encrypted) for this draft." in response.text
+    response = logged_in.post("/containers/create/configure", configure_data(password="", password_confirm=""))
+    assert response.status_code == 302  # nothing to retype
+
+
+def test_start_over_returns_to_step_one(logged_in, client, template):
+    walk_to(logged_in, template.id, until="packages")
+    response = logged_in.post("/containers/create/cancel", {})
+    assert response.headers["Location"].endswith("/containers/create/template")
+    assert "The creation wizard was reset." in client.get(response.headers["Location"]).text
+
+
+def test_start_from_scratch_preselects_debian_12(logged_in, client):
+    logged_in.post("/containers/create/template", {"template": "scratch", "next": "1"})
+    page = client.get("/containers/create/configure").text
+    assert re.search(r'<option selected value="[^"]*debian-12-standard[^"]*"', page), page.split('name="ostemplate"')[1][:600]
+
+
+def test_counts_read_1_core_and_2_cores(logged_in, client, template):
+    from app.presenters import plural
+
+    assert (plural(1, "core"), plural(2, "core"), plural(1.0, "core"), plural([1, 2], "script")) == (
+        "1 core", "2 cores", "1 core", "2 scripts")
+    walk_to(logged_in, template.id, until="review", cores="1")
+    assert "1 core ·" in client.get("/containers/create/review").text
+
+
 def test_vmid_in_use_is_refused(logged_in, client, template, pve):
     walk_to(logged_in, template.id, until="configure")
     taken = next(iter(pve.containers))

@@ -93,6 +93,15 @@ def latest_action(view: ContainerView) -> Operation | None:
         .order_by(Operation.started_at.desc(), Operation.id.desc()).limit(1))
 
 
+def creation_failure(record: Container | None) -> str | None:
+    """Why the creation of ``record`` failed (its latest error event), or None when it did not fail."""
+    if record is None or record.lifecycle != "error":
+        return None
+    message = db.session.scalar(select(Event.message).where(Event.container_id == record.id, Event.type == "error")
+                                .order_by(Event.created_at.desc(), Event.id.desc()).limit(1))
+    return message or "The creation failed."
+
+
 def header_context(view: ContainerView, live: LiveConfig | None = None) -> dict:
     """Everything ``containers/_header.html`` shows."""
     live = live if live is not None else live_config(view)
@@ -100,6 +109,8 @@ def header_context(view: ContainerView, live: LiveConfig | None = None) -> dict:
     last = latest_action(view)
     return {
         "ct": view, "reachable": not view.stale, "live": live, "record": record,
+        "failure": creation_failure(record),
+        "progress_url": url_for(PROGRESS_ENDPOINT, vmid=view.vmid) if PROGRESS_ENDPOINT in current_app.view_functions else None,
         "ip": live.ip or (record.ip if record is not None else None),
         "timed_out": last if shutdown_timed_out(last) and view.pve_status == "running" and not view.pending else None,
         "next_url": url_for("containers.detail", vmid=view.vmid),
@@ -107,11 +118,15 @@ def header_context(view: ContainerView, live: LiveConfig | None = None) -> dict:
 
 
 def services_context(view: ContainerView) -> dict:
-    """Application services first, system services apart, which have credentials, and the refresh state."""
+    """Application services first, system services apart, which have credentials, and the refresh state.
+
+    While the container is not running every service's status is ``unknown`` (``inventory.ServiceNow``).
+    """
     if view.record_id is None:
         return {"applications": [], "system": [], "with_credentials": set(), "refresh": None}
-    services = db.session.scalars(
-        select(Service).where(Service.container_id == view.record_id).order_by(Service.name)).all()
+    services = inventory.services_now(db.session.scalars(
+        select(Service).where(Service.container_id == view.record_id).order_by(Service.name)).all(),
+        view.pve_status == "running")
     with_credentials = set(db.session.scalars(
         select(Credential.service_id).where(Credential.container_id == view.record_id,
                                             Credential.service_id.is_not(None)).distinct()))

@@ -363,6 +363,24 @@ def _settle(pending: dict[int, Operation]) -> dict[int, Operation]:
     return {cid: op for cid, op in pending.items() if op.pending}
 
 
+class ServiceNow:
+    """A service as a page shows it now: its last check, but status ``unknown`` while its container
+    is not running (nothing inside a stopped container runs, whatever the last check found).
+    Every other attribute is the stored ``Service``'s; read-only, nothing here is written back."""
+
+    def __init__(self, service: Service, container_running: bool) -> None:
+        self._service = service
+        self.status = service.status if container_running else "unknown"
+
+    def __getattr__(self, name: str):
+        return getattr(self._service, name)
+
+
+def services_now(services, container_running: bool) -> list[ServiceNow]:
+    """``services`` as shown now (see ``ServiceNow``)."""
+    return [ServiceNow(service, container_running) for service in services]
+
+
 def attach_services(views: list[ContainerView]) -> None:
     """Load the application services of the given containers in one query.
 
@@ -379,7 +397,7 @@ def attach_services(views: list[ContainerView]) -> None:
     for service in services:
         by_container.setdefault(service.container_id, []).append(service)
     for view in views:
-        view.services = by_container.get(view.record_id, [])
+        view.services = services_now(by_container.get(view.record_id, []), view.pve_status == "running")
 
 
 def _stale_inventory(rows, pending, reason: str, since: datetime) -> Inventory:

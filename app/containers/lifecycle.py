@@ -7,6 +7,7 @@ refreshes, and ``refresh_operation`` settles it when the Proxmox task ends.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -73,7 +74,7 @@ def unavailable_reason(action: str, status: str, *, lock: str | None = None, rea
         return "Proxmox no longer has this container."
     if blocked:
         return blocked
-    if not reachable and action != "delete":
+    if not reachable:  # delete too: Proxboard could not confirm or follow it
         return "Proxmox cannot be reached."
     if lifecycle == "creating":
         return "The container is still being created."
@@ -217,6 +218,20 @@ def refresh_operation(operation: Operation) -> Outcome | None:
     if task.ok:
         return _succeed(operation, container, name, spec)
     return _fail(operation, name, spec, task.exitstatus or "task failed")
+
+
+def settle_within(operation: Operation, seconds: float, interval: float = 0.25) -> Outcome | None:
+    """Wait up to ``seconds`` for ``operation`` to end: its outcome, or None while it still runs.
+
+    For a page without JavaScript, which has no spinner polling the operation: most actions end
+    within a few seconds, and the page after the redirect can then say how it went.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        outcome = refresh_operation(operation)
+        if outcome is not None or not operation.pending or time.monotonic() >= deadline:
+            return outcome
+        time.sleep(interval)
 
 
 def _succeed(operation: Operation, container: Container, name: str, spec: Action) -> Outcome:

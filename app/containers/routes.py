@@ -14,6 +14,7 @@ from app.containers.lifecycle import (
     clear_gone,
     refresh_operation,
     request_action,
+    settle_within,
     view_reason,
 )
 from app.extensions import db
@@ -45,6 +46,7 @@ def lifecycle_helpers():
 
 
 PARTIALS = {"card": "dashboard/_card.html", "header": "containers/_header.html"}
+NO_SCRIPT_WAIT_SECONDS = 5  # how long a plain form POST waits to tell the action's result after the redirect
 
 
 @bp.get("")
@@ -65,7 +67,11 @@ def _view_name() -> str:
 
 
 def _partial(view, vmid: int, toast: tuple[str, str] | None = None, status: int = 200):
-    """The card or detail header of CT ``vmid``, with an optional toast for htmx to show."""
+    """The card or detail header of CT ``vmid``, with an optional toast for htmx to show.
+
+    ``containers-changed`` tells the dashboard to refresh its body at once: its counts and pills,
+    and a card that no longer matches the filter leaves the grid.
+    """
     body = ""
     if view is not None and _view_name() == "header":
         from app.containers.detail import header_context
@@ -74,7 +80,7 @@ def _partial(view, vmid: int, toast: tuple[str, str] | None = None, status: int 
     elif view is not None:
         body = render_template(PARTIALS[_view_name()], ct=view, reachable=not view.stale, next_url=_back_url(vmid))
     response = make_response(body, status)
-    triggers = {"close-modal": True}
+    triggers = {"close-modal": True, "containers-changed": True}
     if toast:
         triggers["toast"] = {"message": toast[0], "category": toast[1]}
     response.headers["HX-Trigger"] = json.dumps(triggers)
@@ -108,7 +114,7 @@ def run_action(vmid: int, action: str):
         abort(404)
     htmx = bool(request.headers.get("HX-Request"))
     try:
-        request_action(vmid, action, g.user.username)
+        operation = request_action(vmid, action, g.user.username)
     except (ActionRefused, ProxmoxError) as exc:
         message = exc.message
         if not htmx:
@@ -123,7 +129,11 @@ def run_action(vmid: int, action: str):
             response.headers["HX-Reswap"] = "none"
         return response
     if not htmx:
-        flash(f"{ACTIONS[action].label} of CT {vmid} requested; it is in progress.", "info")
+        if outcome := settle_within(operation, NO_SCRIPT_WAIT_SECONDS):
+            flash(outcome.message, outcome.category)
+        else:
+            flash(f"{ACTIONS[action].label} of CT {vmid} requested; it is still in progress: refresh to see the result.",
+                  "info")
         return redirect(url_for("dashboard.index") if action == "delete" else _back_url(vmid))
     return _partial(inventory.load_one(vmid), vmid)
 

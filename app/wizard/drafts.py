@@ -169,10 +169,13 @@ def node_options(pve, node: str | None) -> NodeOptions:
     return options
 
 
+SCRATCH_OSTEMPLATE = "debian-12-standard"  # matched by name (``pick``): whichever Debian 12 build the node has
+
+
 def configure_defaults(template: ContainerTemplate | None) -> dict[str, Any]:
-    """The Configure step's starting values (the template's, else Proxmox's defaults)."""
+    """The Configure step's starting values (the template's, else Proxmox's defaults and Debian 12)."""
     if template is None:
-        return {"cores": 1, "memory": 512, "swap": 512, "disk": 8, "unprivileged": True, "nesting": False,
+        return {"ostemplate": SCRATCH_OSTEMPLATE, "cores": 1, "memory": 512, "swap": 512, "disk": 8, "unprivileged": True, "nesting": False,
                 "keyctl": False, "fuse": False, "tags": "", "ip_mode": "dhcp", "onboot": False}
     return {
         "ostemplate": template.ostemplate, "cores": template.cores, "memory": template.memory,

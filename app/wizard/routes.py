@@ -65,7 +65,7 @@ def cancel():
         db.session.delete(draft)
         db.session.commit()
     flash("The creation wizard was reset.", "info")
-    return redirect(url_for("dashboard.index"))
+    return redirect(url_for("wizard.template"))
 
 
 @bp.route("/template", methods=["GET", "POST"])
@@ -135,7 +135,7 @@ def configure():
             options.error = exc.message
     if request.method == "POST" and not form.change_node.data:
         valid = form.validate() and _vmid_free(pve, form)
-        if valid and form.password.data:
+        if form.password.data and not (form.password.errors or form.password_confirm.errors):  # kept through other fields' errors and Back
             drafts.set_password(draft, form.password.data)
         drafts.save_step(draft, "configure", _configure_values(form), done=valid)
         if form.back.data:

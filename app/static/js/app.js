@@ -49,6 +49,8 @@
       el.dataset.countdownReady = "1";
       const period = parseInt(el.dataset.refreshSeconds, 10) || 30;
       const label = el.querySelector("[data-countdown]");
+      const text = el.querySelector("[data-countdown-label]");
+      if (text) text.hidden = false;  // hidden in the page: without JavaScript nothing counts down
       let remaining = period;
       const tick = () => {
         if (!document.body.contains(el)) { clearInterval(timer); return; }

@@ -32,6 +32,17 @@
     });
   });
 
+  // A field's error goes away as soon as the person changes the field (the server checks again on Next).
+  document.addEventListener("input", clearError);
+  document.addEventListener("change", clearError);
+  function clearError(event) {
+    const input = event.target.closest(".is-invalid");
+    if (!input) return;
+    input.classList.remove("is-invalid");
+    const box = input.closest(".input-group") || input;
+    box.parentElement.querySelectorAll(".invalid-feedback").forEach((message) => { message.hidden = true; });
+  }
+
   document.querySelectorAll("[data-create-form]").forEach((form) => {
     form.addEventListener("submit", () => {
       form.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = true; });
