@@ -16,6 +16,8 @@ from pathlib import Path
 
 import paramiko
 
+from . import realct
+
 HERE = Path(__file__).resolve().parent
 SSHD = os.environ.get("PROXBOARD_TEST_SSHD", "/usr/sbin/sshd")
 # Programs that would change the host or reach the network: inside a fake container they only log.
@@ -335,6 +337,63 @@ class FakeContainer:
         return self.path / path.lstrip("/")
 
 
+class RealContainer:
+    """A real, isolated Debian 12 root (tests/sshsim/realct.py) behind ``pct``: no canned outputs.
+
+    ``boot()`` copies the cached base and starts it (``pct`` does that on first use too);
+    ``run("cmd")`` runs a shell command inside, like ``pct exec`` without SSH.
+    """
+
+    def __init__(self, root: Path, vmid: int, hostname: str | None = None) -> None:
+        self.vmid = vmid
+        self.path = root / str(vmid)
+        self.sim = self.path / ".sim"
+        self.hostname = hostname or f"ct{vmid}"
+        self.sim.mkdir(parents=True, exist_ok=True)
+        (self.sim / "real").write_text(self.hostname + "\n")
+        if not (self.sim / "status").exists():
+            self.set_status("running")
+
+    @property
+    def rootfs(self) -> Path:
+        return realct.rootfs(self.path)
+
+    def boot(self) -> RealContainer:
+        realct.create(self.path, self.hostname)
+        realct.start(self.path, self.hostname)
+        return self
+
+    def shutdown(self) -> None:
+        """Stop every process of the container (it boots again on the next ``pct exec``)."""
+        realct.stop(self.path)
+
+    def set_status(self, status: str) -> None:
+        """``running`` or ``stopped``; stopping also powers the root off."""
+        (self.sim / "status").write_text(status)
+        if status != "running" and realct.init_pid(self.path):
+            realct.stop(self.path)
+
+    def run(self, command: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+        if not realct.init_pid(self.path):
+            self.boot()
+        return realct.run(self.path, command, timeout=timeout, check=check)
+
+    def pct_calls(self) -> list[list[str]]:
+        log = self.sim / "pct.log"
+        return [json.loads(line)["argv"] for line in log.read_text().splitlines()] if log.exists() else []
+
+    def file(self, path: str) -> Path:
+        """Where the container's absolute ``path`` lives on the host (read it; write through ``run``)."""
+        return self.rootfs / path.lstrip("/")
+
+
+def remove_container(path: Path) -> None:
+    """Power off a real root if it runs, then delete the container's folder."""
+    if (path / ".sim" / "real").is_file():
+        realct.stop(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 class SSHServer:
     """OpenSSH's sshd on 127.0.0.1, root login by a throwaway key, stand-in ``pct`` on PATH."""
 
@@ -396,6 +455,9 @@ LogLevel INFO
 
     def stop(self) -> None:
         """Stop sshd (it takes its connection processes with it)."""
+        for path in self.root.iterdir() if self.root.is_dir() else ():
+            if (path / ".sim" / "real").is_file():
+                realct.stop(path)
         if self._process is not None:
             self._process.terminate()
             self._process.wait(timeout=10)
@@ -421,10 +483,18 @@ LogLevel INFO
         """Create (or reset) the fake container ``vmid``, running with no services."""
         path = self.root / str(vmid)
         if path.exists():
-            shutil.rmtree(path)
+            remove_container(path)
         return FakeContainer(self.root, vmid)
 
+    def real_container(self, vmid: int, hostname: str | None = None, boot: bool = True) -> RealContainer:
+        """Create (or reset) ``vmid`` as a real root; ``boot=False`` leaves the copy to the first ``pct`` call."""
+        path = self.root / str(vmid)
+        if path.exists():
+            remove_container(path)
+        real = RealContainer(self.root, vmid, hostname)
+        return real.boot() if boot else real
+
     def clear(self) -> None:
-        """Remove every fake container."""
+        """Remove every container (real roots are powered off first)."""
         for path in self.root.iterdir():
-            shutil.rmtree(path)
+            remove_container(path)

@@ -8,9 +8,13 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import realct  # noqa: E402  (real, isolated roots: see realct.py)
 
 ROOT = Path(os.environ.get("PROXBOARD_SIM_ROOT", "/nonexistent-proxboard-sim"))
 NODE = os.environ.get("PROXBOARD_SIM_NODE", "pve")
@@ -42,6 +46,23 @@ def record(ct: Path, argv: list[str]) -> None:
         handle.write(json.dumps({"time": time.time(), "argv": argv}) + "\n")
 
 
+def real(ct: Path) -> bool:
+    """A real root (``.sim/real`` holds its hostname), not a folder of canned outputs."""
+    return (ct / ".sim" / "real").is_file()
+
+
+def boot(ct: Path) -> None:
+    """Make the real root on first use (a copy of the cached base) and start it if it is not running."""
+    if realct.init_pid(ct):
+        return
+    hostname = (ct / ".sim" / "real").read_text().strip() or f"ct{ct.name}"
+    try:
+        realct.create(ct, hostname)
+        realct.start(ct, hostname)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        fail(f"CT {ct.name}: cannot start its root: {exc}", 255)
+
+
 def rewrite(text: str, ct: Path) -> str:
     """Map absolute container paths in ``text`` into the container directory."""
 
@@ -68,8 +89,16 @@ def cmd_exec(args: list[str]) -> None:
     ct = container(args[0])
     if status(ct) != "running":
         fail(f"CT {args[0]} not running")
-    argv = [rewrite(arg, ct) for arg in args[2:]]
     record(ct, ["exec", args[0], "--", *args[2:]])
+    if real(ct):  # no rewriting: the command runs inside the container's own namespaces
+        boot(ct)
+        os.chdir("/")
+        argv = realct.enter_argv(ct, args[2:])
+        try:
+            os.execvpe(argv[0], argv, realct.exec_env())
+        except OSError as exc:
+            fail(f"exec failed: {argv[0]}: {exc.strerror}", 255)
+    argv = [rewrite(arg, ct) for arg in args[2:]]
     # A guest with its own tool set (.sim/hostbin) must not find the host's ss, systemctl or ps.
     system = f"{ct}/.sim/hostbin" if (ct / ".sim" / "hostbin").is_dir() else "/usr/sbin:/usr/bin:/sbin:/bin"
     env = {
@@ -93,11 +122,23 @@ def cmd_push(args: list[str]) -> None:
     source, destination, options = args[1], args[2], args[3:]
     if status(ct) != "running":
         fail(f"CT {args[0]} not running")
+    opts = dict(zip(options[::2], options[1::2]))
+    if real(ct):
+        boot(ct)
+        owner = f"{opts.get('--user', 'root')}:{opts.get('--group', 'root')}"
+        with open(source, "rb") as data:
+            result = subprocess.run(realct.push_argv(ct, destination, opts.get("--perms", "644"), owner),
+                                    stdin=data, env=realct.exec_env(), cwd="/")
+        if result.returncode == 3:
+            fail(f"failed to open {destination} for writing: No such file or directory", 255)
+        if result.returncode != 0:
+            fail(f"failed to write {destination} (exit {result.returncode})", 255)
+        record(ct, ["push", args[0], destination, *options])
+        return
     target = inside(ct, destination)
     if not target.parent.is_dir():
         fail(f"failed to open {destination} for writing: No such file or directory", 255)
     shutil.copyfile(source, target)
-    opts = dict(zip(options[::2], options[1::2]))
     target.chmod(int(opts.get("--perms", "644"), 8))
     record(ct, ["push", args[0], destination, *options])
 
