@@ -354,6 +354,15 @@ class RealContainer:
         if not (self.sim / "status").exists():
             self.set_status("running")
 
+    @classmethod
+    def open(cls, root: Path, vmid: int) -> RealContainer:
+        """A handle on an existing real container, leaving its state as it is."""
+        real = cls.__new__(cls)
+        real.vmid, real.path = vmid, root / str(vmid)
+        real.sim = real.path / ".sim"
+        real.hostname = (real.sim / "real").read_text().strip()
+        return real
+
     @property
     def rootfs(self) -> Path:
         return realct.rootfs(self.path)

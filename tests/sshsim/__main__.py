@@ -17,11 +17,12 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
-from tests.sshsim import FakeContainer, FakeUnit, SSHServer
+from tests.sshsim import FakeContainer, FakeUnit, RealContainer, SSHServer, realct
 
 BASE_UNITS = [FakeUnit("ssh.service", ports=[22], comm="sshd"), FakeUnit("cron.service")]
 # Where the services of the starter catalog (and their look-alikes) usually listen.
@@ -87,6 +88,8 @@ def follow(server: SSHServer, admin_url: str, context: ssl.SSLContext) -> None:
         if ct.get("template"):
             continue
         path = server.root / str(ct["vmid"])
+        if REAL_ROOTS and follow_real(server, ct, path):
+            continue
         if (path / ".sim").is_dir():
             fake = FakeContainer.open(server.root, ct["vmid"])
         else:
@@ -103,6 +106,21 @@ def follow(server: SSHServer, admin_url: str, context: ssl.SSLContext) -> None:
             fake.set_units(units_for(seeded + enabled))
             key_file.write_text(wanted)
         fake.set_status("running" if ct.get("status") == "running" else "stopped")
+
+
+# Containers are real roots (tests/sshsim/realct.py) unless isolation is unavailable (main() says why).
+REAL_ROOTS = False
+
+
+def follow_real(server: SSHServer, ct: dict, path: Path) -> bool:
+    """Mirror ``ct`` as a real root, copied from the base by ``pct`` on first use; False: keep a folder."""
+    status = "running" if ct.get("status") == "running" else "stopped"
+    if not (path / ".sim" / "real").is_file():  # new, or a folder left by a run without isolation
+        hostname = re.sub(r"[^a-z0-9-]+", "-", str(ct.get("name") or "").lower()).strip("-")[:63]
+        server.real_container(ct["vmid"], hostname=hostname or None, boot=False).set_status(status)
+    elif (path / ".sim" / "status").read_text().strip() != status:
+        RealContainer.open(server.root, ct["vmid"]).set_status(status)
+    return True
 
 
 class DemoNode(SSHServer):
@@ -171,6 +189,15 @@ def main() -> None:
     print(f"sshsim listening on {server.host}:{server.port}", flush=True)
     print(f"key file: {server.user_key_path}", flush=True)
     print(f"known hosts: {server.known_hosts_path}", flush=True)
+    global REAL_ROOTS
+    problem = realct.isolation_problem()
+    REAL_ROOTS = problem is None
+    if REAL_ROOTS:
+        print(f"isolation: real roots (Debian 12 copies of {realct.cache_root()}, own namespaces)", flush=True)
+        threading.Thread(target=realct.ensure_base, daemon=True).start()  # first run: about 80 s, once
+    else:
+        print(f"isolation: unavailable ({problem}): containers are folders of canned outputs and "
+              "scripts would run on this machine with rewritten paths; browse, but do not provision", flush=True)
     try:
         context = ssl.create_default_context(cafile=args.pve_ca)
         while running:
