@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flask import Flask, render_template, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from app.config import load_config
 from app.extensions import csrf, db, migrate
@@ -21,11 +22,21 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
     configure_logging(app)
     register_extensions(app)
+    app.url_map.converters["int"] = BoundedIntegerConverter
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
     register_template_helpers(app)
     return app
+
+
+class BoundedIntegerConverter(IntegerConverter):
+    """``<int:…>`` in every URL: 0 to 2**31 - 1, the range of an INTEGER id column on every database
+    (and above Proxmox's largest VMID, 999999999), so a larger number is a 404, not a database error."""
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's name
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -47,8 +58,9 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions and the services that live on the app."""
-    from app import auth, jobs, migration_guard, proxmox
+    from app import auth, input_guard, jobs, migration_guard, proxmox
 
+    input_guard.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     csrf.init_app(app)
@@ -82,11 +94,15 @@ def register_errorhandlers(app: Flask) -> None:
 
     def render_error(error):
         code = getattr(error, "code", 500) or 500
+        if code == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+            error.description = (f"The request is larger than this server accepts ({limit // 1024} KiB); "
+                                 "nothing was saved.")
         if request.headers.get("HX-Request"):
             return render_template("errors/_fragment.html", error=error, code=code), code
         return render_template("errors/error.html", error=error, code=code), code
 
-    for code in (400, 403, 404, 405, 500):
+    for code in (400, 403, 404, 405, 413, 500):
         app.register_error_handler(code, render_error)
 
 

@@ -18,6 +18,8 @@ class DefaultConfig:
     PROXY_FIX = False
     PROXY_FIX_HOPS = 1
     REFRESH_SECONDS = 30
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024  # bytes per request (uploads included); larger ones get a 413 page
+    MAX_FORM_MEMORY_SIZE = 1024 * 1024  # bytes of form fields held in memory (werkzeug's own limit)
     DASHBOARD_PAGE_SIZE = 24
     WIZARD_DRAFT_HOURS = 24  # unfinished wizard runs (and their encrypted password) are deleted after this
     SNAPSHOT_SECONDS = 60

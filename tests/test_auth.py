@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from werkzeug.routing.converters import NumberConverter
 
 from app.auth import is_safe_next
 from tests.fixtures.app import csrf_token_from
@@ -19,7 +20,7 @@ def concrete_url(rule) -> str:
         kind = type(converter).__name__
         if kind == "AnyConverter":
             values[name] = sorted(converter.items)[0]
-        elif kind in ("IntegerConverter", "NumberConverter"):
+        elif isinstance(converter, NumberConverter):
             values[name] = 101
         else:
             values[name] = "x"

@@ -171,8 +171,44 @@ def _read_text(path: Path, label: str) -> str:
         raise ManifestError(f"{label}: not UTF-8 text (byte {error.start})") from None
 
 
+MAX_JSON_DEPTH = 32  # a manifest nests 4 levels; deeper is an attack on the parser, not a template
+
+
+def _nesting_error(text: str) -> tuple[int, int] | None:
+    """(line, column) where ``text`` nests arrays/objects deeper than MAX_JSON_DEPTH, else None."""
+    depth, in_string, escaped, line, column = 0, False, False, 1, 0
+    for char in text:
+        column += 1
+        if char == "\n":
+            line, column = line + 1, 0
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return line, column
+        elif char in "]}":
+            depth -= 1
+    return None
+
+
 def parse_json(text: str, source: str) -> dict:
-    """The JSON object in ``text``; syntax errors name ``source`` and the line."""
+    """The JSON object in ``text``; syntax errors name ``source`` and the line.
+
+    Raises ManifestError, also for nesting deeper than MAX_JSON_DEPTH (checked before parsing:
+    Python's parser would exhaust its recursion limit).
+    """
+    too_deep = _nesting_error(text)
+    if too_deep:
+        raise ManifestError(f"{source}, line {too_deep[0]} column {too_deep[1]}: nested deeper than "
+                            f"{MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
