@@ -82,8 +82,14 @@ if [ -z "${PROXBOARD_PVE_HOST:-}" ]; then
     if [ -n "$ssh_port" ]; then
       export PROXBOARD_SSH_PORT="$ssh_port" PROXBOARD_SSH_KEY_FILE="$(sed -n 's/^key file: //p' "$ssh_log")" \
              PROXBOARD_SSH_KNOWN_HOSTS="$(sed -n 's/^known hosts: //p' "$ssh_log")"
-      echo "Demo nodes answer SSH on 127.0.0.1:$ssh_port (fake containers: services and provisioning work end to end)."
+      echo "Demo nodes answer SSH on 127.0.0.1:$ssh_port."
       part_status ssh running "The demo SSH node" "$ssh_pid" "$ssh_log"
+      for _ in $(seq 50); do grep -q "^isolation:" "$ssh_log" 2>/dev/null && break; sleep 0.1; done
+      isolation=$(sed -n 's/^isolation: //p' "$ssh_log")
+      echo "Demo containers: ${isolation:-unknown isolation (see $ssh_log)}"
+      case "$isolation" in
+        unavailable*) part_status isolation failed "Demo containers are not isolated (${isolation#unavailable }): browse the demo, but do not create containers from templates with scripts." "" "$ssh_log" ;;
+      esac
     else
       echo "The demo SSH node did not start (see $ssh_log): service checks and provisioning will report SSH errors."
       part_status ssh failed "The demo SSH node did not start, so service checks and provisioning report SSH errors." "" "$ssh_log"

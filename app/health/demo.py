@@ -26,7 +26,8 @@ from pathlib import Path
 from flask import current_app
 
 CACHE_SECONDS = 3.0
-PART_NAMES = {"simulator": "The Proxmox simulator", "ssh": "The demo SSH node", "worker": "The job worker"}
+PART_NAMES = {"simulator": "The Proxmox simulator", "ssh": "The demo SSH node", "worker": "The job worker",
+              "isolation": "Container isolation"}
 
 _cache: dict[str, tuple[float, tuple[DemoProblem, ...]]] = {}
 _lock = threading.Lock()
