@@ -167,7 +167,7 @@ def test_stop_without_javascript_uses_a_confirmation_page(nojs_browser, pve):
     nojs_browser.screenshot("stop-confirm-page")
     page.get_by_test_id("confirm").click()
     expect(page).to_have_url(re.compile(r"/$"))
-    expect(page.locator("#toasts")).to_contain_text("Stop of CT 100 requested")
+    expect(page.locator("#toasts")).to_contain_text("web01 (CT 100) is stopped.")  # the result, after the redirect
     pve.wait_idle(5)
     page.wait_for_timeout(1200)
     page.reload()

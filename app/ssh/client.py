@@ -29,6 +29,7 @@ log = logging.getLogger("app.ssh")
 
 MAX_STDERR = 64 * 1024
 _POLL_SECONDS = 0.5
+_EOF_GRACE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,7 @@ class NodeConnection:
         out_lines: list[str] = []
         pending = b""
         stderr = bytearray()
+        exited_at: float | None = None
         try:
             channel.exec_command(command)
             while True:
@@ -220,7 +222,13 @@ class NodeConnection:
                         stderr.extend(chunk[: MAX_STDERR - len(stderr)])
                     continue
                 if channel.exit_status_ready():
-                    break
+                    # sshd may send the exit status before the last output (a child that outlived
+                    # the command still writing): wait for end-of-file, briefly.
+                    exited_at = exited_at or time.monotonic()
+                    if channel.eof_received or channel.closed or time.monotonic() - exited_at > _EOF_GRACE_SECONDS:
+                        break
+                    select.select([channel], [], [], _POLL_SECONDS)
+                    continue
                 if channel.closed or not self.connected:
                     raise SSHUnreachable(
                         f"connection to node {self.node} dropped while running {label}", node=self.node, vmid=vmid
