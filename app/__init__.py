@@ -10,6 +10,7 @@ from werkzeug.routing import IntegerConverter
 
 from app.config import load_config
 from app.extensions import csrf, db, migrate
+from app.htmx import is_htmx
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -73,12 +74,12 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount one blueprint per feature."""
     from app.about import bp as about_bp
-    from app.auth.routes import bp as auth_bp
-    from app.container_templates.routes import bp as templates_bp
-    from app.containers.routes import bp as containers_bp
-    from app.dashboard.routes import bp as dashboard_bp
-    from app.health.routes import bp as health_bp
-    from app.wizard.routes import bp as wizard_bp
+    from app.auth import bp as auth_bp
+    from app.container_templates import bp as templates_bp
+    from app.containers import bp as containers_bp
+    from app.dashboard import bp as dashboard_bp
+    from app.health import bp as health_bp
+    from app.wizard import bp as wizard_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(health_bp)
@@ -98,7 +99,7 @@ def register_errorhandlers(app: Flask) -> None:
             limit = app.config.get("MAX_CONTENT_LENGTH") or 0
             error.description = (f"The request is larger than this server accepts ({limit // 1024} KiB); "
                                  "nothing was saved.")
-        if request.headers.get("HX-Request"):
+        if is_htmx():
             return render_template("errors/_fragment.html", error=error, code=code), code
         return render_template("errors/error.html", error=error, code=code), code
 

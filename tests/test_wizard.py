@@ -199,7 +199,7 @@ def test_abandoned_drafts_and_their_password_expire(logged_in, client, db, templ
     from datetime import timedelta
 
     from app.models import utcnow
-    from app.provisioning.tasks import expire_wizard_drafts_task
+    from app.wizard.tasks import expire_wizard_drafts_task
 
     walk_to(logged_in, template.id, until="packages")
     draft = draft_of(db)

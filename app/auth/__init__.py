@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, g, redirect, request, session, url_for
+from flask import Blueprint, Flask, g, redirect, request, session, url_for
 
 from app.extensions import db
+from app.htmx import is_htmx
+
+bp = Blueprint("auth", __name__, template_folder="templates")
 
 PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static"}
 
@@ -22,7 +25,7 @@ def init_app(app: Flask) -> None:
         if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
             if request.endpoint is None:
                 return None  # let the 404 handler answer unknown URLs
-            if request.headers.get("HX-Request"):
+            if is_htmx():
                 response = app.response_class(status=401)
                 response.headers["HX-Redirect"] = url_for("auth.login")
                 return response
@@ -40,3 +43,6 @@ def is_safe_next(target: str | None) -> bool:
         return False
     parts = urlsplit(target)
     return not parts.scheme and not parts.netloc
+
+
+from app.auth import routes  # noqa: E402,F401  (registers the views on bp)

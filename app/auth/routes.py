@@ -1,12 +1,9 @@
 """Login, logout and the colour theme."""
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import flash, g, redirect, render_template, request, session, url_for
 
-from app.auth import is_safe_next
+from app.auth import bp, is_safe_next
 from app.auth.forms import LoginForm, ThemeForm
 from app.auth.services import authenticate, set_theme
-
-bp = Blueprint("auth", __name__, template_folder="templates")
-
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():

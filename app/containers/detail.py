@@ -7,7 +7,6 @@ interfaces call for running DHCP containers) and a constant number of queries.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 
@@ -18,9 +17,10 @@ from werkzeug.exceptions import ServiceUnavailable
 from app.containers import inventory
 from app.containers.inventory import ContainerView
 from app.containers.lifecycle import ACTIONS, shutdown_timed_out
-from app.containers.routes import bp
+from app.containers import bp
 from app.credentials import reveal_service_credentials
 from app.extensions import db
+from app.htmx import is_htmx, target as hx_target, trigger_toast, varies
 from app.models import EVENT_TYPES, Container, Credential, Event, Operation, Service
 from app.proxmox import (
     ContainerConfig,
@@ -211,7 +211,7 @@ def _tab_url(vmid: int, tab: str) -> str:
 
 def render_detail(view: ContainerView, tab: str, status: int = 200, **extra):
     """The page, ``#ct-live`` or ``#ct-tab``, depending on who asks."""
-    target = request.headers.get("HX-Target") if request.headers.get("HX-Request") else None
+    target = hx_target()
     context = {"tab": tab, "tabs": TABS, "refresh_url": _tab_url(view.vmid, tab), **_tab_context(view, tab), **extra}
     if target == "ct-tab":
         template = f"containers/_tab_{tab}.html"
@@ -223,8 +223,7 @@ def render_detail(view: ContainerView, tab: str, status: int = 200, **extra):
         if view.stale and not view.stale_reason:
             tracker = inventory.tracker()
             context.update(unreachable_reason=tracker.reason or "connection failed", unreachable_since=tracker.since)
-    response = make_response(render_template(template, **context), status)
-    response.vary.add("HX-Request")
+    response = varies(make_response(render_template(template, **context), status))
     response.vary.add("HX-Target")
     return response
 
@@ -248,7 +247,7 @@ def detail_tab(vmid: int, tab: str):
 def refresh_services(vmid: int):
     """Queue the SSH check of the container's services; the tab then polls its operation."""
     view = _load(vmid)
-    htmx = bool(request.headers.get("HX-Request"))
+    htmx = is_htmx()
     toast = None
     if view.record_id is None:
         toast = ("Proxboard has no record of this container yet; reload the page and try again.", "warning")
@@ -263,7 +262,7 @@ def refresh_services(vmid: int):
         return redirect(url_for("containers.detail_tab", vmid=vmid, tab="services"))
     response = render_detail(view, "services")
     if toast:
-        response.headers["HX-Trigger"] = json.dumps({"toast": {"message": toast[0], "category": toast[1]}})
+        trigger_toast(response, *toast)
     return response
 
 
@@ -277,11 +276,8 @@ def refresh_services_status(vmid: int, operation_id: int):
         return "", 204
     response = render_detail(_load(vmid), "services")
     if operation.state == "succeeded":
-        toast = {"message": f"Services of CT {vmid} checked.", "category": "success"}
-    else:
-        toast = {"message": f"Checking the services of CT {vmid} failed: {operation.error}", "category": "danger"}
-    response.headers["HX-Trigger"] = json.dumps({"toast": toast})
-    return response
+        return trigger_toast(response, f"Services of CT {vmid} checked.", "success")
+    return trigger_toast(response, f"Checking the services of CT {vmid} failed: {operation.error}", "danger")
 
 
 @bp.post("/<int:vmid>/services/<int:service_id>/credentials")
@@ -292,9 +288,9 @@ def reveal_credentials(vmid: int, service_id: int):
     if service is None:
         abort(404)
     credentials = reveal_service_credentials(service.id, g.user.username)
-    if request.headers.get("HX-Request"):
-        response = make_response(render_template(
-            "containers/_credentials.html", vmid=vmid, service=service, credentials=credentials))
+    if is_htmx():
+        response = varies(make_response(render_template(
+            "containers/_credentials.html", vmid=vmid, service=service, credentials=credentials)))
     else:
         response = render_detail(_load(vmid), "services", revealed={service.id: credentials})
     response.headers["Cache-Control"] = "no-store"

@@ -1,13 +1,14 @@
-"""Container pages: lifecycle confirmations and actions, operation polling, the creation wizard."""
+"""``/containers/<vmid>/actions/…``: lifecycle confirmations and actions, operation polling, clearing a gone container."""
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, url_for
+from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 
 from app.auth import is_safe_next
+from app.containers import bp
 from app.containers import inventory
+from app.containers.detail import header_context
 from app.containers.lifecycle import (
     ACTIONS,
     ActionRefused,
@@ -18,10 +19,9 @@ from app.containers.lifecycle import (
     view_reason,
 )
 from app.extensions import db
+from app.htmx import is_htmx, toast, trigger, varies
 from app.models import Operation
 from app.proxmox import ProxmoxError
-
-bp = Blueprint("containers", __name__, url_prefix="/containers", template_folder="templates")
 
 @bp.app_template_global()
 def container_url(vmid: int, *parts: str, **query) -> str:
@@ -66,7 +66,7 @@ def _view_name() -> str:
     return view if view in PARTIALS else "card"
 
 
-def _partial(view, vmid: int, toast: tuple[str, str] | None = None, status: int = 200):
+def _partial(view, vmid: int, toast_: tuple[str, str] | None = None, status: int = 200):
     """The card or detail header of CT ``vmid``, with an optional toast for htmx to show.
 
     ``containers-changed`` tells the dashboard to refresh its body at once: its counts and pills,
@@ -74,17 +74,14 @@ def _partial(view, vmid: int, toast: tuple[str, str] | None = None, status: int 
     """
     body = ""
     if view is not None and _view_name() == "header":
-        from app.containers.detail import header_context
-
         body = render_template(PARTIALS["header"], **header_context(view))
     elif view is not None:
         body = render_template(PARTIALS[_view_name()], ct=view, reachable=not view.stale, next_url=_back_url(vmid))
     response = make_response(body, status)
     triggers = {"close-modal": True, "containers-changed": True}
-    if toast:
-        triggers["toast"] = {"message": toast[0], "category": toast[1]}
-    response.headers["HX-Trigger"] = json.dumps(triggers)
-    return response
+    if toast_:
+        triggers["toast"] = toast(*toast_)
+    return trigger(response, triggers)
 
 
 @bp.get("/<int:vmid>/actions/<action>")
@@ -101,10 +98,10 @@ def confirm_action(vmid: int, action: str):
     if view is None and error is None:
         abort(404, description=f"There is no container {vmid}.")
     reason = error or view_reason(action, view)
-    template = "containers/_confirm.html" if request.headers.get("HX-Request") else "containers/confirm.html"
-    return render_template(template, ct=view, vmid=vmid, action=ACTIONS[action], reason=reason,
+    template = "containers/_confirm.html" if is_htmx() else "containers/confirm.html"
+    return varies(make_response(render_template(template, ct=view, vmid=vmid, action=ACTIONS[action], reason=reason,
                            next_url=_back_url(vmid), view_name=_view_name(),
-                           shutdown_timeout=int(request.args.get("timeout", 0)) or None)
+                           shutdown_timeout=int(request.args.get("timeout", 0)) or None)))
 
 
 @bp.post("/<int:vmid>/actions/<action>")
@@ -112,7 +109,7 @@ def run_action(vmid: int, action: str):
     """Start a lifecycle action; htmx gets the updated card/header, plain forms a redirect."""
     if action not in ACTIONS:
         abort(404)
-    htmx = bool(request.headers.get("HX-Request"))
+    htmx = is_htmx()
     try:
         operation = request_action(vmid, action, g.user.username)
     except (ActionRefused, ProxmoxError) as exc:
@@ -178,5 +175,3 @@ def operation_status(vmid: int, operation_id: int):
         response.headers["HX-Reswap"] = "none"
     return response
 
-
-from app.containers import detail as _detail  # noqa: E402,F401  (registers the detail page's routes on bp)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import current_app, render_template, request, url_for
 
 from app.containers.inventory import STATUS_FILTERS, ContainerView, attach_services, load_inventory
-
-bp = Blueprint("dashboard", __name__, template_folder="templates")
+from app.dashboard import bp
+from app.htmx import fragment_or_page
 
 @dataclass
 class Page:
@@ -40,6 +40,4 @@ def index():
                           page=None if page.number == 1 else page.number)
     context = {"inventory": inventory, "page": page, "status": status, "query": query, "pill_counts": pill_counts,
                "refresh_url": refresh_url, "reachable": inventory.reachable, "next_url": refresh_url}
-    template = "dashboard/_body.html" if request.headers.get("HX-Request") else "dashboard/index.html"
-    response = render_template(template, **context), 200, {"Vary": "HX-Request"}
-    return response
+    return fragment_or_page("dashboard/_body.html", "dashboard/index.html", **context)

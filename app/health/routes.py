@@ -1,11 +1,9 @@
 """``GET /healthz``: database, migrations and Proxmox, for load balancers and operators."""
-from flask import Blueprint, current_app, jsonify
+from flask import current_app, jsonify
 
+from app.health import bp
 from app.health.demo import demo_problems
 from app.migration_guard import current_status
-
-bp = Blueprint("health", __name__)
-
 
 bp.add_app_template_global(demo_problems)  # for the demo banner macro (imported macros see globals only)
 

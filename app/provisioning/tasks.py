@@ -1,4 +1,4 @@
-"""Job-queue tasks of provisioning: the job itself and the stale-job sweep."""
+"""Job-queue tasks of provisioning: the job itself and the stale-job sweep (wizard drafts expire in ``app.wizard.tasks``)."""
 from __future__ import annotations
 
 import logging
@@ -24,19 +24,6 @@ def provision_task(operation_id: int) -> bool:
 def sweep_stale_task() -> int:
     """Every minute: fail provisioning jobs whose worker stopped sending heartbeats."""
     return len(sweep_stale())
-
-
-@huey.periodic_task(crontab(minute="17"))
-@in_app_context
-def expire_wizard_drafts_task() -> int:
-    """Hourly: forget wizard runs abandoned for WIZARD_DRAFT_HOURS, and the password they hold."""
-    from datetime import timedelta
-
-    from flask import current_app
-
-    from app.wizard.drafts import expire_abandoned
-
-    return expire_abandoned(timedelta(hours=float(current_app.config["WIZARD_DRAFT_HOURS"])))
 
 
 @huey.on_startup()

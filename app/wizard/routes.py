@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from wtforms.fields.choices import SelectChoice
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
 
 from app.container_templates.services import all_tags, list_templates, split_tags
 from app.containers.inventory import propose_vmid, vmid_available
@@ -10,12 +10,11 @@ from app.extensions import db
 from app.models import Container
 from app.proxmox import ProxmoxError, get_proxmox
 
-from . import drafts, progress  # noqa: F401  (progress registers its views on the containers blueprint)
+from app.wizard import bp
+
+from . import drafts
 from .drafts import STEP_LABELS, STEPS, DraftConsumed, SubmitRefused
 from .forms import ConfigureForm, CreateForm, PackagesForm, ScriptsForm, TemplateForm
-
-bp = Blueprint("wizard", __name__, url_prefix="/containers/create", template_folder="templates",
-               static_folder="static")
 
 CONFIGURE_FIELDS = ("node", "ostemplate", "hostname", "vmid", "ssh_public_keys", "cores", "memory", "swap", "disk",
                     "storage", "bridge", "ip_mode", "ip_cidr", "gateway", "nameserver", "unprivileged", "nesting",

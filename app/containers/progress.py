@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from app.containers.routes import bp
+from app.containers import bp
 from app.extensions import db
 from app.models import Container
 from app.provisioning import (
@@ -45,7 +45,7 @@ def progress(vmid: int):
     container = _container(vmid)
     if latest_operation(container) is None:
         return redirect(url_for("containers.detail", vmid=vmid))
-    return render_template("wizard/progress.html", **_context(container))
+    return render_template("containers/progress.html", **_context(container))
 
 
 @bp.get("/<int:vmid>/progress/events")
@@ -53,7 +53,7 @@ def progress_events(vmid: int):
     """htmx, every second: events after ``?after=`` plus the current steps and progress."""
     container = _container(vmid)
     context = _context(container, request.args.get("after", 0, type=int))
-    response = make_response(render_template("wizard/_progress_update.html", **context))
+    response = make_response(render_template("containers/_progress_update.html", **context))
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -1,0 +1,27 @@
+"""``/templates``: the template grid with its search and tag filters."""
+from __future__ import annotations
+
+from flask import current_app, render_template, request
+
+from app.container_templates import bp, forms, services
+from app.container_templates.common import page
+from app.htmx import is_htmx
+
+
+@bp.get("/")
+@bp.get("")
+def index():
+    """The template grid with search and tag filters; htmx gets just the grid."""
+    search = request.args.get("search", "").strip()
+    selected = services.split_tags(request.args.get("tags", ""))
+    templates = services.list_templates(search, selected)
+    context = {"templates": templates, "search": search, "selected_tags": selected,
+               "total": services.template_count()}
+    if is_htmx() and request.headers.get("HX-Target") == "template-grid":
+        return page(render_template("container_templates/_grid.html", **context))
+    return page(render_template(
+        "container_templates/index.html", all_tags=services.all_tags(), import_form=forms.ImportForm(formdata=None),
+        action_form=forms.ActionForm(formdata=None), templates_dir=current_app.config.get("TEMPLATES_DIR"), **context,
+    ))
+
+
