@@ -27,6 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
+    register_shellcontext(app)
     register_template_helpers(app)
     return app
 
@@ -122,6 +123,18 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(ssh_cli)
     app.cli.add_command(credentials_cli)
     app.cli.add_command(worker_command)
+
+
+def register_shellcontext(app: Flask) -> None:
+    """``flask shell`` starts with ``db`` and every model imported."""
+
+    def shell_context() -> dict:
+        from app import models
+
+        return {"db": db, **{name: getattr(models, name) for name in models.__all__
+                             if isinstance(getattr(models, name), type) and issubclass(getattr(models, name), db.Model)}}
+
+    app.shell_context_processor(shell_context)
 
 
 def register_template_helpers(app: Flask) -> None:
