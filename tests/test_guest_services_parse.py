@@ -370,3 +370,21 @@ def test_garbage_in_any_section_is_skipped_never_raised(section):
     init = {"openrc": "openrc", "openrc-list": "openrc", "openrc-daemons": "openrc", "pidfiles": "openrc"}
     text = f"@@proxboard init {init.get(section, 'systemd')}\n@@proxboard {section}\n{garbage}\n@@proxboard end"
     build_services(parse_discovery(text), [DeclaredService("x", port=1)], "10.0.0.1")
+
+
+def test_a_unit_declared_twice_is_one_service_whether_running_or_missing():
+    """AdGuard Home's template declares AdGuardHome.service for its web UI and its DNS port."""
+    declared = [DeclaredService("adguardhome", unit="AdGuardHome.service", port=80, scheme="http"),
+                DeclaredService("dns", unit="AdGuardHome.service", port=53)]
+    missing = build_services(parse_discovery(script_output()), declared, "10.0.0.5")
+    assert [s.name for s in missing.services].count("AdGuardHome") == 1
+    assert len({s.name for s in missing.services}) == len(missing.services)
+    running = build_services(parse_discovery(script_output()), [
+        DeclaredService("web", unit="nginx.service", port=80, scheme="http"),
+        DeclaredService("status", unit="nginx.service", port=8080)], "10.0.0.5")
+    names = [s.name for s in running.services]
+    assert names.count("nginx") == 1 and len(set(names)) == len(names)
+
+
+def test_debian_minbase_one_shots_are_system_services():
+    assert is_system_unit("pam_namespace") and is_system_unit("e2scrub_fail@sda1")  # as parse_units names them

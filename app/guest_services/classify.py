@@ -12,6 +12,7 @@ SYSTEM_UNITS = frozenset({
     "networkd-dispatcher", "apparmor", "procps", "dhcpcd", "ifup", "ifupdown-pre", "ifupdown-wait-online",
     "auditd", "irqbalance", "lvm2-monitor", "nftables", "ufw", "snapd", "cloud-init", "cloud-config",
     "cloud-final", "cloud-init-local", "rc-local", "plymouth", "initrd-cleanup", "postfix-resolvconf",
+    "pam_namespace", "e2scrub_fail",  # Debian 12 minbase one-shots (libpam-modules, e2fsprogs)
     # OpenRC (Alpine): the boot and sysinit runlevels and the usual base services
     "bootmisc", "hostname", "hwclock", "modules", "sysctl", "sysfs", "devfs", "dmesg", "mdev", "hwdrivers",
     "localmount", "netmount", "fsck", "root", "swap", "urandom", "seedrng", "killprocs", "savecache", "mount-ro",

@@ -360,16 +360,22 @@ def build_services(output: DiscoveryOutput, declared: list[DeclaredService], ip:
             continue
         if match is None and is_system_unit(unit.name) and not _running(unit):
             continue  # inactive system units (one-shots, unused gettys, OpenRC boot scripts) are noise
-        if match is not None:
-            seen_declared.add(match.name)
+        if match is not None:  # a template may declare one unit twice (a web UI and a DNS port)
+            seen_declared |= {item.name for item in declared if item.matches(unit.name)}
         discovery.services.append(_service_for(unit, grouped.get(unit.name, []), match, ip, output))
     for item in declared:
         if item.name not in seen_declared:
+            seen_declared |= {other.name for other in declared if other.unit and other.unit == item.unit}
             discovery.services.append(_missing_declared(item, output, ip))
     if output.init == "none":
         taken = {service.name[:15] for service in discovery.services}
         discovery.services += services_from_listeners(output, ip, taken)
     _attach_credentials(discovery, output.credentials, declared)
+    # One row per name (the database holds them unique per container): the first found wins.
+    unique: dict[str, DiscoveredService] = {}
+    for service in discovery.services:
+        unique.setdefault(service.name, service)
+    discovery.services = list(unique.values())
     return discovery
 
 
