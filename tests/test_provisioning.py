@@ -287,7 +287,7 @@ def test_plain_container_without_ssh_is_ready_with_skip_notes(logged_in, client,
 def _plan_for_worker(logged_in, db, template_id):
     """Walk the wizard to Review (SSH is fine for the web app) and return its plan and a Container row,
     as ``drafts.submit`` hands them to the job queue."""
-    from app.wizard import drafts
+    from app.wizard import services as drafts
 
     logged_in.post("/containers/create/template", {"template": str(template_id), "next": "1"})
     assert logged_in.post("/containers/create/configure", configure_data(vmid=str(VMID))).status_code == 302
@@ -366,3 +366,17 @@ def test_unreadable_root_password_ends_at_once_and_retries_after_the_fix(app, lo
     reset_vault(app)
     logged_in.post(f"/containers/{VMID}/progress/retry")
     assert container(db).lifecycle == "ready"
+
+
+@pytest.mark.parametrize("lines,expected", [
+    (["Downloading…", "curl: (6) Could not resolve host: repo.jellyfin.org", "gpg: no valid OpenPGP data found."],
+     "cannot reach repo.jellyfin.org (name lookup failed)"),
+    (["E: Unable to locate package nginx-extras"], "no package named nginx-extras in the configured repositories"),
+    (["Err:1 http://deb.debian.org bookworm InRelease", "  Temporary failure resolving 'deb.debian.org'"],
+     "cannot reach deb.debian.org (name lookup failed)"),
+    (["all good", "exit 3"], None),
+])
+def test_a_failed_script_or_install_names_its_cause(lines, expected):
+    from app.provisioning.steps import failure_cause
+
+    assert failure_cause(lines) == expected

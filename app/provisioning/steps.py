@@ -32,6 +32,29 @@ CREDENTIALS_DIR = "/etc/proxboard/credentials"
 MAX_INLINE_SCRIPT = 100_000  # one argv string must stay under Linux's 128 KiB MAX_ARG_STRLEN
 
 
+RECENT_LINES = 40
+# What a failing install or script usually printed, and how to say it in a headline (first match wins).
+CAUSES = (
+    (re.compile(r"Could not resolve host:? '?([\w.-]+)"), "cannot reach {0} (name lookup failed)"),
+    (re.compile(r"Temporary failure resolving '([\w.-]+)'"), "cannot reach {0} (name lookup failed)"),
+    (re.compile(r"Failed to connect to ([\w.-]+)"), "cannot connect to {0}"),
+    (re.compile(r"Unable to locate package (\S+)"), "no package named {0} in the configured repositories"),
+    (re.compile(r"No matching distribution found for (\S+)"), "pip found no distribution for {0}"),
+    (re.compile(r"npm (?:ERR!|error) 404 .*?'?([@\w./-]+)@"), "npm has no package {0}"),
+    (re.compile(r"No space left on device"), "the container's disk is full"),
+)
+
+
+def failure_cause(lines: list[str]) -> str | None:
+    """A short reason for a failed command from its last output lines, or None when nothing is recognised."""
+    for line in reversed(lines):
+        for pattern, text in CAUSES:
+            match = pattern.search(line)
+            if match:
+                return text.format(*match.groups())
+    return None
+
+
 class StepFailed(Exception):
     """A step could not finish; the message is shown to the user as is."""
 
@@ -90,6 +113,7 @@ class StepContext:
     timeouts: Timeouts = field(default_factory=Timeouts)
     found_ip: str | None = None
     ssh_problem: str | None = None  # why SSH to the node cannot work (None: it is configured)
+    recent: list[str] = field(default_factory=list)  # the last output lines, to name a failure's cause
 
     @property
     def uses_ssh(self) -> bool:
@@ -111,6 +135,7 @@ class StepContext:
 
     def line(self, text: str) -> None:
         """One output line: ``::proxboard::<level>::message`` keeps its level, the rest is info."""
+        self.recent = [*self.recent[-(RECENT_LINES - 1):], text]
         match = LOG_LINE_RE.match(text)
         if match:
             self.log(match.group(2), match.group(1))
@@ -231,8 +256,15 @@ def install_packages(ctx: StepContext) -> None:
             continue
         ctx.log(f"{manager}: {' '.join(names)}", "step")
         for argv in _install_argv(manager, names):
-            ctx.run(argv, label=f"{manager} {argv[3] if manager == 'apt' else 'install'}",
-                    timeout=ctx.timeouts.packages)
+            ctx.recent = []
+            try:
+                ctx.run(argv, label=f"{manager} {argv[3] if manager == 'apt' else 'install'}",
+                        timeout=ctx.timeouts.packages)
+            except CommandFailed as exc:
+                cause = failure_cause(ctx.recent)
+                if cause is None:
+                    raise
+                raise StepFailed(f"{manager} exited {exc.exit_code}: {cause}") from exc
 
 
 def run_scripts(ctx: StepContext) -> None:
@@ -250,10 +282,12 @@ def run_scripts(ctx: StepContext) -> None:
             path = f"/root/.proxboard-script-{script.id}.sh"
             ssh.pct_push(ctx.vmid, body.encode(), path, perms="700", timeout=120)
             argv = [*env, "bash", path]
+        ctx.recent = []
         try:
             ctx.run(argv, label=f"script {script.name}", timeout=ctx.timeouts.script)
         except CommandFailed as exc:
-            raise StepFailed(f"script “{script.name}” exited {exc.exit_code}") from exc
+            cause = failure_cause(ctx.recent)
+            raise StepFailed(f"script “{script.name}” exited {exc.exit_code}" + (f": {cause}" if cause else "")) from exc
         ctx.log(f"Script {script.name} finished in {time.monotonic() - started:.1f} s", "info")
 
 
