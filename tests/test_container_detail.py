@@ -112,7 +112,7 @@ def test_container_whose_creation_failed_shows_its_page_from_the_record(logged_i
 
 
 def test_a_failed_creation_says_why_and_links_to_retry_and_back(logged_in, client, db):
-    from app.provisioning.service import ACTION
+    from app.provisioning.services import ACTION
 
     container = record(db, vmid=151, node="pve2", hostname="broken", lifecycle="error", managed=True)
     db.session.add_all([

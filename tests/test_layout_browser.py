@@ -72,7 +72,7 @@ def seeded(live_server, pve):
 
 def argument_values(app, pve) -> dict[str, list]:
     """Every real value of each URL argument in the seeded data."""
-    from app.containers.lifecycle import ACTIONS
+    from app.containers.services import ACTIONS
     from app.extensions import db
     from app.models import ContainerTemplate, PackageBucket
 

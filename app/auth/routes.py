@@ -4,11 +4,12 @@ from flask import flash, g, redirect, render_template, request, session, url_for
 from app.auth import bp, is_safe_next
 from app.auth.forms import LoginForm, ThemeForm
 from app.auth.services import authenticate, set_theme
+from app.forms import NextQuery
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Show the sign-in form and sign the user in."""
-    form = LoginForm(next=request.args.get("next", ""))
+    form = LoginForm(next=NextQuery().next.data or "")
     if form.validate_on_submit():
         user = authenticate(form.username.data, form.password.data)
         if user is not None:

@@ -9,6 +9,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.container_templates import services
 from app.container_templates.manifest import FILE_NAME_RE, LIMITS, SCHEMES
+from app.forms import QueryForm, strip
 from app.models import FILE_POLICIES, PACKAGE_MANAGERS
 
 
@@ -148,3 +149,10 @@ class ImportForm(FlaskForm):
     """A template file (.json) to import."""
 
     file = FileField("Template file (.json)", validators=[FileRequired("Choose a .json template file.")])
+
+
+class GridQuery(QueryForm):
+    """``?search=&tags=`` of the template grid."""
+
+    search = StringField(filters=[strip])
+    tags = StringField()

@@ -1,23 +1,24 @@
 """``/templates``: the template grid with its search and tag filters."""
 from __future__ import annotations
 
-from flask import current_app, render_template, request
+from flask import current_app, render_template
 
 from app.container_templates import bp, forms, services
 from app.container_templates.common import page
-from app.htmx import is_htmx
+from app.htmx import is_htmx, target
 
 
 @bp.get("/")
 @bp.get("")
 def index():
     """The template grid with search and tag filters; htmx gets just the grid."""
-    search = request.args.get("search", "").strip()
-    selected = services.split_tags(request.args.get("tags", ""))
+    query = forms.GridQuery()
+    search = query.search.data or ""
+    selected = services.split_tags(query.tags.data or "")
     templates = services.list_templates(search, selected)
     context = {"templates": templates, "search": search, "selected_tags": selected,
                "total": services.template_count()}
-    if is_htmx() and request.headers.get("HX-Target") == "template-grid":
+    if target() == "template-grid":
         return page(render_template("container_templates/_grid.html", **context))
     return page(render_template(
         "container_templates/index.html", all_tags=services.all_tags(), import_form=forms.ImportForm(formdata=None),

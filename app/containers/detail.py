@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, make_response, redirect, render_template, url_for
 from sqlalchemy import func, select
 from werkzeug.exceptions import ServiceUnavailable
 
 from app.containers import inventory
+from app.containers.forms import EventsQuery
 from app.containers.inventory import ContainerView
-from app.containers.lifecycle import ACTIONS, shutdown_timed_out
+from app.containers.services import ACTIONS, shutdown_timed_out
 from app.containers import bp
 from app.credentials import reveal_service_credentials
 from app.extensions import db
@@ -197,15 +198,15 @@ def _tab_context(view: ContainerView, tab: str) -> dict:
     if tab == "services":
         return services_context(view)
     if tab == "events":
-        kind = request.args.get("type", "all")
-        kind = kind if kind in EVENT_FILTERS else "all"
-        return {"kind": kind, "page": events_page(view, kind, request.args.get("page", 1, type=int) or 1)}
+        query = EventsQuery()
+        kind = query.type.data if query.type.data in EVENT_FILTERS else "all"
+        return {"kind": kind, "page": events_page(view, kind, query.page_number)}
     return {}
 
 
 def _tab_url(vmid: int, tab: str) -> str:
     """The URL of ``tab`` with the current filter and page, for the auto-refresh."""
-    args = {k: v for k, v in request.args.items() if k in ("type", "page")} if tab == "events" else {}
+    args = EventsQuery().given("type", "page") if tab == "events" else {}
     return url_for("containers.detail_tab", vmid=vmid, tab=tab, **args)
 
 

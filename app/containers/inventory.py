@@ -355,7 +355,7 @@ def pending_operations() -> dict[int, Operation]:
 
 def _settle(pending: dict[int, Operation]) -> dict[int, Operation]:
     """Settle actions whose task ended while nobody was polling (pages without JavaScript)."""
-    from app.containers.lifecycle import refresh_operation
+    from app.containers.services import refresh_operation
 
     for operation in list(pending.values())[:MAX_SETTLE_PER_RENDER]:
         if operation.upid and (utcnow() - operation.started_at).total_seconds() > 1:

@@ -5,15 +5,14 @@ detail page can redirect to ``containers.progress`` while a container is being c
 """
 from __future__ import annotations
 
-from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
-from sqlalchemy import select
+from flask import abort, flash, g, make_response, redirect, render_template, url_for
 
 from app.containers import bp
-from app.extensions import db
+from app.containers.forms import ProgressQuery
+from app.containers.services import discard
 from app.models import Container
 from app.provisioning import (
     ProvisioningRefused,
-    discard,
     events_after,
     latest_operation,
     retry,
@@ -52,7 +51,7 @@ def progress(vmid: int):
 def progress_events(vmid: int):
     """htmx, every second: events after ``?after=`` plus the current steps and progress."""
     container = _container(vmid)
-    context = _context(container, request.args.get("after", 0, type=int))
+    context = _context(container, ProgressQuery().after.data or 0)
     response = make_response(render_template("containers/_progress_update.html", **context))
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -9,7 +9,8 @@ from app.auth import is_safe_next
 from app.containers import bp
 from app.containers import inventory
 from app.containers.detail import header_context
-from app.containers.lifecycle import (
+from app.containers.forms import ConfirmQuery, TargetQuery
+from app.containers.services import (
     ACTIONS,
     ActionRefused,
     clear_gone,
@@ -40,7 +41,7 @@ def url_query(**query) -> str:
 
 @bp.app_context_processor
 def lifecycle_helpers():
-    from app.containers.lifecycle import action_reasons
+    from app.containers.services import action_reasons
 
     return {"ACTIONS": ACTIONS, "action_reasons": action_reasons}
 
@@ -57,12 +58,12 @@ def index():
 
 
 def _back_url(vmid: int) -> str:
-    target = request.values.get("next")
+    target = TargetQuery().next.data
     return target if is_safe_next(target) else url_for("dashboard.index")
 
 
 def _view_name() -> str:
-    view = request.values.get("view", "card")
+    view = TargetQuery().view.data
     return view if view in PARTIALS else "card"
 
 
@@ -101,7 +102,7 @@ def confirm_action(vmid: int, action: str):
     template = "containers/_confirm.html" if is_htmx() else "containers/confirm.html"
     return varies(make_response(render_template(template, ct=view, vmid=vmid, action=ACTIONS[action], reason=reason,
                            next_url=_back_url(vmid), view_name=_view_name(),
-                           shutdown_timeout=int(request.args.get("timeout", 0)) or None)))
+                           shutdown_timeout=ConfirmQuery().timeout.data or None)))
 
 
 @bp.post("/<int:vmid>/actions/<action>")

@@ -6,7 +6,7 @@ mode 0600. ``flask credentials rotate-key`` re-encrypts everything with a new ke
 """
 from __future__ import annotations
 
-from .services import Rotation, reveal_service_credentials, rotate_key, store_service_credentials
+from .services import Rotation, UnknownService, reveal_service_credentials, rotate_key, store_service_credentials
 from .vault import CredentialsKeyError, Vault, decrypt, encrypt, get_vault
 
 __all__ = [

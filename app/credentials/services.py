@@ -13,6 +13,10 @@ from app.models.types import utcnow
 
 from .vault import Vault, decrypt, encrypt, get_vault, reset_vault, write_key_file
 
+
+class UnknownService(LookupError):
+    """There is no service with that id."""
+
 log = logging.getLogger("app.credentials")
 
 
@@ -44,8 +48,11 @@ def reveal_service_credentials(service_id: int, username: str) -> list[tuple[str
     """Decrypt a service's credentials as ``[(key, value, stale)]`` and record who looked.
 
     The Event names the service, the user and the keys, never the values.
+    Raises UnknownService when there is no service ``service_id``.
     """
-    service = db.get_or_404(Service, service_id)
+    service = db.session.get(Service, service_id)
+    if service is None:
+        raise UnknownService(f"There is no service {service_id}.")
     revealed = [(c.key, decrypt(c.value_encrypted), c.stale) for c in service.credentials]
     db.session.add(
         Event(

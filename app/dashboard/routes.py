@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app, render_template, request, url_for
+from flask import current_app, url_for
 
-from app.containers.inventory import STATUS_FILTERS, ContainerView, attach_services, load_inventory
+from app.containers.inventory import ContainerView, attach_services, load_inventory
 from app.dashboard import bp
+from app.dashboard.forms import DashboardQuery
 from app.htmx import fragment_or_page
 
 @dataclass
@@ -26,11 +27,8 @@ def paginate(items: list, number: int, per_page: int) -> Page:
 @bp.get("/")
 def index():
     """The container grid; htmx refreshes get only the body fragment."""
-    status = request.args.get("status", "all")
-    if status not in STATUS_FILTERS:
-        status = "all"
-    number = request.args.get("page", 1, type=int) or 1
-    query = request.args.get("q", "").strip()[:100]
+    form = DashboardQuery()
+    status, number, query = form.status_filter, form.page_number, form.search
     inventory = load_inventory()
     page = paginate(inventory.filtered(status, query), number, int(current_app.config["DASHBOARD_PAGE_SIZE"]))
     page.items = inventory.views(page.items)

@@ -7,14 +7,15 @@ provisioning), ``request_refresh(container_id, user)`` (queues a job, returns it
 from __future__ import annotations
 
 from .classify import STATUS_COLOURS, status_colour
-from .operations import ACTION, RefreshRefused, request_refresh, run_refresh_operation
-from .refresh import RefreshResult, refresh_container, refresh_container_services, refresh_running_containers
+from .services import ACTION, RefreshRefused, request_refresh, run_refresh_operation
+from .refresh import RefreshResult, UnknownContainer, refresh_container, refresh_container_services, refresh_running_containers
 
 __all__ = [
     "ACTION",
     "STATUS_COLOURS",
     "RefreshRefused",
     "RefreshResult",
+    "UnknownContainer",
     "refresh_container",
     "refresh_container_services",
     "refresh_running_containers",

@@ -28,6 +28,10 @@ UNSEEN_MESSAGE = "not seen at the last check (service states could not be checke
 GAPS_EVENT = "Service check"
 
 
+class UnknownContainer(LookupError):
+    """Proxboard has no container with that id."""
+
+
 @dataclass(frozen=True, slots=True)
 class RefreshResult:
     """The outcome of refreshing one container."""
@@ -219,8 +223,13 @@ def _check_timeout() -> float | None:
 def refresh_container_services(
     container_id: int, *, pool: SSHPool | None = None, proxmox: ProxmoxClient | None = None
 ) -> RefreshResult:
-    """Refresh one container's services (opens its own SSH pool unless given one)."""
-    container = db.get_or_404(Container, container_id)
+    """Refresh one container's services (opens its own SSH pool unless given one).
+
+    Raises UnknownContainer when there is no container ``container_id``.
+    """
+    container = db.session.get(Container, container_id)
+    if container is None:
+        raise UnknownContainer(f"There is no container {container_id}.")
     proxmox = proxmox or get_proxmox()
     if pool is not None:
         return refresh_container(container, pool, proxmox)

@@ -9,7 +9,7 @@ from app.jobs import huey, in_app_context
 from app.proxmox import ProxmoxError
 from app.ssh import SSHConfigError
 
-from .operations import run_refresh_operation
+from .services import run_refresh_operation
 from .refresh import refresh_running_containers
 
 log = logging.getLogger("app.guest_services")

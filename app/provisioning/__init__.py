@@ -7,9 +7,8 @@ SSH is only needed for files, packages and scripts (and discovery, skipped witho
 """
 from __future__ import annotations
 
-from .service import (
+from .services import (
     ProvisioningRefused,
-    discard,
     events_after,
     latest_operation,
     plan_ssh_problem,
@@ -19,11 +18,12 @@ from .service import (
     start_provisioning,
     step_states,
     sweep_stale,
+    wipe_secret,
 )
 from .steps import STEPS, StepContext, StepFailed, describe_work, inside_work
 
 __all__ = [
-    "STEPS", "ProvisioningRefused", "StepContext", "StepFailed", "describe_work", "discard", "events_after",
+    "STEPS", "ProvisioningRefused", "StepContext", "StepFailed", "describe_work", "events_after",
     "inside_work", "latest_operation", "plan_ssh_problem", "retry", "retry_reason", "run_provisioning",
-    "start_provisioning", "step_states", "sweep_stale",
+    "start_provisioning", "step_states", "sweep_stale", "wipe_secret",
 ]

@@ -7,7 +7,7 @@ from huey import crontab
 
 from app.jobs import huey, in_app_context
 
-from .service import run_provisioning, sweep_stale
+from .services import run_provisioning, sweep_stale
 
 log = logging.getLogger("app.provisioning")
 

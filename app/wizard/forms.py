@@ -19,6 +19,7 @@ from wtforms.validators import EqualTo, InputRequired, Length, NumberRange, Opti
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.container_templates.services import parse_package_text
+from app.forms import QueryForm, strip
 
 from . import validators as v
 
@@ -119,3 +120,17 @@ class ScriptsForm(StepForm):
 
 class CreateForm(FlaskForm):
     create = SubmitField("Create")
+    draft_id = HiddenField()
+
+
+class TemplateQuery(QueryForm):
+    """``?q=&tag=`` of the template step: the search and tag filters."""
+
+    q = StringField(filters=[strip])
+    tag = StringField()
+
+
+class NodeQuery(QueryForm):
+    """``?node=`` (or the posted ``node``): the node whose templates, storages and bridges are offered."""
+
+    node = StringField()

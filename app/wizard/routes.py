@@ -7,14 +7,15 @@ from flask import abort, flash, g, redirect, render_template, request, session, 
 from app.container_templates.services import all_tags, list_templates, split_tags
 from app.containers.inventory import propose_vmid, vmid_available
 from app.extensions import db
+from app.forms import bound_to_query
 from app.models import Container
 from app.proxmox import ProxmoxError, get_proxmox
 
 from app.wizard import bp
 
-from . import drafts
-from .drafts import STEP_LABELS, STEPS, DraftConsumed, SubmitRefused
-from .forms import ConfigureForm, CreateForm, PackagesForm, ScriptsForm, TemplateForm
+from . import services
+from .services import STEP_LABELS, STEPS, DraftConsumed, SubmitRefused
+from .forms import ConfigureForm, CreateForm, NodeQuery, PackagesForm, ScriptsForm, TemplateForm, TemplateQuery
 
 CONFIGURE_FIELDS = ("node", "ostemplate", "hostname", "vmid", "ssh_public_keys", "cores", "memory", "swap", "disk",
                     "storage", "bridge", "ip_mode", "ip_cidr", "gateway", "nameserver", "unprivileged", "nesting",
@@ -23,23 +24,23 @@ CONFIGURE_FIELDS = ("node", "ostemplate", "hostname", "vmid", "ssh_public_keys",
 
 def _draft():
     """The signed-in user's current draft (a new one when the session has none)."""
-    draft = drafts.load_draft(session.get(drafts.SESSION_KEY), g.user.id)
+    draft = services.load_draft(session.get(services.SESSION_KEY), g.user.id)
     if draft is None:
-        draft = drafts.new_draft(g.user.id)
-        session[drafts.SESSION_KEY] = draft.id
+        draft = services.new_draft(g.user.id)
+        session[services.SESSION_KEY] = draft.id
     return draft
 
 
 def _guard(draft, step: str):
     """A redirect to the first incomplete step when ``step`` cannot be opened yet, else None."""
-    if drafts.may_open(draft, step):
+    if services.may_open(draft, step):
         return None
-    return redirect(url_for(f"wizard.{drafts.first_incomplete(draft)}"))
+    return redirect(url_for(f"wizard.{services.first_incomplete(draft)}"))
 
 
 def _render(step: str, draft, **context):
     return render_template(f"wizard/{step}.html", step=step, steps=STEPS, labels=STEP_LABELS,
-                           done=drafts.completed(draft), draft=draft, **context)
+                           done=services.completed(draft), draft=draft, **context)
 
 
 def _next_step(step: str) -> str:
@@ -53,13 +54,13 @@ def _previous_step(step: str) -> str:
 @bp.get("", strict_slashes=False)
 def start():
     """Continue the wizard where it stopped."""
-    return redirect(url_for(f"wizard.{drafts.first_incomplete(_draft())}"))
+    return redirect(url_for(f"wizard.{services.first_incomplete(_draft())}"))
 
 
 @bp.post("/cancel")
 def cancel():
     """Throw the draft (and its stored password) away."""
-    draft = drafts.load_draft(session.pop(drafts.SESSION_KEY, None), g.user.id)
+    draft = services.load_draft(session.pop(services.SESSION_KEY, None), g.user.id)
     if draft is not None:
         db.session.delete(draft)
         db.session.commit()
@@ -75,23 +76,24 @@ def template():
     form = TemplateForm()
     form.template.choices = [SelectChoice("scratch", "Start from scratch")] + [SelectChoice(str(t.id), t.name) for t in templates]
     if request.method == "GET":
-        form.template.data = drafts.step_data(draft, "template").get("choice")
+        form.template.data = services.step_data(draft, "template").get("choice")
     elif form.validate():
-        drafts.choose_template(draft, form.template.data)
+        services.choose_template(draft, form.template.data)
         return redirect(_next_step("template"))
-    search = request.args.get("q", "").strip()
-    tags = split_tags(request.args.get("tag"))
+    query = TemplateQuery()
+    search = query.q.data or ""
+    tags = split_tags(query.tag.data)
     shown = list_templates(search, tags) if (search or tags) else templates
     return _render("template", draft, form=form, templates=shown, search=search, tags=tags, all_tags=all_tags())
 
 
 def _configure_form(draft, options, saved):
     """The Configure form with node-dependent choices; on GET, filled from ``saved``."""
-    has_password = drafts.has_password(draft)
+    has_password = services.has_password(draft)
     if request.method == "POST":
         form = ConfigureForm(has_password=has_password)
-    elif request.args.get("node"):  # htmx node change or a plain GET with ?node=
-        form = ConfigureForm(formdata=request.args, meta={"csrf": False}, has_password=has_password)
+    elif NodeQuery().node.data:  # htmx node change or a plain GET with ?node=
+        form = bound_to_query(ConfigureForm, has_password=has_password)
     else:
         form = ConfigureForm(data=saved, has_password=has_password)
     form.node.choices = [SelectChoice(n.name, f"{n.name} — {n.free_cpus:g} CPUs, {n.free_mem / 1024**3:.1f} GiB free")
@@ -105,9 +107,9 @@ def _configure_form(draft, options, saved):
     form.bridge.choices = [SelectChoice(b.iface, b.iface + (f" ({b.cidr})" if b.cidr else "")) for b in options.bridges]
     if repick:  # a submitted choice is validated, never silently replaced
         ostemplate = form.ostemplate.data or saved.get("ostemplate")
-        form.ostemplate.data = drafts.pick(ostemplate, [c.value for c in form.ostemplate.choices], match_name=True)
-        form.storage.data = drafts.pick(form.storage.data or saved.get("storage"), [c.value for c in form.storage.choices])
-        form.bridge.data = drafts.pick(form.bridge.data or saved.get("bridge"), [c.value for c in form.bridge.choices])
+        form.ostemplate.data = services.pick(ostemplate, [c.value for c in form.ostemplate.choices], match_name=True)
+        form.storage.data = services.pick(form.storage.data or saved.get("storage"), [c.value for c in form.storage.choices])
+        form.bridge.data = services.pick(form.bridge.data or saved.get("bridge"), [c.value for c in form.bridge.choices])
     return form
 
 
@@ -121,11 +123,11 @@ def configure():
     draft = _draft()
     if (blocked := _guard(draft, "configure")) is not None:
         return blocked
-    template = drafts.template_of(draft)
-    saved = {**drafts.configure_defaults(template), **drafts.step_data(draft, "configure")}
+    template = services.template_of(draft)
+    saved = {**services.configure_defaults(template), **services.step_data(draft, "configure")}
     pve = get_proxmox()
-    wanted = request.form.get("node") if request.method == "POST" else request.args.get("node") or saved.get("node")
-    options = drafts.node_options(pve, wanted)
+    wanted = NodeQuery(source="form").node.data if request.method == "POST" else NodeQuery().node.data or saved.get("node")
+    options = services.node_options(pve, wanted)
     form = _configure_form(draft, options, saved)
     if request.method == "GET" and not form.vmid.data and not options.error:
         try:
@@ -135,22 +137,22 @@ def configure():
     if request.method == "POST" and not form.change_node.data:
         valid = form.validate() and _vmid_free(pve, form)
         if form.password.data and not (form.password.errors or form.password_confirm.errors):  # kept through other fields' errors and Back
-            drafts.set_password(draft, form.password.data)
-        drafts.save_step(draft, "configure", _configure_values(form), done=valid)
+            services.set_password(draft, form.password.data)
+        services.save_step(draft, "configure", _configure_values(form), done=valid)
         if form.back.data:
             return redirect(_previous_step("configure"))
         if valid:
             return redirect(_next_step("configure"))
     return _render("configure", draft, form=form, options=options, template=template,
-                   has_password=drafts.has_password(draft))
+                   has_password=services.has_password(draft))
 
 
 @bp.get("/configure/node-fields")
 def node_fields():
     """htmx: the node-dependent selects (OS template, storage, bridge) for ``?node=``."""
     draft = _draft()
-    saved = {**drafts.configure_defaults(drafts.template_of(draft)), **drafts.step_data(draft, "configure")}
-    options = drafts.node_options(get_proxmox(), request.args.get("node"))
+    saved = {**services.configure_defaults(services.template_of(draft)), **services.step_data(draft, "configure")}
+    options = services.node_options(get_proxmox(), NodeQuery().node.data)
     form = _configure_form(draft, options, saved)
     return render_template("wizard/_node_fields.html", form=form, options=options)
 
@@ -173,13 +175,13 @@ def packages():
     draft = _draft()
     if (blocked := _guard(draft, "packages")) is not None:
         return blocked
-    groups = drafts.package_groups(drafts.template_of(draft))
-    saved = drafts.step_data(draft, "packages")
+    groups = services.package_groups(services.template_of(draft))
+    saved = services.step_data(draft, "packages")
     form = PackagesForm(data={"groups": saved.get("groups", list(groups)), "additional": saved.get("additional", "")})
     form.groups.choices = [SelectChoice(manager) for manager in groups]
     if request.method == "POST":
         valid = form.validate()
-        drafts.save_step(draft, "packages", {"groups": form.groups.data or [], "additional": form.additional.data or ""},
+        services.save_step(draft, "packages", {"groups": form.groups.data or [], "additional": form.additional.data or ""},
                          done=valid)
         if form.back.data:
             return redirect(_previous_step("packages"))
@@ -194,8 +196,8 @@ def scripts():
     draft = _draft()
     if (blocked := _guard(draft, "scripts")) is not None:
         return blocked
-    template = drafts.template_of(draft)
-    rows = drafts.script_rows(draft, template)
+    template = services.template_of(draft)
+    rows = services.script_rows(draft, template)
     form = ScriptsForm(data={"enabled": [str(s.id) for s, run in rows if run],
                              "order": ",".join(str(s.id) for s, _run in rows)})
     form.enabled.choices = [SelectChoice(str(s.id), s.name) for s, _run in rows]
@@ -206,10 +208,10 @@ def scripts():
         order += [sid for sid in known if sid not in order]
         if form.move.data and ":" in form.move.data:
             script_id, direction = form.move.data.split(":", 1)
-            order = drafts.move(order, script_id, direction)
+            order = services.move(order, script_id, direction)
         moving = bool(form.move.data)
-        drafts.save_step(draft, "scripts", {"order": order, "enabled": form.enabled.data or []},
-                         done=valid and (not moving or "scripts" in drafts.completed(draft)))
+        services.save_step(draft, "scripts", {"order": order, "enabled": form.enabled.data or []},
+                         done=valid and (not moving or "scripts" in services.completed(draft)))
         if moving:
             return redirect(url_for("wizard.scripts"))
         if form.back.data:
@@ -225,29 +227,29 @@ def review():
     draft = _draft()
     if (blocked := _guard(draft, "review")) is not None:
         return blocked
-    template = drafts.template_of(draft)
-    plan = drafts.build_plan(draft, template)
+    template = services.template_of(draft)
+    plan = services.build_plan(draft, template)
     form = CreateForm()
-    return _render("review", draft, form=form, plan=plan, template=template, ssh=drafts.ssh_need(plan),
-                   has_password=drafts.has_password(draft),
-                   rows=drafts.script_rows(draft, template), groups=drafts.package_groups(template))
+    return _render("review", draft, form=form, plan=plan, template=template, ssh=services.ssh_need(plan),
+                   has_password=services.has_password(draft),
+                   rows=services.script_rows(draft, template), groups=services.package_groups(template))
 
 
 @bp.post("/review")
 def create():
     """Create: consume the draft once, queue the provisioning job, show its progress."""
     form = CreateForm()
-    draft_id = request.form.get("draft_id") or session.get(drafts.SESSION_KEY)
+    draft_id = form.draft_id.data or session.get(services.SESSION_KEY)
     if not form.validate() or not draft_id:
         abort(400)
-    draft = db.session.get(drafts.WizardDraft, draft_id)
+    draft = db.session.get(services.WizardDraft, draft_id)
     if draft is None or draft.user_id != g.user.id:
         abort(404)
     try:
-        container = drafts.submit(draft_id, g.user.username, get_proxmox())
+        container = services.submit(draft_id, g.user.username, get_proxmox())
     except DraftConsumed as done:
-        if session.get(drafts.SESSION_KEY) == draft_id:
-            session.pop(drafts.SESSION_KEY)
+        if session.get(services.SESSION_KEY) == draft_id:
+            session.pop(services.SESSION_KEY)
         container = db.session.get(Container, done.container_id) if done.container_id else None
         if container is None:
             flash("This container was already submitted.", "info")
@@ -257,5 +259,5 @@ def create():
     except SubmitRefused as refused:
         flash(refused.message, "error")
         return redirect(url_for(f"wizard.{refused.step}"))
-    session.pop(drafts.SESSION_KEY, None)
+    session.pop(services.SESSION_KEY, None)
     return redirect(url_for("containers.progress", vmid=container.vmid))

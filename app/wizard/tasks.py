@@ -8,7 +8,7 @@ from huey import crontab
 
 from app.jobs import huey, in_app_context
 
-from .drafts import expire_abandoned
+from .services import expire_abandoned
 
 
 @huey.periodic_task(crontab(minute="17"))

@@ -19,6 +19,7 @@ from app.containers.inventory import record_for, snapshot_of
 from app.events import record_event
 from app.extensions import db
 from app.models import Container, Operation, utcnow
+from app.provisioning import ProvisioningRefused, latest_operation, wipe_secret
 from app.proxmox import ContainerSummary, ProxmoxError, get_proxmox
 
 log = logging.getLogger(__name__)
@@ -322,3 +323,30 @@ def clear_gone(vmid: int, username: str) -> Container:
     record_event(container.id, "log", f"Cleared from the dashboard by {username}.", {"vmid": vmid})
     db.session.commit()
     return container
+
+
+def discard(container: Container, username: str) -> Operation | None:
+    """Delete a container whose creation failed: in Proxmox when it exists there, else just the record.
+
+    Returns the delete Operation when Proxmox was asked (it ends like any lifecycle delete).
+    Raises ProvisioningRefused when the creation did not fail or Proxmox cannot be asked.
+    """
+    if container.lifecycle != "error":
+        raise ProvisioningRefused("Only a container whose creation failed can be deleted from here.")
+    operation = latest_operation(container)
+    # the root password was kept only in case of a Retry
+    wipe_secret((operation.params or {}).get("draft_id") if operation else None)
+    try:
+        node = get_proxmox().find_container_node(container.vmid)
+    except ProxmoxError as exc:
+        raise ProvisioningRefused(f"Proxmox cannot be asked: {exc.message}") from exc
+    if node is None:
+        container.lifecycle = "deleted"
+        record_event(container.id, "complete", f"CT {container.vmid} removed by {username} (it never existed in Proxmox).",
+                     {"action": "delete"})
+        db.session.commit()
+        return None
+    try:
+        return request_action(container.vmid, "delete", username)
+    except ActionRefused as exc:
+        raise ProvisioningRefused(exc.message) from exc

@@ -1,4 +1,5 @@
-"""Provisioning as the rest of the app sees it: start, run, retry, discard, sweep stale jobs."""
+"""Provisioning as the rest of the app sees it: start, run, retry, sweep stale jobs (discarding a failed
+creation is a container action: ``app.containers.services.discard``)."""
 from __future__ import annotations
 
 import logging
@@ -138,7 +139,8 @@ class _LazyPool:
             self._pool.close()
 
 
-def _wipe_secret(draft_id: str | None) -> None:
+def wipe_secret(draft_id: str | None) -> None:
+    """Forget the root password a wizard draft kept for a Retry."""
     if draft_id:
         db.session.execute(update(WizardDraft).where(WizardDraft.id == draft_id).values(secret_encrypted=None))
         db.session.commit()
@@ -225,7 +227,7 @@ def run_provisioning(operation_id: int, *, proxmox: ProxmoxClient | None = None,
                     current.run(ctx)
                 finally:
                     if current.name == "create":
-                        _wipe_secret(plan.get("draft_id"))
+                        wipe_secret(plan.get("draft_id"))
                 writer.add("log", f"{current.label}: done in {time.monotonic() - started:.2f} s",
                            {"level": "info", "step": current.name, "seconds": round(time.monotonic() - started, 3)})
             writer.flush()
@@ -314,34 +316,6 @@ def retry(container: Container, username: str) -> Operation:
     except IntegrityError:  # the one-pending-operation index: a second click got here first
         db.session.rollback()
         raise ProvisioningRefused("A retry is already running.") from None
-
-
-def discard(container: Container, username: str) -> Operation | None:
-    """Delete a container whose creation failed: in Proxmox when it exists there, else just the record.
-
-    Returns the delete Operation when Proxmox was asked (it ends like any lifecycle delete).
-    """
-    from app.containers.lifecycle import ActionRefused, request_action
-
-    if container.lifecycle != "error":
-        raise ProvisioningRefused("Only a container whose creation failed can be deleted from here.")
-    operation = latest_operation(container)
-    # the root password was kept only in case of a Retry
-    _wipe_secret((operation.params or {}).get("draft_id") if operation else None)
-    try:
-        node = get_proxmox().find_container_node(container.vmid)
-    except ProxmoxError as exc:
-        raise ProvisioningRefused(f"Proxmox cannot be asked: {exc.message}") from exc
-    if node is None:
-        container.lifecycle = "deleted"
-        record_event(container.id, "complete", f"CT {container.vmid} removed by {username} (it never existed in Proxmox).",
-                     {"action": "delete"})
-        db.session.commit()
-        return None
-    try:
-        return request_action(container.vmid, "delete", username)
-    except ActionRefused as exc:
-        raise ProvisioningRefused(exc.message) from exc
 
 
 # -- a killed worker --------------------------------------------------------------------------

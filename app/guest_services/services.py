@@ -9,7 +9,7 @@ from app.extensions import db
 from app.models import Container, Operation
 from app.models.types import utcnow
 
-from .refresh import ACTION, RefreshResult, refresh_container_services
+from .refresh import ACTION, RefreshResult, UnknownContainer, refresh_container_services
 
 log = logging.getLogger("app.guest_services")
 
@@ -22,11 +22,13 @@ def request_refresh(container_id: int, requested_by: str | None = None) -> Opera
     """Queue a service refresh of one container and return its Operation (state "queued").
 
     Views call this; the work happens in the job queue, never in the request. A refresh
-    already pending is returned as is; any other pending operation raises RefreshRefused.
+    already pending is returned as is; any other pending operation raises RefreshRefused, and
+    an unknown ``container_id`` UnknownContainer.
     """
     from .tasks import refresh_services_task
 
-    db.get_or_404(Container, container_id)
+    if db.session.get(Container, container_id) is None:
+        raise UnknownContainer(f"There is no container {container_id}.")
     pending = db.session.scalar(
         db.select(Operation).where(Operation.container_id == container_id, Operation.state.in_(("queued", "running")))
     )
