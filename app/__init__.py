@@ -45,7 +45,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(app: Flask) -> None:
-    """Log lines with a time and level, like ``flask worker``'s: the app's loggers at INFO, werkzeug's too.
+    """Log lines with a time and level, like ``flask worker``'s: the app's loggers at INFO, werkzeug's too
+    (its per-request lines only outside demo mode).
 
     ``basicConfig`` adds a handler only when the root logger has none, so a second app, gunicorn
     with its own ``--log-config`` or the test runner keep theirs.
@@ -56,6 +57,9 @@ def configure_logging(app: Flask) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the schema check's "Context impl" lines; `db upgrade` sets its own
     if not app.debug:
         logging.getLogger("app").setLevel(logging.INFO)
+    if app.config.get("DEMO_MODE"):
+        # `make run`: a line per static file buried the one-time admin password; errors still show.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def register_extensions(app: Flask) -> None:
