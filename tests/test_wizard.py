@@ -143,6 +143,7 @@ def test_a_password_survives_another_fields_error(logged_in, client, db, templat
     taken = next(iter(pve.containers))
     response = logged_in.post("/containers/create/configure", configure_data(vmid=str(taken)))
     assert response.status_code == 200 and "A password is stored (encrypted) for this draft." in response.text
+    assert "Proxboard wipes it once the container exists and never shows it again." in response.text
     response = logged_in.post("/containers/create/configure", configure_data(password="", password_confirm=""))
     assert response.status_code == 302  # nothing to retype
 
