@@ -26,6 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.url_map.converters["int"] = BoundedIntegerConverter
     register_blueprints(app)
     register_errorhandlers(app)
+    app.after_request(close_unsent_body)
     register_commands(app)
     register_shellcontext(app)
     register_template_helpers(app)
@@ -42,6 +43,20 @@ class BoundedIntegerConverter(IntegerConverter):
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def close_unsent_body(response):
+    """Close the file of a response whose body is never sent (a 304 for a static file, a HEAD).
+
+    Werkzeug drops such a body without closing it, so the file ``send_file`` opened stays open
+    until the garbage collector finds it (a ResourceWarning, and a file descriptor held meanwhile).
+    """
+    if response.status_code in (304, 412) or request.method == "HEAD":
+        close = getattr(response.response, "close", None)
+        if close is not None:
+            close()
+            response.response = []
+    return response
 
 
 def configure_logging(app: Flask) -> None:

@@ -249,62 +249,85 @@ def _spawn_in_userns(argv: list[str], pass_fds: tuple[int, ...], log: Path) -> i
     return pid
 
 
+class _InitDied(RuntimeError):
+    """bwrap's init ended right after starting (seen under load: "loopback: Failed RTM_NEWADDR")."""
+
+
+BOOT_ATTEMPTS = 3
+
+
 def start(ct: Path, hostname: str) -> int:
-    """Boot the container (namespaces, network, enabled units) unless it runs; return its init PID."""
+    """Boot the container (namespaces, network, enabled units) unless it runs; return its init PID.
+
+    A boot whose init dies at once is retried (BOOT_ATTEMPTS in all): bwrap's network-namespace set-up
+    fails now and then on a loaded machine, and a second try succeeds.
+    """
     sim = ct / ".sim"
     with open(sim / "boot.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if pid := init_pid(ct):
             return pid
-        root = rootfs(ct)
-        _traversable(ct)
-        net = network_mode()
-        shutil.copyfile(SYSTEMCTL, root / "usr/bin/systemctl")
-        os.chown(root / "usr/bin/systemctl", UID_BASE, UID_BASE)
-        (root / "usr/bin/systemctl").chmod(0o755)
-        resolv = root / "etc/resolv.conf"
-        resolv.unlink(missing_ok=True)
-        if net == "slirp":
-            _write_owned(resolv, "nameserver 10.0.2.3\n")
-        else:
-            _write_owned(resolv, Path("/etc/resolv.conf").read_text())
-        info_r, info_w = os.pipe()
-        argv = ["bwrap", "--bind", str(root), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm",
-                "--tmpfs", "/run", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", hostname,
-                "--cap-add", "ALL", "--info-fd", str(info_w)]
-        if net == "slirp":
-            argv.append("--unshare-net")
-        argv += ["--", "/bin/sh", "-c", "mkdir -p /run/lock /run/systemd/system; exec sleep infinity"]
-        outer = _spawn_in_userns(argv, (info_w,), sim / "init.log")
-        os.close(info_w)
-        with os.fdopen(info_r) as info:
-            text = info.read()
-        try:
-            pid = int(json.loads(text)["child-pid"])
-        except (ValueError, KeyError):
-            raise RuntimeError(f"bwrap did not start: {(sim / 'init.log').read_text()[-1000:]}") from None
-        (sim / "outer.pid").write_text(f"{outer}\n")
-        (sim / "init.pid").write_text(f"{pid}\n")
-        if net == "slirp":
-            ready_r, ready_w = os.pipe()
-            os.set_inheritable(ready_w, True)
-            log_fd = os.open(sim / "slirp.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            slirp = os.posix_spawnp(
-                "slirp4netns", ["slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
-                                "--ready-fd", str(ready_w), str(pid), "tap0"], {"PATH": PATH},
-                file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                              (os.POSIX_SPAWN_DUP2, log_fd, 1), (os.POSIX_SPAWN_DUP2, log_fd, 2)], setsid=True)
-            os.close(ready_w)
-            os.close(log_fd)
-            os.read(ready_r, 1)
-            os.close(ready_r)
-            (sim / "slirp.pid").write_text(f"{slirp}\n")
-        time.sleep(0.05)
-        if not _alive(pid):
-            raise RuntimeError(f"the container's init ended at once: {(sim / 'init.log').read_text()[-1000:]}")
-        subprocess.run(enter_argv(ct, ["systemctl", "__boot"], pid=pid), env=exec_env(), cwd="/",
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
-        return pid
+        for attempt in range(1, BOOT_ATTEMPTS + 1):
+            try:
+                return _boot(ct, hostname, sim)
+            except _InitDied:
+                stop(ct)
+                if attempt == BOOT_ATTEMPTS:
+                    raise
+                time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _boot(ct: Path, hostname: str, sim: Path) -> int:
+    root = rootfs(ct)
+    _traversable(ct)
+    net = network_mode()
+    shutil.copyfile(SYSTEMCTL, root / "usr/bin/systemctl")
+    os.chown(root / "usr/bin/systemctl", UID_BASE, UID_BASE)
+    (root / "usr/bin/systemctl").chmod(0o755)
+    resolv = root / "etc/resolv.conf"
+    resolv.unlink(missing_ok=True)
+    if net == "slirp":
+        _write_owned(resolv, "nameserver 10.0.2.3\n")
+    else:
+        _write_owned(resolv, Path("/etc/resolv.conf").read_text())
+    info_r, info_w = os.pipe()
+    argv = ["bwrap", "--bind", str(root), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm",
+            "--tmpfs", "/run", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", hostname,
+            "--cap-add", "ALL", "--info-fd", str(info_w)]
+    if net == "slirp":
+        argv.append("--unshare-net")
+    argv += ["--", "/bin/sh", "-c", "mkdir -p /run/lock /run/systemd/system; exec sleep infinity"]
+    outer = _spawn_in_userns(argv, (info_w,), sim / "init.log")
+    os.close(info_w)
+    with os.fdopen(info_r) as info:
+        text = info.read()
+    try:
+        pid = int(json.loads(text)["child-pid"])
+    except (ValueError, KeyError):
+        raise RuntimeError(f"bwrap did not start: {(sim / 'init.log').read_text()[-1000:]}") from None
+    (sim / "outer.pid").write_text(f"{outer}\n")
+    (sim / "init.pid").write_text(f"{pid}\n")
+    if net == "slirp":
+        ready_r, ready_w = os.pipe()
+        os.set_inheritable(ready_w, True)
+        log_fd = os.open(sim / "slirp.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        slirp = os.posix_spawnp(
+            "slirp4netns", ["slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
+                            "--ready-fd", str(ready_w), str(pid), "tap0"], {"PATH": PATH},
+            file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                          (os.POSIX_SPAWN_DUP2, log_fd, 1), (os.POSIX_SPAWN_DUP2, log_fd, 2)], setsid=True)
+        os.close(ready_w)
+        os.close(log_fd)
+        os.read(ready_r, 1)
+        os.close(ready_r)
+        (sim / "slirp.pid").write_text(f"{slirp}\n")
+    time.sleep(0.05)
+    if not _alive(pid):
+        raise _InitDied(f"the container's init ended at once: {(sim / 'init.log').read_text()[-1000:]}")
+    subprocess.run(enter_argv(ct, ["systemctl", "__boot"], pid=pid), env=exec_env(), cwd="/",
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    return pid
 
 
 def _traversable(ct: Path) -> None:
