@@ -1,5 +1,6 @@
 """The first walk in the real browser: sign in and land on the dashboard."""
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -11,7 +12,7 @@ def test_login_lands_on_dashboard_without_console_errors(browser):
     browser.login()
     page = browser.page
     assert page.url.rstrip("/") == browser.base_url
-    assert page.get_by_role("link", name="Create Container").is_visible()
+    expect(page.get_by_role("link", name="Create Container")).to_be_visible()
     nav = page.get_by_role("navigation", name="Main")
     assert nav.get_by_role("link").all_inner_texts() == ["Dashboard", "Templates", "About"] or [
         t.strip() for t in nav.get_by_role("link").all_inner_texts()
@@ -21,4 +22,4 @@ def test_login_lands_on_dashboard_without_console_errors(browser):
 
 def test_wrong_password_shows_message(browser):
     browser.login(password="wrong-password")
-    assert browser.page.get_by_text("Invalid username or password.").is_visible()
+    expect(browser.page.get_by_text("Invalid username or password.")).to_be_visible()

@@ -34,7 +34,7 @@ def test_grid_search_and_tag_filters(browser, seeded):
     browser.goto("/templates")
     page = browser.page
     assert len(grid_names(page)) == 7
-    assert page.locator('[data-template="Jellyfin media server"]').get_by_text("4 cores").is_visible()
+    expect(page.locator('[data-template="Jellyfin media server"]').get_by_text("4 cores")).to_be_visible()
     browser.screenshot("grid")
 
     page.fill("#template-search", "media")
@@ -61,17 +61,17 @@ def test_detail_tabs(browser, seeded):
     browser.goto("/templates")
     page = browser.page
     page.click("text=PostgreSQL database")
-    assert page.get_by_text("PASSWORD for postgresql").is_visible()
+    expect(page.get_by_text("PASSWORD for postgresql")).to_be_visible()
     browser.screenshot("config")
     page.click('[data-tab="scripts"]')
     assert page.url.endswith("/scripts")
     assert page.locator("[data-script]").evaluate_all("els => els.map(e => e.dataset.script)") == [
         "update", "install postgresql", "admin role"]
     page.locator('[data-script="admin role"] summary').click()
-    assert page.get_by_text("save_credential postgresql PASSWORD").is_visible()
+    expect(page.get_by_text("save_credential postgresql PASSWORD")).to_be_visible()
     browser.screenshot("scripts")
     page.click('[data-tab="packages"]')
-    assert page.locator('[data-manager="apt"]').get_by_text("ca-certificates").is_visible()
+    expect(page.locator('[data-manager="apt"]').get_by_text("ca-certificates")).to_be_visible()
     browser.screenshot("packages")
 
 
@@ -87,9 +87,9 @@ def test_create_then_edit_scripts_with_htmx(browser, live_server):
     page.fill("#memory", "8")
     page.fill("#tags", "Web, bad tag!")
     page.click("text=Create template")
-    assert page.get_by_text("Number must be between 1 and 8192.").is_visible()
-    assert page.get_by_text("Number must be at least 16.").is_visible()
-    assert page.get_by_text("Invalid tag “tag!”").is_visible()
+    expect(page.get_by_text("Number must be between 1 and 8192.")).to_be_visible()
+    expect(page.get_by_text("Number must be at least 16.")).to_be_visible()
+    expect(page.get_by_text("Invalid tag “tag!”")).to_be_visible()
     browser.screenshot("create-errors")
     page.fill("#cores", "2")
     page.fill("#memory", "1024")
@@ -133,7 +133,7 @@ def test_package_buckets_bulk_import_and_delete(browser, live_server):
     page.locator('[data-bucket="admin-tools"] [data-package="pm2"]').wait_for()
     browser.screenshot("buckets")
     page.click('[aria-label="Delete admin-tools"]')
-    assert page.get_by_test_id("package-count").inner_text().startswith("Its 3 packages are deleted with it.")
+    expect(page.get_by_test_id("package-count")).to_contain_text("Its 3 packages are deleted with it.")
     page.get_by_test_id("confirm").click()
     page.get_by_text("No package buckets").wait_for()
 
@@ -151,7 +151,7 @@ def test_without_javascript_search_and_sub_forms_still_work(nojs_browser, seeded
     page.fill("#new-script-name", "blocklists")
     page.fill("#new-script-content", "log_info lists")
     page.click("text=Add script")
-    assert page.locator('#section-scripts [data-script="blocklists"]').is_visible()
+    expect(page.locator('#section-scripts [data-script="blocklists"]')).to_be_visible()
     nojs_browser.screenshot("edit-nojs")
     page.goto(page.url.split("/edit")[0] + "/delete")
     assert "No container was created from it." in page.get_by_test_id("used-by").inner_text()
