@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.pve",
     "tests.fixtures.database",
     "tests.fixtures.app",
+    "tests.fixtures.factories",
     "tests.fixtures.browser",
     "tests.fixtures.ssh",
 ]

@@ -80,3 +80,49 @@ def test_sqlite_enforces_foreign_keys(app, db):
     db.session.execute(db.delete(Container).where(Container.vmid == 900))
     db.session.commit()
     assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 0
+
+
+VOCABULARIES_REVISION = "2206c34db11d"
+
+
+def test_vocabulary_checks_refuse_to_upgrade_over_unknown_words_and_change_nothing(any_database_url):
+    """Rows edited by hand to a word Proxboard never writes: the upgrade names them and stops; once the
+    operator fixes them it goes through."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from app.migration_guard import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    before = ScriptDirectory.from_config(config).get_revision(VOCABULARIES_REVISION).down_revision
+    app = make_app(any_database_url)
+    with app.app_context():
+        upgrade(revision=before)
+        with db.engine.begin() as connection:
+            connection.execute(db.text(
+                "INSERT INTO containers (id, vmid, node, lifecycle, managed, created_at, updated_at) VALUES "
+                "(1, 100, 'pve1', 'archived', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP), "
+                "(2, 101, 'pve1', 'ready', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+            connection.execute(db.text(
+                "INSERT INTO events (container_id, type, message, created_at) VALUES "
+                "(1, 'warning', 'a', CURRENT_TIMESTAMP), (2, 'warning', 'b', CURRENT_TIMESTAMP), "
+                "(2, 'log', 'c', CURRENT_TIMESTAMP)"))
+
+        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+        assert result.exit_code == 1
+        message = result.output
+        assert "Nothing was changed" in message
+        assert "containers.lifecycle holds 'archived' (1 row); allowed: creating, ready, error, gone, deleted" in message
+        assert "events.type holds 'warning' (2 rows); allowed: log, step, complete, error" in message
+        assert "operations.state" not in message
+        assert migration_status(db.engine).current == before
+        checks = [c["name"] for c in inspect(db.engine).get_check_constraints("containers")]
+        assert "ck_containers_lifecycle_known" not in checks
+
+        with db.engine.begin() as connection:
+            connection.execute(db.text("UPDATE containers SET lifecycle = 'deleted' WHERE lifecycle = 'archived'"))
+            connection.execute(db.text("UPDATE events SET type = 'log' WHERE type = 'warning'"))
+        upgrade()
+        assert migration_status(db.engine).state == "current"
+        db.engine.dispose()

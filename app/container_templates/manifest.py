@@ -12,11 +12,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.container_templates import services
+from app.container_templates import package_names, services
 from app.extensions import db
+from app.forms import PVE_RANGES, column_length
+from app.input_guard import container_path
 from app.models import (
     FILE_POLICIES,
     PACKAGE_MANAGERS,
+    SERVICE_SCHEMES,
     ContainerTemplate,
     PackageBucket,
     TemplateFile,
@@ -27,9 +30,9 @@ from app.models import (
 
 FORMAT = "proxboard-template/1"
 MANIFEST = "template.json"
-SCHEMES = ("http", "https", "tcp", "udp")
+SCHEMES = SERVICE_SCHEMES
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-LIMITS = {"cores": (1, 8192), "memory": (16, None), "swap": (0, None), "disk": (1, None)}
+RESOURCES = ("cores", "memory", "swap", "disk")  # their ranges: app.forms.PVE_RANGES
 
 
 class ManifestError(ValueError):
@@ -239,8 +242,11 @@ class _Reader:
             self.fail(path, f"must be {_KIND_NAMES.get(kind, kind.__name__)}")
         return value
 
-    def text(self, data: dict, key: str, path: str, required=False, default=None, max_length=255) -> str | None:
+    def text(self, data: dict, key: str, path: str, required=False, default=None, column=None,
+             max_length: int | None = None) -> str | None:
+        """The text at ``key``, at most as long as ``column`` (a mapped String(n) attribute) stores."""
         value = self.get(data, key, str, path, default, required)
+        max_length = column_length(column) if column is not None else max_length
         if value is not None:
             if required and not value.strip():
                 self.fail(path, "must not be empty")
@@ -251,6 +257,8 @@ class _Reader:
     def items(self, data: dict, key: str, where: str | None = None) -> list[dict]:
         where = where or key
         values = self.get(data, key, list, where, [])
+        if len(values) > services.MAX_ITEMS[key]:
+            self.fail(where, f"lists {len(values)} {key}; a template holds at most {services.MAX_ITEMS[key]}")
         for index, value in enumerate(values):
             if not isinstance(value, dict):
                 self.fail(f"{where}[{index}]", "must be an object")
@@ -265,26 +273,32 @@ def spec_from_manifest(data: dict, source: str, folder: Path | None = None) -> T
     r = _Reader(source)
     if data.get("format") != FORMAT:
         r.fail("format", f"must be “{FORMAT}”")
-    spec = TemplateSpec(name=r.text(data, "name", "name", required=True, max_length=100).strip(), source=source)
-    spec.description = r.text(data, "description", "description", default="", max_length=None)
-    spec.ostemplate = r.text(data, "ostemplate", "ostemplate") or None
+    spec = TemplateSpec(name=r.text(data, "name", "name", required=True, column=ContainerTemplate.name).strip(),
+                        source=source)
+    spec.description = r.text(data, "description", "description", default="")
+    spec.ostemplate = r.text(data, "ostemplate", "ostemplate", column=ContainerTemplate.ostemplate) or None
     resources = r.get(data, "resources", dict, "resources", {})
-    for key, (low, high) in LIMITS.items():
+    for key in RESOURCES:
+        low, high = PVE_RANGES[key]
         value = r.get(resources, key, int, f"resources.{key}", getattr(spec, key))
-        if value < low or (high is not None and value > high):
-            r.fail(f"resources.{key}", f"must be at least {low}" + (f" and at most {high}" if high else ""))
+        if not low <= value <= high:
+            r.fail(f"resources.{key}", f"must be at least {low} and at most {high}")
         setattr(spec, key, value)
-    spec.storage = r.text(resources, "storage", "resources.storage", max_length=100) or None
-    spec.bridge = r.text(resources, "bridge", "resources.bridge", max_length=100) or None
+    spec.storage = r.text(resources, "storage", "resources.storage", column=ContainerTemplate.storage) or None
+    spec.bridge = r.text(resources, "bridge", "resources.bridge", column=ContainerTemplate.bridge) or None
     features = r.get(data, "features", dict, "features", {})
     for key in ("unprivileged", "nesting", "keyctl", "fuse"):
         setattr(spec, key, r.get(features, key, bool, f"features.{key}", getattr(spec, key)))
     tags = r.get(data, "tags", list, "tags", [])
     if not all(isinstance(tag, str) for tag in tags):
         r.fail("tags", "must be a list of text")
+    if len(tags) > services.MAX_ITEMS["tags"]:
+        r.fail("tags", f"lists {len(tags)} tags; a template holds at most {services.MAX_ITEMS['tags']}")
     spec.tags = services.split_tags(";".join(tags))
     if bad := services.invalid_tags(spec.tags):
         r.fail("tags", f"invalid tag “{bad[0]}” (letters, digits, _ - + . and no leading - + .)")
+    if len(services.join_tags(spec.tags)) > column_length(ContainerTemplate.tags):
+        r.fail("tags", f"are longer than {column_length(ContainerTemplate.tags)} characters together")
     for index, item in enumerate(r.items(data, "services")):
         path = f"services[{index}]"
         port = r.get(item, "port", int, f"{path}.port")
@@ -293,14 +307,15 @@ def spec_from_manifest(data: dict, source: str, folder: Path | None = None) -> T
         scheme = r.text(item, "scheme", f"{path}.scheme", default="http")
         if scheme not in SCHEMES:
             r.fail(f"{path}.scheme", f"must be one of {', '.join(SCHEMES)}")
-        spec.services.append({"name": r.text(item, "name", f"{path}.name", required=True, max_length=100),
-                              "unit": r.text(item, "unit", f"{path}.unit") or None, "port": port,
-                              "scheme": scheme, "web_path": r.text(item, "web_path", f"{path}.web_path") or None})
+        spec.services.append({"name": r.text(item, "name", f"{path}.name", required=True, column=TemplateService.name),
+                              "unit": r.text(item, "unit", f"{path}.unit", column=TemplateService.unit) or None,
+                              "port": port, "scheme": scheme,
+                              "web_path": r.text(item, "web_path", f"{path}.web_path",
+                                                 column=TemplateService.web_path) or None})
     for index, item in enumerate(r.items(data, "buckets")):
         path = f"buckets[{index}]"
-        spec.buckets.append({"name": r.text(item, "name", f"{path}.name", required=True, max_length=100),
-                             "description": r.text(item, "description", f"{path}.description", default="",
-                                                   max_length=None),
+        spec.buckets.append({"name": r.text(item, "name", f"{path}.name", required=True, column=PackageBucket.name),
+                             "description": r.text(item, "description", f"{path}.description", default=""),
                              "packages": _packages(r, item, "packages", f"{path}.packages")})
     if folder is None:
         spec.packages = _packages(r, data, "packages", "packages")
@@ -309,15 +324,17 @@ def spec_from_manifest(data: dict, source: str, folder: Path | None = None) -> T
     names: set[str] = set()
     for index, item in enumerate(r.items(data, "files")):
         path = f"files[{index}]"
-        name = r.text(item, "name", f"{path}.name", required=True)
+        name = r.text(item, "name", f"{path}.name", required=True, column=TemplateFile.name)
         if not FILE_NAME_RE.match(name):
             r.fail(f"{path}.name", "must be a plain file name (letters, digits, _ . -)")
         if name in names:
             r.fail(f"{path}.name", f"“{name}” is listed twice")
         names.add(name)
-        target = r.text(item, "target_path", f"{path}.target_path", required=True, max_length=1024)
-        if not target.startswith("/"):
-            r.fail(f"{path}.target_path", "must be an absolute path")
+        target = r.text(item, "target_path", f"{path}.target_path", required=True, column=TemplateFile.target_path)
+        try:
+            target = container_path(target)
+        except ValueError as error:
+            r.fail(f"{path}.target_path", str(error))
         policy = r.text(item, "policy", f"{path}.policy", default="replace")
         if policy not in FILE_POLICIES:
             r.fail(f"{path}.policy", f"must be one of {', '.join(FILE_POLICIES)}")
@@ -325,7 +342,7 @@ def spec_from_manifest(data: dict, source: str, folder: Path | None = None) -> T
         spec.files.append({"name": name, "target_path": target, "policy": policy, "content": content})
     for index, item in enumerate(r.items(data, "scripts")):
         path = f"scripts[{index}]"
-        spec.scripts.append({"name": r.text(item, "name", f"{path}.name", required=True, max_length=100),
+        spec.scripts.append({"name": r.text(item, "name", f"{path}.name", required=True, column=TemplateScript.name),
                              "enabled": r.get(item, "enabled", bool, f"{path}.enabled", True),
                              "content": _content(r, item, path, folder, None)})
     return spec
@@ -333,8 +350,9 @@ def spec_from_manifest(data: dict, source: str, folder: Path | None = None) -> T
 
 def _content(r: _Reader, item: dict, path: str, folder: Path | None, default_file: str | None) -> str:
     if "content" in item or folder is None:
-        return r.text(item, "content", f"{path}.content", default="", max_length=None)
-    relative = r.text(item, "file", f"{path}.file", required=default_file is None, default=default_file)
+        return r.text(item, "content", f"{path}.content", default="")
+    relative = r.text(item, "file", f"{path}.file", required=default_file is None, default=default_file,
+                      max_length=255)
     target = (folder / relative).resolve()
     if not target.is_relative_to(folder.resolve()):
         r.fail(f"{path}.file", "must stay inside the template folder")
@@ -348,12 +366,16 @@ def _packages(r: _Reader, data: dict, key: str, where: str) -> list[dict]:
         manager = r.text(item, "manager", f"{path}.manager", required=True)
         if manager not in PACKAGE_MANAGERS:
             r.fail(f"{path}.manager", f"must be one of {', '.join(PACKAGE_MANAGERS)}")
-        name = r.text(item, "name", f"{path}.name", required=True)
-        version = r.text(item, "version", f"{path}.version", max_length=100) or None
+        name = r.text(item, "name", f"{path}.name", required=True, column=TemplatePackage.name)
+        version = r.text(item, "version", f"{path}.version", column=TemplatePackage.version) or None
         try:
-            services.parse_package_line(f"{manager}:{name}" + (f"=={version}" if version else ""))
+            package_names.check_name(manager, name)
         except ValueError as error:
-            r.fail(path, str(error))
+            r.fail(f"{path}.name", str(error))
+        try:
+            package_names.check_package(manager, name, version)
+        except ValueError as error:
+            r.fail(f"{path}.version", str(error))
         packages.append({"manager": manager, "name": name, "version": version})
     return packages
 

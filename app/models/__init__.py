@@ -13,6 +13,7 @@ from app.models.container import (
 from app.models.template import (
     FILE_POLICIES,
     PACKAGE_MANAGERS,
+    SERVICE_SCHEMES,
     ContainerTemplate,
     PackageBucket,
     TemplateFile,
@@ -21,12 +22,12 @@ from app.models.template import (
     TemplateService,
     template_buckets,
 )
-from app.models.types import UTCDateTime, utcnow
+from app.models.types import UTCDateTime, one_of, utcnow
 from app.models.user import THEMES, User
 
 __all__ = [
-    "EVENT_TYPES", "LIFECYCLES", "OPERATION_STATES", "FILE_POLICIES", "PACKAGE_MANAGERS",
+    "EVENT_TYPES", "LIFECYCLES", "OPERATION_STATES", "FILE_POLICIES", "PACKAGE_MANAGERS", "SERVICE_SCHEMES",
     "Container", "Credential", "Event", "Operation", "Service", "WizardDraft",
     "ContainerTemplate", "PackageBucket", "TemplateFile", "TemplatePackage", "TemplateScript",
-    "TemplateService", "template_buckets", "THEMES", "User", "UTCDateTime", "utcnow",
+    "TemplateService", "template_buckets", "THEMES", "User", "UTCDateTime", "one_of", "utcnow",
 ]

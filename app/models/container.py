@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import DynamicMapped, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.types import UTCDateTime, utcnow
+from app.models.types import UTCDateTime, one_of, utcnow
+
+if TYPE_CHECKING:
+    from app.models.template import ContainerTemplate
 
 # gone: Proxmox confirmed the guest no longer exists (deleted outside Proxboard, or a failed
 # creation it never kept); shown until someone clears it. deleted: archived, never shown, and
 # no longer holding its VMID, so another guest with that VMID gets a record of its own.
+# Each tuple is also a CHECK constraint on its column (one_of), so the database refuses other words.
 LIFECYCLES = ("creating", "ready", "error", "gone", "deleted")
 EVENT_TYPES = ("log", "step", "complete", "error")
 OPERATION_STATES = ("queued", "running", "succeeded", "failed")
@@ -44,21 +48,25 @@ class Container(db.Model):
     fingerprint: Mapped[str | None] = mapped_column(String(1024))
     gone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    template = relationship("ContainerTemplate")
+    template: Mapped[ContainerTemplate | None] = relationship()
     services: Mapped[list[Service]] = relationship(
         back_populates="container", cascade="all, delete-orphan", order_by="Service.name"
     )
     credentials: Mapped[list[Credential]] = relationship(
         back_populates="container", cascade="all, delete-orphan", order_by="Credential.id"
     )
-    events: DynamicMapped[Event] = relationship(
-        back_populates="container", cascade="all, delete-orphan", lazy="dynamic", order_by="Event.created_at.desc()"
+    # Write-only: a timeline can be long, so it is never loaded whole; read it with
+    # ``db.session.scalars(container.events.select())``. ON DELETE CASCADE removes both.
+    events: WriteOnlyMapped[Event] = relationship(
+        back_populates="container", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Event.created_at.desc()",
     )
-    operations: DynamicMapped[Operation] = relationship(
-        back_populates="container", cascade="all, delete-orphan", lazy="dynamic"
+    operations: WriteOnlyMapped[Operation] = relationship(
+        back_populates="container", cascade="all, delete-orphan", passive_deletes=True
     )
 
     __table_args__ = (
+        one_of("lifecycle", LIFECYCLES, "lifecycle_known"),
         # A VMID names at most one current record; archived ("deleted") records keep their VMID
         # for history while a later guest with the same VMID gets a record of its own.
         Index(
@@ -140,7 +148,10 @@ class Event(db.Model):
 
     container: Mapped[Container] = relationship(back_populates="events")
 
-    __table_args__ = (Index("ix_events_container_id_created_at", "container_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_events_container_id_created_at", "container_id", "created_at"),
+        one_of("type", EVENT_TYPES, "type_known"),
+    )
 
 
 class Operation(db.Model):
@@ -167,6 +178,7 @@ class Operation(db.Model):
     # At most one pending operation per container, enforced by the database so that two
     # concurrent requests cannot both start an action.
     __table_args__ = (
+        one_of("state", OPERATION_STATES, "state_known"),
         Index(
             "uq_operations_one_pending_per_container",
             "container_id",

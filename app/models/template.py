@@ -8,10 +8,11 @@ from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, St
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.types import UTCDateTime, utcnow
+from app.models.types import UTCDateTime, one_of, utcnow
 
 FILE_POLICIES = ("replace", "default", "backup")
 PACKAGE_MANAGERS = ("apt", "pip", "npm")
+SERVICE_SCHEMES = ("http", "https", "tcp", "udp")
 
 template_buckets = Table(
     "template_buckets",
@@ -97,7 +98,7 @@ class TemplateFile(db.Model):
 
     template: Mapped[ContainerTemplate] = relationship(back_populates="files")
 
-    __table_args__ = (CheckConstraint("policy IN ('replace', 'default', 'backup')", name="policy_known"),)
+    __table_args__ = (one_of("policy", FILE_POLICIES, "policy_known"),)
 
     @property
     def destination(self) -> str:
@@ -136,7 +137,7 @@ class TemplatePackage(db.Model):
     bucket: Mapped[PackageBucket | None] = relationship(back_populates="packages")
 
     __table_args__ = (
-        CheckConstraint("manager IN ('apt', 'pip', 'npm')", name="manager_known"),
+        one_of("manager", PACKAGE_MANAGERS, "manager_known"),
         CheckConstraint(
             "(template_id IS NULL) <> (bucket_id IS NULL)", name="one_owner"
         ),
@@ -157,3 +158,5 @@ class TemplateService(db.Model):
     web_path: Mapped[str | None] = mapped_column(String(255))
 
     template: Mapped[ContainerTemplate] = relationship(back_populates="services")
+
+    __table_args__ = (one_of("scheme", SERVICE_SCHEMES, "scheme_known"),)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime
+from sqlalchemy import CheckConstraint, DateTime
 from sqlalchemy.types import TypeDecorator
 
 
@@ -27,3 +27,14 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+def one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    """A CHECK that ``column`` holds one of ``values`` (the code's own tuple, so the two cannot differ).
+
+    ``name`` is the short name; the metadata's naming convention turns it into
+    ``ck_<table>_<name>``. ``vocabulary`` in the constraint's ``info`` keeps ``values``
+    for the tests that compare the database's CHECKs with the code.
+    """
+    listed = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=name, info={"vocabulary": (column, tuple(values))})
