@@ -260,6 +260,7 @@ def test_alpine_guest_without_ss_or_port_tool_shows_the_gap_not_degraded(db, ssh
     assert "port 80 not checked: no ss, netstat or /proc/net/tcp" in nginx and "text-danger" not in nginx
     assert 'data-testid="web-ui"' in nginx and "/admin" in nginx
     assert 'data-testid="service-status">failed<' in cards["myapp"] and "OpenRC reports crashed" in cards["myapp"]
+
     assert {"sshd", "crond", "hostname"} <= set(cards)
     event = db.session.scalars(db.select(Event).filter_by(container_id=container.id)).one()
     assert event.message == "Service check: could not check listening ports (no ss, netstat or /proc/net/tcp)"
@@ -288,3 +289,14 @@ def test_alpine_guest_ports_map_to_openrc_services(db, ssh_containers, running, 
     html, _cards = services_tab(client, vmid)
     assert 'data-testid="service-gaps"' not in html
 
+
+
+def test_demo_says_why_its_web_ui_link_cannot_open(app, db, ssh_containers, running, logged_in, client):
+    vmid, node = running[0]
+    alpine(ssh_containers, vmid, ports=None)
+    container = listed_container(db, vmid, node, web_template(db))
+    request_refresh(container.id, "alice")
+    app.config["DEMO_MODE"] = True
+    nginx = services_tab(client, vmid)[1]["nginx"]
+    assert 'data-testid="web-ui-demo-note"' in nginx and "private to the demo" in nginx
+    assert 'target="_blank"' not in nginx  # no link that would only time out
