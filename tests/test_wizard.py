@@ -346,3 +346,12 @@ def test_review_of_a_container_with_nothing_inside_needs_no_ssh(logged_in, clien
     note = review.split('data-testid="review-ssh-note"')[1].split("<form")[0]
     assert "created through Proxmox alone" in note and "Service discovery will be skipped" in note
     assert not re.search(r'<button[^>]*data-testid="create"[^>]*disabled', review)
+
+
+def test_review_in_the_demo_says_a_non_debian_template_runs_on_debian(app, logged_in, client, template):
+    app.config["DEMO_MODE"] = True
+    walk_to(logged_in, template.id, ostemplate="local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst")
+    note = client.get("/containers/create/review").text.split('data-testid="demo-os-note"')[1].split("</div>")[0]
+    assert "root here is Debian 12" in note and "only exists on Ubuntu" in " ".join(note.split())
+    walk_to(logged_in, template.id)  # the Debian template: nothing to say
+    assert 'data-testid="demo-os-note"' not in client.get("/containers/create/review").text
