@@ -21,6 +21,8 @@ from app.ssh import (
     ssh_settings,
 )
 
+from tests.sshsim import realct
+
 SECRET = "pa55-SECRET-value"
 
 
@@ -66,6 +68,22 @@ def test_push_copies_into_the_container_and_cleans_up(pool, ssh_containers):
     assert oct(ct.file("/etc/app.conf").stat().st_mode & 0o777) == "0o600"
     assert not {name for name in set(os.listdir("/tmp")) - before if name.startswith("proxboard-push")}
     assert ct.pct_calls()[-1][:3] == ["push", "101", "/etc/app.conf"]
+
+
+def test_a_node_without_isolation_pushes_no_executable_into_a_folder_container(pool, ssh_server, ssh_containers):
+    """The demo's fallback: a template script would run on the host itself, so it never lands."""
+    ct = ssh_containers.container(101)
+    marker = ssh_server.root / realct.NO_ISOLATION
+    marker.write_text("no user namespaces\n")
+    try:
+        with pytest.raises(CommandFailed) as info:
+            pool.node("pve1").pct_push(101, b"#!/bin/sh\ntouch /tmp/escaped\n", "/root/setup.sh", perms=0o700)
+        assert "no isolation (no user namespaces)" in str(info.value) and "scripts on the host" in str(info.value)
+        assert not ct.file("/root/setup.sh").exists()
+        pool.node("pve1").pct_push(101, b"listen 80;\n", "/etc/site.conf", perms=0o644)  # plain files still go in
+        assert ct.file("/etc/site.conf").read_text() == "listen 80;\n"
+    finally:
+        marker.unlink()
 
 
 def test_fakes_log_instead_of_touching_the_host(pool, ssh_containers):

@@ -192,12 +192,16 @@ def main() -> None:
     global REAL_ROOTS
     problem = realct.isolation_problem()
     REAL_ROOTS = problem is None
+    marker = server.root / realct.NO_ISOLATION
+    marker.unlink(missing_ok=True)
+    if not REAL_ROOTS:
+        marker.write_text(f"{problem}\n")
     if REAL_ROOTS:
         print(f"isolation: real roots (Debian 12 copies of {realct.cache_root()}, own namespaces)", flush=True)
         threading.Thread(target=realct.ensure_base, daemon=True).start()  # first run: about 80 s, once
     else:
         print(f"isolation: unavailable ({problem}): containers are folders of canned outputs and "
-              "scripts would run on this machine with rewritten paths; browse, but do not provision", flush=True)
+              "template scripts are refused (they would run on this machine); browse, but do not provision", flush=True)
     try:
         context = ssl.create_default_context(cafile=args.pve_ca)
         while running:

@@ -135,6 +135,10 @@ def cmd_push(args: list[str]) -> None:
             fail(f"failed to write {destination} (exit {result.returncode})", 255)
         record(ct, ["push", args[0], destination, *options])
         return
+    refusal = ROOT / realct.NO_ISOLATION
+    if refusal.is_file() and int(opts.get("--perms", "644"), 8) & 0o111:
+        fail(f"refused to push {destination}: this demo node has no isolation ({refusal.read_text().strip()}), "
+             "so it does not run template scripts on the host", 255)
     target = inside(ct, destination)
     if not target.parent.is_dir():
         fail(f"failed to open {destination} for writing: No such file or directory", 255)

@@ -39,6 +39,10 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CLONE_NEWUSER = 0x10000000
 
 
+# Written into the node's root by the demo (tests/sshsim/__main__.py) when isolation is unavailable: a folder
+# container would run a script on the host itself, so pct pushes nothing executable into one.
+NO_ISOLATION = ".no-isolation"
+
 def cache_root() -> Path:
     """Where bases are kept: $PROXBOARD_ROOTFS_CACHE, else /var/cache/proxboard/rootfs (root) or ~/.cache."""
     if os.environ.get("PROXBOARD_ROOTFS_CACHE"):
