@@ -11,6 +11,7 @@ import pytest
 from app.container_templates.services import add_package, add_script, create_template, save_file, save_service
 from app.models import Container, Credential, Event, Operation, Service, WizardDraft, utcnow
 from app.provisioning import start_provisioning, sweep_stale
+from tests.fixtures.factories import make_container, make_operation
 from tests.fixtures.ssh import FakeUnit
 from tests.test_wizard import configure_data
 
@@ -116,6 +117,21 @@ def messages(db, type_=None) -> list[str]:
     return [e.message for e in db.session.scalars(query) if type_ is None or e.type == type_]
 
 
+def test_chatty_output_is_grouped_into_few_events_with_every_line_kept(logged_in, client, db, template, fake_ct):
+    add_script(template, "chatty", 'for i in $(seq 1 300); do echo "Unpacking libfoo$i (1.$i) ..."; done\n'
+                                   'log_info "chatty done"\n')
+    db.session.commit()
+    submit(logged_in, template.id)
+    output = [e for e in db.session.scalars(db.select(Event).join(Container).where(Container.vmid == VMID))
+              if (e.meta or {}).get("level") == "output"]
+    lines = "\n".join(e.message for e in output).splitlines()
+    chatty = [line for line in lines if line.startswith("Unpacking libfoo")]
+    assert chatty == [f"Unpacking libfoo{i} (1.{i}) ..." for i in range(1, 301)]
+    assert len(output) < 30, f"{len(output)} output events for {len(lines)} lines"
+    page = logged_in._client.get(f"/containers/{VMID}/progress").text
+    assert "Unpacking libfoo1 (1.1) ...\nUnpacking libfoo2 (1.2) ..." in page
+
+
 def test_full_flow_creates_a_ready_container_with_services_and_credentials(logged_in, client, db, template, fake_ct, pve):
     response, draft_id = submit(logged_in, template.id)
     assert response.headers["Location"].endswith(f"/containers/{VMID}/progress")
@@ -216,13 +232,9 @@ def test_ssh_failure_is_reported_with_its_message(logged_in, client, db, templat
 
 
 def test_worker_killed_mid_job_is_marked_failed(app, db, logged_in, template):
-    ct = Container(vmid=VMID, node="pve1", lifecycle="creating", managed=True)
-    db.session.add(ct)
-    db.session.flush()
     old = utcnow() - timedelta(seconds=600)
-    db.session.add(Operation(container_id=ct.id, action="create", state="running", step="packages", progress=45,
-                             params={"spec": {}}, started_at=old, heartbeat_at=old))
-    db.session.commit()
+    make_operation(make_container(VMID, lifecycle="creating"), "create", step="packages", progress=45,
+                   params={"spec": {}}, started_at=old, heartbeat_at=old)
     assert len(sweep_stale()) == 1
     assert container(db).lifecycle == "error"
     assert "stopped responding" in messages(db, "error")[-1]
@@ -230,12 +242,7 @@ def test_worker_killed_mid_job_is_marked_failed(app, db, logged_in, template):
 
 
 def test_fresh_heartbeat_is_not_swept(app, db):
-    ct = Container(vmid=VMID, node="pve1", lifecycle="creating", managed=True)
-    db.session.add(ct)
-    db.session.flush()
-    db.session.add(Operation(container_id=ct.id, action="create", state="running", step="scripts",
-                             heartbeat_at=utcnow()))
-    db.session.commit()
+    make_operation(make_container(VMID, lifecycle="creating"), "create", step="scripts", heartbeat_at=utcnow())
     assert sweep_stale() == [] and container(db).lifecycle == "creating"
 
 
@@ -297,10 +304,7 @@ def _plan_for_worker(logged_in, db, template_id):
     assert 'data-testid="review-ssh-warning"' not in logged_in._client.get("/containers/create/review").text
     draft = db.session.scalars(db.select(WizardDraft)).one()
     plan = drafts.build_plan(draft, drafts.template_of(draft))
-    ct = Container(vmid=VMID, node="pve1", hostname="web01", lifecycle="creating", managed=True)
-    db.session.add(ct)
-    db.session.commit()
-    return plan, ct
+    return plan, make_container(VMID, hostname="web01", lifecycle="creating")
 
 
 @pytest.mark.parametrize("broken", ["no_credentials", "host_key_unknown"])
