@@ -19,33 +19,15 @@ venv: $(STAMP)
 # Debian packages the suite drives for real: Chromium for the browser tests, OpenSSH's sshd for the SSH tests,
 # debootstrap, bubblewrap and slirp4netns for the real container roots (tests/sshsim/realct.py, pytest -m slow).
 system-deps:
-	@missing=""; \
-	test -x /usr/bin/chromium || missing="$$missing chromium"; \
-	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
-	test -x /usr/sbin/debootstrap || missing="$$missing debootstrap"; \
-	test -x /usr/bin/bwrap || missing="$$missing bubblewrap"; \
-	test -x /usr/bin/slirp4netns || missing="$$missing slirp4netns"; \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing Debian packages:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@bash scripts/debian-deps.sh "Installing Debian packages:" chromium=/usr/bin/chromium openssh-server=/usr/sbin/sshd \
+	  debootstrap=/usr/sbin/debootstrap bubblewrap=/usr/bin/bwrap slirp4netns=/usr/bin/slirp4netns
 
 # Demo mode (no PROXBOARD_PVE_HOST) also runs a local SSH node for the fake containers: it needs sshd.
 # Its containers are real roots: debootstrap, bubblewrap and slirp4netns (without them it says so and falls back).
 demo-deps:
 	@if [ -z "$$PROXBOARD_PVE_HOST" ]; then \
-	  missing=""; \
-	  test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
-	  test -x /usr/sbin/debootstrap || missing="$$missing debootstrap"; \
-	  test -x /usr/bin/bwrap || missing="$$missing bubblewrap"; \
-	  test -x /usr/bin/slirp4netns || missing="$$missing slirp4netns"; \
-	  if [ -n "$$missing" ]; then \
-	    echo "Installing for the demo's SSH node:$$missing"; \
-	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	    ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing) \
-	      || echo "Could not install$$missing: the demo runs without its SSH node or without real container roots"; \
-	  fi; \
+	  bash scripts/debian-deps.sh --soft "Installing for the demo's SSH node:" openssh-server=/usr/sbin/sshd \
+	    debootstrap=/usr/sbin/debootstrap bubblewrap=/usr/bin/bwrap slirp4netns=/usr/bin/slirp4netns; \
 	fi
 
 run: $(STAMP) demo-deps
