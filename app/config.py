@@ -39,7 +39,7 @@ class DefaultConfig:
     SSH_KEEPALIVE_SECONDS = 30
     SSH_REMOTE_TMP = "/tmp"
     CREDENTIALS_KEY = None  # else instance/credentials_key, generated once (0600)
-    REDIS_URL = None  # set to use Redis for jobs instead of SQLite
+    REDIS_URL = None  # set to use Redis for jobs instead of SQLite, and to share the Proxmox read cache
     HUEY_SQLITE_PATH = None  # default instance/jobs.db
     JOBS_IMMEDIATE = None  # None: inline when TESTING
     JOBS_WORKERS = 2
@@ -48,6 +48,7 @@ class DefaultConfig:
     PVE_TIMEOUT = 10
     PVE_CACHE_SECONDS = 5
     PVE_REQUEST_DEADLINE = 6  # seconds all the Proxmox calls of one web request may take together (0: none)
+    PVE_CACHE_PREFIX = None  # Redis key prefix of the shared read cache (default: per Proxmox address)
     DEMO_MODE = False
     TEMPLATES_DIR = None
 

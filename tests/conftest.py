@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.factories",
     "tests.fixtures.browser",
     "tests.fixtures.ssh",
+    "tests.fixtures.redis",
 ]

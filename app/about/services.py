@@ -1,10 +1,10 @@
 """What the About page and ``flask pve check`` report about the Proxmox connection."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from app.proxmox import ClusterVersion, Node, ProxmoxError, get_proxmox
+from app.proxmox.deadline import settle
 from app.proxmox.permissions import Check, check_requirements
 
 SUPPORTED_RELEASES = ("8.4", "9.0", "9.1", "9.2")
@@ -30,7 +30,8 @@ class ConnectionReport:
 
 
 def connection_report() -> ConnectionReport:
-    """Ask Proxmox for its version, nodes and the token's permissions, in parallel (three GETs).
+    """Ask Proxmox for its version, nodes and the token's permissions, in parallel (three GETs
+    under the request's deadline).
 
     Never raises: a part Proxmox refuses or cannot answer is reported in ``errors``.
     """
@@ -39,15 +40,13 @@ def connection_report() -> ConnectionReport:
     if pve.settings is None:
         report.errors["connection"] = "Proxmox is not configured (set PROXBOARD_PVE_HOST and a token)."
         return report
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {"version": pool.submit(pve.version), "nodes": pool.submit(pve.nodes),
-                   "permissions": pool.submit(pve.permissions)}
-    for part, future in futures.items():
-        try:
-            value = future.result()
-        except ProxmoxError as exc:
-            report.errors[part] = exc.message
+    parts = ("version", "nodes", "permissions")
+    for part, value in zip(parts, settle(pve.version, pve.nodes, pve.permissions)):
+        if isinstance(value, ProxmoxError):
+            report.errors[part] = value.message
             continue
+        if isinstance(value, Exception):
+            raise value
         if part == "version":
             report.version = value
         elif part == "nodes":

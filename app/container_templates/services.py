@@ -161,18 +161,23 @@ def cluster_options(pve) -> dict:
     takes free text.
     """
     from app.proxmox import ProxmoxError
+    from app.proxmox.deadline import gather
 
     ostemplates: set[str] = set()
     storages: set[str] = set()
     bridges: set[str] = set()
     try:
         online = [node.name for node in pve.nodes() if node.status == "online"]
-        for name in online:
-            ostemplates.update(t.volid for t in pve.os_templates(name))
-        # Storage and bridge are free text with suggestions: one node's names are enough.
-        for name in online[:1]:
-            storages.update(s.storage for s in pve.storages(name, content="rootdir"))
-            bridges.update(b.iface for b in pve.bridges(name))
+        # Independent reads in parallel, under the request's deadline. Storage and bridge are free
+        # text with suggestions: one node's names are enough.
+        per_node = [lambda name=name: pve.os_templates(name) for name in online]
+        first_node = [lambda: pve.storages(online[0], content="rootdir"), lambda: pve.bridges(online[0])]
+        found = gather(*per_node, *(first_node if online else ()))
+        for templates in found[:len(online)]:
+            ostemplates.update(t.volid for t in templates)
+        if online:
+            storages.update(s.storage for s in found[-2])
+            bridges.update(b.iface for b in found[-1])
     except ProxmoxError as error:
         return {**NO_OPTIONS, "error": error.message}
     return {"ostemplates": sorted(ostemplates), "storages": sorted(storages), "bridges": sorted(bridges),

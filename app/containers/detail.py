@@ -3,11 +3,14 @@
 Each tab has its own URL and works as a plain page; htmx asks for ``#ct-live`` (header and
 tab) when switching tabs or auto-refreshing, and for ``#ct-tab`` (the tab alone) when a
 services refresh ends. A render costs one status and one config call to Proxmox (plus the
-interfaces call for running DHCP containers) and a constant number of queries.
+interfaces call for running DHCP containers) and a constant number of queries. The config and
+interfaces calls start beside the status call (``_start_reads``), so a slow Proxmox costs one
+answer time, not three, and all of them share the request's deadline.
 """
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from flask import abort, current_app, flash, g, make_response, redirect, render_template, url_for
@@ -32,6 +35,7 @@ from app.proxmox import (
     needs_interfaces,
     primary_address,
 )
+from app.proxmox.deadline import submit
 from app.guest_services import ACTION as REFRESH_ACTION
 from app.guest_services import RefreshRefused, request_refresh
 
@@ -66,18 +70,35 @@ def live_config(view: ContainerView) -> LiveConfig:
     if view.stale:
         return LiveConfig(error=view.stale_reason or "Proxmox cannot be reached.")
     pve = get_proxmox()
+    config_read, interfaces_read = _started("config", view), _started("interfaces", view)
     try:
-        config = pve.container_config(view.node, view.vmid)
+        config = config_read.result() if config_read else pve.container_config(view.node, view.vmid)
     except ProxmoxError as exc:
         log.warning("config of CT %s on %s unavailable: %s", view.vmid, view.node, exc.message)
         return LiveConfig(error=exc.message)
     interfaces = ()
     if view.pve_status == "running" and needs_interfaces(config):
         try:
-            interfaces = pve.container_interfaces(view.node, view.vmid)
+            interfaces = (interfaces_read.result() if interfaces_read
+                          else pve.container_interfaces(view.node, view.vmid))
         except ProxmoxError as exc:
             log.info("interfaces of CT %s on %s unavailable: %s", view.vmid, view.node, exc.message)
     return LiveConfig(config=config, networks=guest_networks(config, interfaces))
+
+
+def _start_reads(node: str, record: Container) -> None:
+    """Start the config call, and the interfaces call for a guest last seen running, beside the status call."""
+    pve = get_proxmox()
+    reads = {"config": submit(pve.container_config, node, record.vmid)}
+    if (record.snapshot or {}).get("status") == "running":
+        reads["interfaces"] = submit(pve.container_interfaces, node, record.vmid)
+    g._ct_reads = (node, record.vmid, reads)
+
+
+def _started(kind: str, view: ContainerView) -> Future | None:
+    """The ``kind`` read ``_start_reads`` began for this view's guest on its node, if any."""
+    node, vmid, reads = g.get("_ct_reads") or (None, None, {})
+    return reads.get(kind) if (node, vmid) == (view.node, view.vmid) else None
 
 
 def record_of(view: ContainerView) -> Container | None:
@@ -179,7 +200,7 @@ def _progress_url(vmid: int) -> str:
 def _load(vmid: int) -> ContainerView:
     """The container's view, or the 404 page when neither Proxmox nor Proxboard knows it."""
     try:
-        view = inventory.load_one(vmid)
+        view = inventory.load_one(vmid, on_node=_start_reads)
     except ProxmoxError as exc:  # Proxmox is down and Proxboard has never seen this CT
         error = ServiceUnavailable(f"Proxmox cannot be reached ({exc.message}) and CT {vmid} has no last-known state.")
         abort(make_response(render_template("errors/error.html", error=error, code=503), 503))

@@ -10,7 +10,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,14 +26,15 @@ from app.proxmox import (
     ProxmoxAPIError,
     ProxmoxError,
     ProxmoxPermissionError,
+    ProxmoxSlow,
     get_proxmox,
 )
+from app.proxmox.deadline import submit
 
 log = logging.getLogger(__name__)
 
 STATUS_FILTERS = ("all", "running", "stopped", "other")
 MAX_SETTLE_PER_RENDER = 5
-_FETCHER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="proxmox-fetch")
 
 
 def display_status(pve_status: str | None, lock: str | None = None, lifecycle: str | None = None,
@@ -115,6 +115,7 @@ class Inventory:
     maxmem: int | None = None
     offline_nodes: dict[str, datetime] = field(default_factory=dict)  # node -> offline since
     hidden_hint: str | None = None  # Proxmox lists no guest although Proxboard knows some
+    slow: bool = False  # Proxmox did not answer within the request's deadline (not down: slow)
 
     @property
     def mem_percent_text(self) -> str:
@@ -208,6 +209,11 @@ def offline_reason(node: str, since: datetime | None) -> str:
     return f"Node {node} is offline{when}; showing the last known state."
 
 
+def slow_reason(exc: ProxmoxSlow) -> str:
+    """The sentence shown for a guest whose status Proxmox did not give within the request's deadline."""
+    return f"Proxmox is slow ({exc.message[0].lower()}{exc.message[1:]}); showing the last known state."
+
+
 NOT_LISTED = "Proxmox did not list this container in its last answer; showing the last known state."
 HIDDEN_HINT = ("Proxmox lists no containers, although Proxboard knows {count}. The API token may lack "
                "VM.Audit (on /vms or on each guest); nothing is removed while they are hidden.")
@@ -231,20 +237,23 @@ def load_inventory() -> Inventory:
     ``sync``), and a VMID that now belongs to another guest gets a record of its own.
     """
     # Proxmox answers while the database is read: the two waits overlap instead of adding up.
+    # The fetch runs under this request's deadline (``submit``); past it, the records answer.
     pve = get_proxmox()
-    fetch = _FETCHER.submit(pve.cluster_snapshot)
+    fetch = submit(pve.cluster_snapshot)
     pending = pending_operations()
     if pending:
         before = len(pending)
         pending = _settle(pending)
         if len(pending) != before:  # an action just ended: read the state it left
-            fetch = _FETCHER.submit(pve.cluster_snapshot)
+            fetch = submit(pve.cluster_snapshot)
     rows = _current_rows()
     try:
         snapshot = fetch.result()
     except ProxmoxError as exc:
         since = tracker().failed(exc.message)
-        return _stale_inventory(rows, pending, exc.message, since)
+        inventory = _stale_inventory(rows, pending, exc.message, since)
+        inventory.slow = isinstance(exc, ProxmoxSlow)
+        return inventory
     tracker().ok()
     offline = snapshot.offline_nodes
     offline_since = tracker().nodes_seen(offline)
@@ -619,7 +628,8 @@ def _read_fingerprints(pve, targets: list[tuple[str, int]]) -> dict[int, str]:
             log.info("cannot read the config of CT %s on %s to tell it apart: %s", vmid, node, exc.message)
             return vmid, None
 
-    return {vmid: fp for vmid, fp in _FETCHER.map(read, targets) if fp is not None}
+    futures = [submit(read, target) for target in targets]
+    return {vmid: fp for vmid, fp in (future.result() for future in futures) if fp is not None}
 
 
 def _confirm_missing(pve, snapshot: ClusterSnapshot, by_vmid, offline: frozenset[str], moment) -> bool:
@@ -692,8 +702,11 @@ def record_for(ct: ContainerSummary) -> Container | None:
     return record
 
 
-def load_one(vmid: int) -> ContainerView | None:
+def load_one(vmid: int, on_node: Callable[[str, Container], None] | None = None) -> ContainerView | None:
     """One container's view (live status call + its record), or None if neither knows the CT.
+
+    ``on_node(node, record)`` is called, when the record says where the guest is, just before
+    the status call: a page starts the calls it will need next there, so they run in parallel.
 
     The record is only used when the guest Proxmox reports is the record's guest (see ``sync``);
     a node that is offline or a status call the token may not make gives the last known state
@@ -705,6 +718,8 @@ def load_one(vmid: int) -> ContainerView | None:
     pve = get_proxmox()
     try:
         node = record.node if record is not None and not gone else None
+        if node is not None and on_node is not None:
+            on_node(node, record)
         if node is None:
             node = pve.find_container_node(vmid)
         if node is None:
@@ -728,6 +743,8 @@ def load_one(vmid: int) -> ContainerView | None:
             reason = offline_reason(record.node, tracker().node_offline(record.node))
         elif isinstance(exc, ProxmoxPermissionError):
             reason = f"Proxboard may not read this container's status: {exc.message}"
+        elif isinstance(exc, ProxmoxSlow):
+            reason = slow_reason(exc)
         else:
             tracker().failed(exc.message)
             reason = None
@@ -795,13 +812,14 @@ def vmid_available(vmid: int) -> bool:
     return get_proxmox().is_vmid_free(vmid)
 
 
-def propose_vmid() -> int:
+def propose_vmid(next_vmid: Callable[[], int] | None = None) -> int:
     """The lowest VMID a new container can take: Proxmox's next free one (GET /cluster/nextid), skipping
     those Proxboard holds for creations (``reserved_vmids``), so the wizard never proposes a VMID it
-    would then refuse. Raises ProxmoxError when Proxmox cannot be asked.
+    would then refuse. ``next_vmid`` gives Proxmox's answer when the caller already asked for it.
+    Raises ProxmoxError when Proxmox cannot be asked.
     """
     pve = get_proxmox()
-    vmid = pve.next_vmid()
+    vmid = (next_vmid or pve.next_vmid)()
     reserved = reserved_vmids()
     if vmid not in reserved:
         return vmid

@@ -17,6 +17,7 @@ import weakref
 
 from flask import Flask, current_app
 
+from .cache import ReadCache
 from .client import ProxmoxClient
 from .errors import (
     ProxmoxAPIError,
@@ -92,36 +93,61 @@ def init_app(app: Flask) -> ProxmoxClient:
     No connection is made here, so the app starts while Proxmox is down. Without
     ``PVE_HOST`` the client is registered unconfigured (every call raises
     ProxmoxConfigError, ``health()`` says "not configured"); other invalid PVE_*
-    values raise ProxmoxConfigError now, at startup.
+    values raise ProxmoxConfigError now, at startup. With ``REDIS_URL`` the read cache lives in
+    Redis under ``PVE_CACHE_PREFIX`` (default per Proxmox address), shared by every process;
+    ``PVE_REQUEST_DEADLINE`` bounds all the Proxmox calls of one web request together.
     """
     if app.config.get("PVE_HOST"):
-        client = ProxmoxClient(ProxmoxSettings.from_config(app.config))
+        settings = ProxmoxSettings.from_config(app.config)
+        prefix = app.config.get("PVE_CACHE_PREFIX") or f"proxboard:pve:{settings.address}"
+        cache = ReadCache(settings.cache_seconds, redis_url=app.config.get("REDIS_URL") or None, prefix=prefix,
+                          lock_timeout=settings.timeout * 2 + 5)
+        client = ProxmoxClient(settings, cache=cache)
     else:
         logging.getLogger("app.proxmox").warning("PVE_HOST is not set: Proxmox features are off")
         client = ProxmoxClient(None)
     app.extensions[EXTENSION_KEY] = client
-    seconds = float(app.config.get("PVE_REQUEST_DEADLINE") or 0)
-    if seconds:
-        from flask import g
+    from flask import g
 
-        from . import deadline
+    from . import deadline
 
-        @app.before_request
-        def _start_proxmox_deadline() -> None:
+    @app.before_request
+    def _start_proxmox_deadline() -> None:
+        seconds = float(app.config.get("PVE_REQUEST_DEADLINE") or 0)
+        if seconds:
             g._pve_deadline = deadline.start(seconds)
 
-        @app.teardown_request
-        def _stop_proxmox_deadline(_exc: BaseException | None) -> None:
-            token = g.pop("_pve_deadline", None)
-            if token is not None:
-                try:
-                    deadline.stop(token)
-                except ValueError:  # the request ran in another context (test clients do)
-                    pass
+    @app.teardown_request
+    def _stop_proxmox_deadline(_exc: BaseException | None) -> None:
+        token = g.pop("_pve_deadline", None)
+        if token is not None:
+            try:
+                deadline.stop(token)
+            except ValueError:  # the request ran in another context (test clients do)
+                pass
+
+    app.add_template_global(proxmox_slow_notice)
     # Close pooled sockets when the app goes away (tests build many apps) instead of leaving
     # them to the garbage collector, which would emit ResourceWarning.
     weakref.finalize(app, client.close)
     return client
+
+
+def proxmox_slow_notice() -> float | None:
+    """The deadline (s) this request's Proxmox calls missed, the first time a template asks, else None.
+
+    Both the page layout and htmx fragments include the banner (``_slow_banner.html``); this
+    shows it once per response.
+    """
+    from flask import g
+
+    from . import deadline
+
+    seconds = deadline.missed()
+    if seconds is None or g.get("_pve_slow_shown"):
+        return None
+    g._pve_slow_shown = True
+    return seconds
 
 
 def get_proxmox() -> ProxmoxClient:

@@ -1,86 +1,155 @@
-"""A small time-to-live cache with single-flight loading, shared by all threads."""
+"""The Proxmox read cache: one load per key and cache interval, in this process or across several.
+
+Built on dogpile.cache, whose lock elects one loader per key while the others wait for its
+value (or, once a value exists, keep serving the expired one until the new one is there).
+Without a Redis URL the values live in this process's memory; with one (``REDIS_URL``) they
+live in Redis under ``prefix`` and the lock is a Redis lock, so the gunicorn workers and hosts
+sharing that Redis make one upstream call per key per interval between them.
+
+``invalidate()`` bumps a generation number that is part of every key (kept in Redis when
+Redis is used, so one process's invalidation is every process's); a load that was already
+running stores its value under the old generation, where nobody reads it again.
+"""
 from __future__ import annotations
 
+import logging
 import threading
-import time
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+from dogpile.cache import make_region
+from dogpile.cache.api import NO_VALUE
+
 T = TypeVar("T")
 
-_MAX_ENTRIES = 2048
+log = logging.getLogger("app.proxmox")
 
-
-class _Flight:
-    """One in-progress load that other readers of the same key wait for."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
+# Longer than the cache interval, so an expired value can still be served while one process
+# reloads it; Redis drops it for good after this many intervals.
+_KEEP_INTERVALS = 4
 
 
 class ReadCache:
     """Cache read results for ``ttl`` seconds; concurrent misses of one key share one load.
 
-    ``ttl == 0`` disables caching (every read loads). Errors are never cached: the
-    readers waiting on a failed load get the same exception, the next read tries again.
+    ``ttl == 0`` disables caching (every read loads). Errors are never cached: the next
+    reader loads again. ``redis_url`` shares the cache (and its load lock) between processes
+    through Redis under ``prefix``; ``lock_timeout`` (seconds) frees the lock of a process
+    that died while loading. Values stored in Redis must pickle (Proxboard's models do).
+    When Redis cannot be reached, reads load directly (logged once) instead of failing.
     """
 
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl: float, *, redis_url: str | None = None, prefix: str = "proxboard:pve",
+                 lock_timeout: float = 30.0) -> None:
         self.ttl = ttl
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._entries: dict[Hashable, tuple[float, Any]] = {}
-        self._flights: dict[Hashable, _Flight] = {}
+        self.prefix = prefix
+        self.shared = bool(redis_url)
         self._generation = 0
+        self._redis_failed = False
+        self._lock = threading.Lock()
+        if redis_url:
+            # dogpile's redis backend pickles values; keys are ours (strings), never user input.
+            self._region = make_region().configure(
+                "dogpile.cache.redis",
+                expiration_time=ttl or None,
+                arguments={
+                    "url": redis_url,
+                    "distributed_lock": True,
+                    "thread_local_lock": False,  # dogpile may release the lock from another thread
+                    "lock_timeout": max(int(lock_timeout + 0.999), 1),
+                    "lock_sleep": 0.02,
+                    "redis_expiration_time": max(int(ttl * _KEEP_INTERVALS + 0.999), 1) if ttl else 0,
+                    "socket_timeout": 2.0,
+                    "socket_connect_timeout": 2.0,
+                },
+            )
+            self._redis = self._region.backend.writer_client
+        else:
+            self._region = make_region().configure("dogpile.cache.memory", expiration_time=ttl or None)
+            self._redis = None
 
     def get_or_load(self, key: Hashable, loader: Callable[[], T]) -> T:
-        """Return the cached value for ``key`` or load it (once, however many threads ask)."""
+        """Return the cached value for ``key`` or load it (once, however many threads or processes ask).
+
+        Raises whatever ``loader`` raises (nothing is stored then).
+        """
         if self.ttl <= 0:
             return loader()
-        with self._lock:
-            now = self._clock()
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] > now:
-                return entry[1]
-            flight = self._flights.get(key)
-            leader = flight is None
-            if leader:
-                flight = self._flights[key] = _Flight()
-                generation = self._generation
-        assert flight is not None
-        if not leader:
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            return flight.value
+        if self._redis is None:
+            return self._region.get_or_create(self._key(self._generation, key), loader)
         try:
-            flight.value = loader()
-        except BaseException as exc:
-            flight.error = exc
-            raise
-        finally:
-            with self._lock:
-                if self._flights.get(key) is flight:
-                    del self._flights[key]
-                # A load that overlapped an invalidate() may hold pre-change data: don't keep it.
-                if flight.error is None and generation == self._generation:
-                    if len(self._entries) >= _MAX_ENTRIES:
-                        self._prune(self._clock())
-                    self._entries[key] = (self._clock() + self.ttl, flight.value)
-            flight.done.set()
-        return flight.value
+            generation = self._shared_generation()
+            return self._region.get_or_create(self._key(generation, key), _Marked(loader))
+        except _LoaderFailed as failed:
+            raise failed.error from None
+        except Exception as exc:  # noqa: BLE001 - any Redis failure: serve without the cache
+            self._report_redis(exc)
+            return loader()
+
+    def peek(self, key: Hashable) -> Any:
+        """The cached value of ``key`` (expired or not), or None; never loads."""
+        if self.ttl <= 0:
+            return None
+        try:
+            generation = self._shared_generation() if self._redis is not None else self._generation
+            value = self._region.get(self._key(generation, key), ignore_expiration=True)
+        except Exception as exc:  # noqa: BLE001 - a cache that cannot be read holds nothing
+            self._report_redis(exc)
+            return None
+        return None if value is NO_VALUE else value
 
     def invalidate(self) -> None:
-        """Forget everything; loads already in flight will not be stored."""
+        """Forget everything (in every process sharing the cache); loads in flight will not be seen."""
         with self._lock:
             self._generation += 1
-            self._entries.clear()
-            self._flights.clear()
+        if self._redis is None:
+            self._region.backend._cache.clear()  # dogpile's memory backend is a plain dict
+            return
+        try:
+            self._redis.incr(f"{self.prefix}:generation")
+        except Exception as exc:  # noqa: BLE001
+            self._report_redis(exc)
 
-    def _prune(self, now: float) -> None:
-        for key in [k for k, (expires, _) in self._entries.items() if expires <= now]:
-            del self._entries[key]
-        if len(self._entries) >= _MAX_ENTRIES:
-            self._entries.clear()
+    def close(self) -> None:
+        """Release the Redis connections (nothing to do in memory)."""
+        if self._redis is not None:
+            self._redis.connection_pool.disconnect()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _key(self, generation: int, key: Hashable) -> str:
+        return f"{self.prefix}:{generation}:{key!r}"
+
+    def _shared_generation(self) -> int:
+        value = self._redis.get(f"{self.prefix}:generation")
+        if self._redis_failed:
+            self._redis_failed = False
+            log.info("Redis answers again: the Proxmox read cache is shared again")
+        return int(value or 0)
+
+    def _report_redis(self, exc: BaseException) -> None:
+        if not self._redis_failed:
+            self._redis_failed = True
+            log.warning("Redis unavailable for the Proxmox read cache, reading Proxmox directly: %s: %s",
+                        type(exc).__name__, exc)
+
+
+class _LoaderFailed(Exception):
+    """Carries the loader's own error past the Redis fallback (which would otherwise load again)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Marked:
+    """A loader whose errors are wrapped, so they are told apart from Redis errors."""
+
+    def __init__(self, loader: Callable[[], Any]) -> None:
+        self._loader = loader
+
+    def __call__(self) -> Any:
+        try:
+            return self._loader()
+        except Exception as exc:
+            raise _LoaderFailed(exc) from exc

@@ -73,12 +73,17 @@ _TASK_LABELS = {
 class ProxmoxClient:
     """Thread-safe access to one Proxmox VE cluster; see the package docstring for usage."""
 
-    def __init__(self, settings: ProxmoxSettings | None, *, not_configured: str = "") -> None:
-        """Create the client; nothing touches the network until the first call."""
+    def __init__(self, settings: ProxmoxSettings | None, *, not_configured: str = "",
+                 cache: ReadCache | None = None) -> None:
+        """Create the client; nothing touches the network until the first call.
+
+        ``cache`` defaults to an in-process cache of ``settings.cache_seconds``; pass a
+        Redis-backed one to share reads between processes (see ``init_app``).
+        """
         _protect_wire_logs()
         self.settings = settings
         self._not_configured = not_configured or "Proxmox is not configured (set PVE_HOST)"
-        self._cache = ReadCache(settings.cache_seconds if settings else 0)
+        self._cache = cache if cache is not None else ReadCache(settings.cache_seconds if settings else 0)
         self._lock = threading.Lock()
         self._api: ProxmoxAPI | None = None
 
@@ -94,10 +99,16 @@ class ProxmoxClient:
     # -- connection ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Close pooled connections; the next call reconnects."""
+        """Close pooled connections (Proxmox's and the shared cache's); the next call reconnects."""
         with self._lock:
             api, self._api = self._api, None
         _close(api)
+        self._cache.close()
+
+    @property
+    def cache(self) -> ReadCache:
+        """The read cache (its ``get_or_load`` caches other reads under the same interval and lock)."""
+        return self._cache
 
     def invalidate(self) -> None:
         """Drop every cached read (after a change made outside this client, for instance)."""
@@ -165,6 +176,7 @@ class ProxmoxClient:
                 error = ProxmoxSlow(
                     f"Proxmox did not answer within {left[1]:g} s", operation=op, node=node, vmid=vmid
                 )
+                request_deadline.mark_missed()
                 _log_error(error, started, level=logging.WARNING)
                 raise error
             timeout = min(timeout or (self.settings.timeout if self.settings else left[0]), left[0])
@@ -198,6 +210,7 @@ class ProxmoxClient:
                 error = _unreachable(exc, self.settings, timeout, context)
                 if left is not None and isinstance(exc, requests.exceptions.Timeout):
                     error = ProxmoxSlow(f"Proxmox did not answer within {left[1]:g} s", **context)
+                    request_deadline.mark_missed()
                 cause = exc
             except ProxmoxConfigError as exc:
                 exc.operation, exc.node, exc.vmid = op, node, vmid

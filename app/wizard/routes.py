@@ -10,6 +10,7 @@ from app.extensions import db
 from app.forms import bound_to_query
 from app.models import Container
 from app.proxmox import ProxmoxError, get_proxmox
+from app.proxmox.deadline import submit
 
 from app.wizard import bp
 
@@ -127,11 +128,13 @@ def configure():
     saved = {**services.configure_defaults(template), **services.step_data(draft, "configure")}
     pve = get_proxmox()
     wanted = NodeQuery(source="form").node.data if request.method == "POST" else NodeQuery().node.data or saved.get("node")
+    # Proxmox's next free VMID is asked beside the node's options, not after them.
+    suggestion = submit(pve.next_vmid) if request.method == "GET" and not saved.get("vmid") else None
     options = services.node_options(pve, wanted)
     form = _configure_form(draft, options, saved)
     if request.method == "GET" and not form.vmid.data and not options.error:
         try:
-            form.vmid.data = propose_vmid()
+            form.vmid.data = propose_vmid(suggestion.result if suggestion is not None else None)
         except ProxmoxError as exc:
             options.error = exc.message
     if request.method == "POST" and not form.change_node.data:

@@ -17,6 +17,7 @@ from app.containers.inventory import release_vmid, vmid_available
 from app.extensions import db
 from app.models import Container, ContainerTemplate, WizardDraft, utcnow
 from app.proxmox import Bridge, Node, OsTemplate, ProxmoxError, Storage
+from app.proxmox.deadline import gather
 from app.ssh.settings import SSHProblem
 
 STEPS = ("template", "configure", "packages", "scripts", "review")
@@ -160,10 +161,11 @@ def node_options(pve, node: str | None) -> NodeOptions:
             node = max(options.nodes, key=lambda item: item.free_mem).name if options.nodes else None
         options.node = node
         if node:
-            options.ostemplates = list(pve.os_templates(node))
-            options.storages = [s for s in pve.storages(node, content="rootdir")
-                                if s.holds("rootdir") and s.enabled]
-            options.bridges = list(pve.bridges(node))
+            ostemplates, storages, bridges = gather(  # independent: in parallel, under the request's deadline
+                lambda: pve.os_templates(node), lambda: pve.storages(node, content="rootdir"), lambda: pve.bridges(node))
+            options.ostemplates = list(ostemplates)
+            options.storages = [s for s in storages if s.holds("rootdir") and s.enabled]
+            options.bridges = list(bridges)
     except ProxmoxError as exc:
         options.error = exc.message
     return options
