@@ -13,9 +13,14 @@ from app.extensions import csrf, db, migrate
 from app.htmx import is_htmx
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    """Build and configure a Proxboard application."""
-    app = Flask(__name__, instance_relative_config=True)
+def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
+    """Build and configure a Proxboard application.
+
+    ``instance_path`` (absolute) is the folder for ``config.py``, generated secrets and local
+    databases; by default ``instance/`` beside the package. Tests pass their own, so a developer's
+    instance folder is never read or written.
+    """
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     load_config(app, test_config)
     if app.config.get("PROXY_FIX"):

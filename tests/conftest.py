@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.pve",
+    "tests.fixtures.pvesim_http",
     "tests.fixtures.database",
     "tests.fixtures.app",
     "tests.fixtures.factories",

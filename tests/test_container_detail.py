@@ -9,30 +9,18 @@ import pytest
 
 from app.credentials import store_service_credentials
 from app.models import Container, Event, Operation, Service, utcnow
+from tests.fixtures.factories import (
+    make_container,
+    make_event,
+    make_events,
+    make_operation,
+    make_services,
+    make_template,
+)
 from tests.htmx import HX, toast_of, wait_operation
 
 LIVE = {**HX, "HX-Target": "ct-live"}
 TAB = {**HX, "HX-Target": "ct-tab"}
-
-
-def record(db, vmid=100, node="pve1", **values) -> Container:
-    container = Container(vmid=vmid, node=node, **values)
-    db.session.add(container)
-    db.session.commit()
-    return container
-
-
-def add_events(db, container, count, type_="log", minutes_ago=60):
-    start = utcnow() - timedelta(minutes=minutes_ago)
-    db.session.add_all(Event(container_id=container.id, type=type_, message=f"{type_} {i}", meta={"i": i},
-                             created_at=start + timedelta(seconds=i)) for i in range(count))
-    db.session.commit()
-
-
-def add_services(db, container, count, kind="application"):
-    db.session.add_all(Service(container_id=container.id, name=f"{kind}-{i:02d}", kind=kind, status="running",
-                               port=8000 + i, checked_at=utcnow()) for i in range(count))
-    db.session.commit()
 
 
 def run(logged_in, client, db, vmid, action):
@@ -93,7 +81,7 @@ def test_overview_is_the_default_tab_and_auto_refresh_keeps_the_tab(logged_in, c
 def test_container_being_created_redirects_to_its_progress(logged_in, client, db, app):
     from app.containers.detail import PROGRESS_ENDPOINT
 
-    record(db, vmid=150, node="pve2", hostname="newbie", lifecycle="creating")
+    make_container(vmid=150, node="pve2", hostname="newbie", lifecycle="creating")
     progress = PROGRESS_ENDPOINT in app.view_functions
     for url in ("/containers/150", "/containers/150/services") + (("/containers/150/events",) if progress else ()):
         response = client.get(url)
@@ -105,8 +93,8 @@ def test_container_being_created_redirects_to_its_progress(logged_in, client, db
 
 
 def test_container_whose_creation_failed_shows_its_page_from_the_record(logged_in, client, db):
-    container = record(db, vmid=151, node="pve2", hostname="broken", lifecycle="error")
-    add_events(db, container, 1, "error")
+    container = make_container(vmid=151, node="pve2", hostname="broken", lifecycle="error")
+    make_events(container, 1, "error")
     response = client.get("/containers/151/events")
     assert response.status_code == 200 and "broken" in response.text and 'data-event-type="error"' in response.text
 
@@ -114,12 +102,9 @@ def test_container_whose_creation_failed_shows_its_page_from_the_record(logged_i
 def test_a_failed_creation_says_why_and_links_to_retry_and_back(logged_in, client, db):
     from app.provisioning.services import ACTION
 
-    container = record(db, vmid=151, node="pve2", hostname="broken", lifecycle="error", managed=True)
-    db.session.add_all([
-        Event(container_id=container.id, type="error", message="apt-get install nginx exited 100"),
-        Operation(container_id=container.id, action=ACTION, state="failed", error="apt-get install nginx exited 100"),
-    ])
-    db.session.commit()
+    container = make_container(vmid=151, node="pve2", hostname="broken", lifecycle="error", managed=True)
+    make_event(container, "error", "apt-get install nginx exited 100")
+    make_operation(container, ACTION, "failed", error="apt-get install nginx exited 100")
     page = client.get("/containers/151").text
     failed = page.split('data-testid="creation-failed"')[1].split("</div>\n</div>")[0]
     assert "The creation failed: apt-get install nginx exited 100" in failed
@@ -130,8 +115,8 @@ def test_a_failed_creation_says_why_and_links_to_retry_and_back(logged_in, clien
 
 
 def test_a_stopped_container_shows_its_services_as_unknown(logged_in, client, db, pve):
-    container = record(db, vmid=104, node=pve.containers[104].node)
-    add_services(db, container, 1)
+    container = make_container(vmid=104, node=pve.containers[104].node)
+    make_services(container, 1)
     services = client.get("/containers/104/services").text
     assert 'data-testid="service-status">unknown<' in services and ">running<" not in services
     dots = client.get("/?status=stopped").text.split('id="ct-104"')[1].split('data-testid="service-dots"')[1][:400]
@@ -174,12 +159,8 @@ def test_overview_lists_configuration_and_live_resources(logged_in, client, pve)
 
 
 def test_overview_names_the_template_and_who_created_it(logged_in, client, db):
-    from app.models import ContainerTemplate
-
-    template = ContainerTemplate(name="Nginx web", ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst")
-    db.session.add(template)
-    db.session.flush()
-    record(db, vmid=104, node="pve2", hostname="mail", managed=True, template_id=template.id, created_by="alice")
+    template = make_template("Nginx web", ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst")
+    make_container(vmid=104, node="pve2", hostname="mail", managed=True, template_id=template.id, created_by="alice")
     html = client.get("/containers/104").text
     assert "Nginx web" in html and "debian-12-standard" in html and "by alice" in html
 
@@ -187,7 +168,7 @@ def test_overview_names_the_template_and_who_created_it(logged_in, client, db):
 # -- services -------------------------------------------------------------------------------------
 
 def test_services_tab_puts_applications_first_and_system_services_under_a_toggle(logged_in, client, db):
-    container = record(db)
+    container = make_container()
     db.session.add_all([
         Service(container_id=container.id, name="ssh", kind="system", status="running"),
         Service(container_id=container.id, name="nginx", kind="application", status="running", port=80,
@@ -207,7 +188,7 @@ def test_services_tab_puts_applications_first_and_system_services_under_a_toggle
 
 
 def test_refresh_services_is_a_post_that_queues_the_check(logged_in, client, db, pve):
-    container = record(db)
+    container = make_container()
     assert client.post("/containers/100/services/refresh").status_code == 400  # no CSRF token
     response = logged_in.post("/containers/100/services/refresh", headers=TAB)
     assert response.status_code == 200 and 'data-testid="services"' in response.text
@@ -218,16 +199,14 @@ def test_refresh_services_is_a_post_that_queues_the_check(logged_in, client, db,
 
 
 def test_the_services_tab_polls_a_pending_refresh_until_it_ends(logged_in, client, db):
-    container = record(db)
-    operation = Operation(container_id=container.id, action="refresh-services", state="running", requested_by="alice")
-    db.session.add(operation)
-    db.session.commit()
+    container = make_container()
+    operation = make_operation(container, "refresh-services", requested_by="alice")
     html = client.get("/containers/100/services").text
     poll = f"/containers/100/services/refresh/{operation.id}"
     assert f'hx-get="{poll}"' in html and 'data-testid="refresh-services"' not in html
     assert client.get(poll, headers=TAB).status_code == 204
     operation.state, operation.finished_at = "succeeded", utcnow()
-    add_services(db, container, 1)
+    make_services(container, 1)
     done = client.get(poll, headers=TAB)
     assert done.status_code == 200 and "application-00" in done.text and 'data-testid="refresh-services"' in done.text
     assert toast_of(done) == {"message": "Services of CT 100 checked.", "category": "success"}
@@ -237,7 +216,7 @@ def test_the_services_tab_polls_a_pending_refresh_until_it_ends(logged_in, clien
 
 @pytest.fixture
 def service_with_credentials(db):
-    container = record(db)
+    container = make_container()
     service = Service(container_id=container.id, name="grafana", kind="application", status="running")
     db.session.add(service)
     db.session.flush()
@@ -266,16 +245,16 @@ def test_credentials_are_revealed_only_by_a_post_never_cached_and_audited(logged
 
 
 def test_credentials_of_another_container_are_not_found(logged_in, client, db, service_with_credentials):
-    record(db, vmid=104, node="pve2")
+    make_container(vmid=104, node="pve2")
     assert logged_in.post(f"/containers/104/services/{service_with_credentials.id}/credentials").status_code == 404
 
 
 # -- events ---------------------------------------------------------------------------------------
 
 def test_events_are_newest_first_filterable_paginated_with_metadata(logged_in, client, db):
-    container = record(db)
-    add_events(db, container, 60, "log")
-    add_events(db, container, 2, "error", minutes_ago=3)
+    container = make_container()
+    make_events(container, 60, "log")
+    make_events(container, 2, "error", start=utcnow() - timedelta(minutes=3))
     html = client.get("/containers/100/events").text
     items = re.findall(r'data-event-type="(\w+)"', html)
     assert len(items) == 50 and items[:2] == ["error", "error"]
@@ -403,10 +382,10 @@ def test_unreachable_proxmox_and_no_record_is_not_a_500(logged_in, client, pve):
 def test_queries_and_proxmox_calls_per_render_are_constant(logged_in, client, db, pve, count_queries, tab):
     counts = []
     for vmid, node, size in ((100, "pve1", 3), (104, "pve2", 30)):
-        container = record(db, vmid=vmid, node=node, managed=True)
-        add_events(db, container, size)
-        add_services(db, container, size)
-        add_services(db, container, size, kind="system")
+        container = make_container(vmid=vmid, node=node, managed=True)
+        make_events(container, size)
+        make_services(container, size)
+        make_services(container, size, kind="system")
         client.get(f"/containers/{vmid}/{tab}")  # warm the session user lookups alike
         with count_queries() as queries:
             assert client.get(f"/containers/{vmid}/{tab}").status_code == 200

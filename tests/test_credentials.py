@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from app.auth.services import create_user
 from app.credentials import CredentialsKeyError, decrypt, encrypt, get_vault
 from app.credentials.vault import reset_vault
-from app.models import Container, Credential, WizardDraft
+from app.models import Credential, WizardDraft
+from tests.fixtures.factories import make_container, make_user
 
 SECRET = "vault-SECRET-value"
 
@@ -39,11 +39,9 @@ def test_configured_key_wins_and_a_wrong_key_fails_clearly(app):
 
 
 def seed(db) -> tuple[int, str]:
-    container = Container(vmid=4242, node="pve1")
-    db.session.add(container)
-    db.session.flush()
+    container = make_container(4242)
     db.session.add(Credential(container_id=container.id, key="PASSWORD", value_encrypted=encrypt(SECRET)))
-    user = create_user("bob", "correct horse battery")
+    user = make_user("bob")
     draft = WizardDraft(id="d" * 36, user_id=user.id, secret_encrypted=encrypt("draft-secret"))
     db.session.add(draft)
     db.session.commit()

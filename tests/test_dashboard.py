@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from app.models import Container, Event, Operation
+from app.models import Event, Operation
+from tests.fixtures.factories import make_container
 from tests.htmx import HX, toast_of, wait_operation
 
 
@@ -43,8 +44,7 @@ def test_card_name_falls_back_to_proxmox_name(logged_in, client, pve):
 
 
 def test_managed_container_uses_its_hostname_and_is_not_marked_unmanaged(logged_in, client, db):
-    db.session.add(Container(vmid=104, node="pve2", hostname="mail-primary", managed=True))
-    db.session.commit()
+    make_container(104, "pve2", hostname="mail-primary", managed=True)
     html = card(client.get("/").text, 104)
     assert "mail-primary" in html and "unmanaged" not in html
 

@@ -11,6 +11,7 @@ from app.models import ContainerTemplate, Credential, Container, Event, Operatio
 from app.proxmox import get_proxmox
 from app.guest_services import RefreshRefused, refresh_container_services, refresh_running_containers, request_refresh
 from app.ssh import open_pool
+from tests.fixtures.factories import make_container, make_operation, make_template
 from tests.fixtures.ssh import FakeUnit
 from tests.sshsim import FakeService
 
@@ -29,20 +30,12 @@ def running(app, pve):
 
 
 def add_container(db, vmid, node, template=None, hostname=None) -> Container:
-    container = Container(vmid=vmid, node=node, hostname=hostname or f"ct{vmid}", template=template)
-    db.session.add(container)
-    db.session.commit()
-    return container
+    return make_container(vmid, node, hostname=hostname or f"ct{vmid}", template=template)
 
 
 def web_template(db) -> ContainerTemplate:
-    template = ContainerTemplate(
-        name="web", services=[TemplateService(name="site", unit="nginx.service", port=80, scheme="http",
-                                              web_path="/admin")]
-    )
-    db.session.add(template)
-    db.session.commit()
-    return template
+    return make_template(services=[TemplateService(name="site", unit="nginx.service", port=80, scheme="http",
+                                                   web_path="/admin")])
 
 
 def services_of(db, container_id) -> dict[str, Service]:
@@ -164,8 +157,7 @@ def test_refresh_job_failure_is_reported(app, db, ssh_containers, running):
 def test_refresh_refused_while_another_operation_is_pending(db, running):
     vmid, node = running[0]
     container = add_container(db, vmid, node)
-    db.session.add(Operation(container_id=container.id, action="start", state="running"))
-    db.session.commit()
+    make_operation(container)
     with pytest.raises(RefreshRefused):
         request_refresh(container.id, "alice")
 

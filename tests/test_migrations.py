@@ -10,12 +10,13 @@ from app.extensions import db
 from app.migration_guard import head_revision, migration_status, schema_drift
 
 
-def make_app(url):
-    return create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "test"})
+def make_app(url, instance_path):
+    return create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "test"},
+                      instance_path=str(instance_path))
 
 
-def test_upgrade_matches_models_then_downgrades_and_upgrades_again(any_database_url):
-    app = make_app(any_database_url)
+def test_upgrade_matches_models_then_downgrades_and_upgrades_again(any_database_url, tmp_path):
+    app = make_app(any_database_url, tmp_path)
     with app.app_context():
         upgrade()
         assert schema_drift(db.engine, db.metadata) == []
@@ -47,9 +48,9 @@ def test_drift_check_catches_a_model_change_without_migration(sqlite_url):
     assert [(diff[0], diff[3].name) for diff in drift] == [("add_column", "fqdn")]
 
 
-def test_flask_db_check_passes_on_a_migrated_database(sqlite_url):
+def test_flask_db_check_passes_on_a_migrated_database(sqlite_url, tmp_path):
     """`flask db check` (the before-stop hook's command) agrees with the test above."""
-    app = make_app(sqlite_url)
+    app = make_app(sqlite_url, tmp_path)
     result = app.test_cli_runner().invoke(args=["db", "check"])
     assert result.exit_code == 0, result.output
     with app.app_context():
@@ -68,15 +69,11 @@ def test_constraints_follow_the_naming_convention(sqlite_url, table):
     assert names and all(name and name.startswith(("fk_", "ix_", "uq_")) for name in names)
 
 
-def test_sqlite_enforces_foreign_keys(app, db):
+def test_sqlite_enforces_foreign_keys(make, db):
     """Deleting a container removes its events (ON DELETE CASCADE) on SQLite too."""
     from app.models import Container, Event
 
-    container = Container(vmid=900, node="pve1")
-    db.session.add(container)
-    db.session.flush()
-    db.session.add(Event(container_id=container.id, type="log", message="hello"))
-    db.session.commit()
+    make.event(make.container(vmid=900))
     db.session.execute(db.delete(Container).where(Container.vmid == 900))
     db.session.commit()
     assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 0
@@ -85,7 +82,7 @@ def test_sqlite_enforces_foreign_keys(app, db):
 VOCABULARIES_REVISION = "2206c34db11d"
 
 
-def test_vocabulary_checks_refuse_to_upgrade_over_unknown_words_and_change_nothing(any_database_url):
+def test_vocabulary_checks_refuse_to_upgrade_over_unknown_words_and_change_nothing(any_database_url, tmp_path):
     """Rows edited by hand to a word Proxboard never writes: the upgrade names them and stops; once the
     operator fixes them it goes through."""
     from alembic.config import Config
@@ -96,7 +93,7 @@ def test_vocabulary_checks_refuse_to_upgrade_over_unknown_words_and_change_nothi
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     before = ScriptDirectory.from_config(config).get_revision(VOCABULARIES_REVISION).down_revision
-    app = make_app(any_database_url)
+    app = make_app(any_database_url, tmp_path)
     with app.app_context():
         upgrade(revision=before)
         with db.engine.begin() as connection:

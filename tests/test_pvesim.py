@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 
+from tests.fixtures.pvesim_http import ct_url, sim_session, task_log, wait_task
 from tests.pvesim import PVESimulator
 
 TOKEN = "root@pam!proxboard=sim-secret-value"
@@ -26,54 +27,6 @@ def sim_module():
                        task_delay=0.05, seed=1, time_scale=0.01).start()
     yield sim
     sim.stop()
-
-
-@pytest.fixture
-def sim(sim_module):
-    sim_module.reset()
-    yield sim_module
-    sim_module.wait_idle(5)
-
-
-def _session(sim, **headers) -> requests.Session:
-    s = requests.Session()
-    s.verify = sim.ca_cert_path
-    s.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise override the session's CA bundle
-    s.headers.update(headers)
-    return s
-
-
-@pytest.fixture
-def api(sim):
-    """requests session authenticated with the API token."""
-    with _session(sim, Authorization=sim.auth_header) as s:
-        yield s
-
-
-@pytest.fixture
-def anon(sim):
-    with _session(sim) as s:
-        yield s
-
-
-def ct_url(sim, vmid, suffix=""):
-    return f"{sim.url}/nodes/{sim.containers[vmid].node}/lxc/{vmid}{suffix}"
-
-
-def wait_task(api, sim, upid, timeout=5.0) -> dict:
-    node = upid.split(":")[1]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        st = api.get(f"{sim.url}/nodes/{node}/tasks/{upid}/status").json()["data"]
-        if st["status"] == "stopped":
-            return st
-        time.sleep(0.02)
-    raise AssertionError(f"task {upid} did not finish")
-
-
-def task_log(api, sim, upid) -> list[str]:
-    node = upid.split(":")[1]
-    return [e["t"] for e in api.get(f"{sim.url}/nodes/{node}/tasks/{upid}/log").json()["data"]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,7 +397,7 @@ def test_thousand_containers_start_fast():
     t0 = time.monotonic()
     with PVESimulator(containers=1000, token=TOKEN, task_delay=0.01) as big:
         elapsed = time.monotonic() - t0
-        with _session(big, Authorization=big.auth_header) as s:
+        with sim_session(big, Authorization=big.auth_header) as s:
             res = s.get(f"{big.url}/cluster/resources", params={"type": "vm"}).json()["data"]
     assert elapsed < 2.0
     assert len(res) == 1000 and len({e["vmid"] for e in res}) == 1000
@@ -492,7 +445,7 @@ def test_saved_cluster_comes_back_with_created_and_changed_containers(sim, api, 
     fresh = PVESimulator(nodes=3, containers=20, token=TOKEN, password=PASSWORD, task_delay=0.05, time_scale=0.01)
     fresh.cluster.load(path)
     with fresh:
-        with _session(fresh, Authorization=fresh.auth_header) as again:
+        with sim_session(fresh, Authorization=fresh.auth_header) as again:
             made = again.get(f"{fresh.url}/nodes/pve2/lxc/900/config").json()["data"]
             listed = {ct["vmid"]: ct for ct in again.get(f"{fresh.url}/nodes/pve1/lxc").json()["data"]}
     assert (made["hostname"], made["tags"], made["net0"]) == ("made-here", "web", sim.containers[900].config["net0"])

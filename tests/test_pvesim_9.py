@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 
+from tests.fixtures.pvesim_http import ct_url, task_log, wait_task
 from tests.pvesim import PVESimulator
 
 TOKEN = "root@pam!proxboard=sim-secret-9"
@@ -23,46 +24,10 @@ def sim_module(request):
     sim.stop()
 
 
-@pytest.fixture
-def sim(sim_module):
-    sim_module.reset()
-    yield sim_module
-    sim_module.wait_idle(5)
-
-
-@pytest.fixture
-def api(sim):
-    with requests.Session() as s:
-        s.verify = sim.ca_cert_path
-        s.trust_env = False
-        s.headers["Authorization"] = sim.auth_header
-        yield s
-
-
 def admin(api, sim, method, what, payload=None):
     r = api.request(method, f"{sim.base_url}/_sim/{what}", data=json.dumps(payload) if payload is not None else None)
     assert r.status_code == 200, r.text
     return r.json()
-
-
-def ct_url(sim, vmid, suffix=""):
-    return f"{sim.url}/nodes/{sim.containers[vmid].node}/lxc/{vmid}{suffix}"
-
-
-def wait_task(api, sim, upid, timeout=5.0) -> dict:
-    node = upid.split(":")[1]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        st = api.get(f"{sim.url}/nodes/{node}/tasks/{upid}/status").json()["data"]
-        if st["status"] == "stopped":
-            return st
-        time.sleep(0.02)
-    raise AssertionError(f"task {upid} did not finish")
-
-
-def task_log(api, sim, upid):
-    node = upid.split(":")[1]
-    return [e["t"] for e in api.get(f"{sim.url}/nodes/{node}/tasks/{upid}/log").json()["data"]]
 
 
 def v9(sim):

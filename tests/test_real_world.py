@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.events import record_event
 from app.models import Container, Event, Service
+from tests.fixtures.factories import make_container
 from tests.htmx import HX, toast_of
 
 
@@ -117,13 +118,11 @@ def test_the_wizard_proposes_a_freed_vmid_and_a_new_record_holds_it(logged_in, c
         del pve.cluster.containers[104]
     client.get("/")  # confirmed gone
     assert vmid_available(104)
-    db.session.add(Container(vmid=200, node="pve1", lifecycle="creating"))
-    db.session.commit()
+    make_container(200, lifecycle="creating")
     pve.next_id_range = None
     assert propose_vmid() == pve.cluster.next_free_vmid()
     release_vmid(104)
-    db.session.add(Container(vmid=104, node="pve1", hostname="fresh", lifecycle="creating"))
-    db.session.commit()
+    make_container(104, hostname="fresh", lifecycle="creating")
     assert [r.lifecycle for r in records(db, 104)] == ["deleted", "creating"]
 
 
