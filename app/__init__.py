@@ -84,9 +84,10 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions and the services that live on the app."""
-    from app import auth, input_guard, jobs, migration_guard, proxmox
+    from app import auth, input_guard, jobs, migration_guard, proxmox, security_headers
 
     input_guard.init_app(app)
+    security_headers.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     csrf.init_app(app)

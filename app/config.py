@@ -17,6 +17,7 @@ class DefaultConfig:
     WTF_CSRF_TIME_LIMIT = None
     PROXY_FIX = False
     PROXY_FIX_HOPS = 1
+    HSTS_SECONDS = 0  # Strict-Transport-Security max-age on HTTPS responses; 0: not sent (opt in once TLS is for good)
     REFRESH_SECONDS = 30
     MAX_CONTENT_LENGTH = 2 * 1024 * 1024  # bytes per request (uploads included); larger ones get a 413 page
     MAX_FORM_MEMORY_SIZE = 1024 * 1024  # bytes of form fields held in memory (werkzeug's own limit)

@@ -14,7 +14,7 @@ APP = Path(__file__).resolve().parent.parent / "app"
 # Lowest first; a module may import its own layer or lower ones, never a higher one.
 LAYERS: list[set[str]] = [
     {"models", "extensions", "config", "htmx", "forms", "events", "presenters", "input_guard", "migration_guard",
-     "jobs"},
+     "jobs", "security_headers", "pagination"},
     {"proxmox", "ssh", "credentials", "auth", "health", "cli"},
     {"guest_services", "container_templates", "provisioning"},
     {"containers"},

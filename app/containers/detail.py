@@ -26,6 +26,7 @@ from app.credentials import reveal_service_credentials
 from app.extensions import db
 from app.htmx import is_htmx, target as hx_target, trigger_toast, varies
 from app.models import EVENT_TYPES, Container, Credential, Event, Operation, Service
+from app.pagination import Page, bounds
 from app.proxmox import (
     ContainerConfig,
     GuestNetwork,
@@ -163,12 +164,9 @@ def services_context(view: ContainerView) -> dict:
 
 
 @dataclass
-class EventPage:
-    """One page of a filtered timeline."""
+class EventPage(Page[Event]):
+    """One page of a filtered timeline, with the count of each type for the filters."""
 
-    items: list[Event]
-    number: int
-    pages: int
     counts: dict[str, int]
 
 
@@ -181,13 +179,12 @@ def events_page(view: ContainerView, kind: str, number: int) -> EventPage:
             select(Event.type, func.count()).where(Event.container_id == view.record_id).group_by(Event.type)):
         counts[type_] = count
     counts["all"] = sum(counts[t] for t in EVENT_TYPES)
-    pages = max(1, -(-counts[kind] // EVENTS_PER_PAGE))
-    number = min(max(1, number), pages)
+    number, pages, offset = bounds(counts[kind], number, EVENTS_PER_PAGE)
     query = select(Event).where(Event.container_id == view.record_id)
     if kind != "all":
         query = query.where(Event.type == kind)
     items = db.session.scalars(query.order_by(Event.created_at.desc(), Event.id.desc())
-                               .limit(EVENTS_PER_PAGE).offset((number - 1) * EVENTS_PER_PAGE)).all()
+                               .limit(EVENTS_PER_PAGE).offset(offset)).all()
     return EventPage(list(items), number, pages, counts)
 
 

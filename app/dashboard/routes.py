@@ -1,27 +1,13 @@
 """The dashboard: every container at a glance, refreshed in place."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import current_app, url_for
 
-from app.containers.inventory import ContainerView, attach_services, load_inventory
+from app.containers.inventory import attach_services, load_inventory
 from app.dashboard import bp
 from app.dashboard.forms import DashboardQuery
 from app.htmx import fragment_or_page
-
-@dataclass
-class Page:
-    items: list[ContainerView]
-    number: int
-    pages: int
-
-
-def paginate(items: list, number: int, per_page: int) -> Page:
-    """One page of ``items`` (page numbers out of range fall back to the nearest page)."""
-    pages = max(1, -(-len(items) // per_page))
-    number = min(max(1, number), pages)
-    return Page(items[(number - 1) * per_page: number * per_page], number, pages)
+from app.pagination import paginate
 
 
 @bp.get("/")
