@@ -15,6 +15,13 @@ class DefaultConfig:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None
+    SESSION_IDLE_MINUTES = 120  # a sign-in session unused this long ends on the server
+    SESSION_MAX_HOURS = 24 * 7  # and any session ends this long after sign-in, however active
+    LOGIN_LIMIT_PER_ACCOUNT = "5 per minute; 20 per hour"  # failed sign-ins per account name, then 429
+    LOGIN_LIMIT_PER_CLIENT = "30 per minute; 200 per hour"  # failed sign-ins per client address, then 429
+    RATELIMIT_STORAGE_URI = None  # login counters; default REDIS_URL when set (shared), else this process's memory
+    RATELIMIT_STRATEGY = "moving-window"  # Retry-After counts from the oldest failure still in the window
+    RATELIMIT_KEY_PREFIX = "proxboard"
     PROXY_FIX = False
     PROXY_FIX_HOPS = 1
     HSTS_SECONDS = 0  # Strict-Transport-Security max-age on HTTPS responses; 0: not sent (opt in once TLS is for good)

@@ -58,7 +58,8 @@ def _field_names(form_class: type[FlaskForm]) -> list[str]:
 def _urls(app, values, method):
     """Each rule of ``method`` built with the given ids (int converters) and every choice of ``any``."""
     for rule in app.url_map.iter_rules():
-        if method not in rule.methods or rule.endpoint in ("static", "auth.logout"):
+        if method not in rule.methods or rule.endpoint in (  # the auth.* ones would sign the client out
+                "static", "auth.logout", "auth.sign_out_everywhere", "auth.end_session"):
             continue
         choices = []
         for name, converter in rule._converters.items():

@@ -1,11 +1,20 @@
-"""Sign-in: every page but the login form and the health check needs a signed-in user."""
+"""Sign-in: every page but the login form and the health check needs a signed-in user.
+
+Flask-Login keeps, in Flask's signed cookie, only the random id of a server-side session (``user_sessions``,
+see ``services``); each request looks that session up in the database, so a session ended anywhere (sign
+out, sign out everywhere, a password change, its idle or absolute lifetime) stops working at once in every
+process. ``g.user`` is the signed-in ``User`` (None for strangers), ``g.auth_session`` their ``UserSession``.
+"""
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, g, redirect, request, session, url_for
+from flask import Blueprint, Flask, current_app, flash, g, redirect, request, session, url_for
+from flask_login import current_user, logout_user
 
-from app.extensions import db
+from app.auth import services, throttle
+from app.extensions import login_manager
 from app.htmx import is_htmx
 
 bp = Blueprint("auth", __name__, template_folder="templates")
@@ -14,14 +23,21 @@ PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static"}
 
 
 def init_app(app: Flask) -> None:
-    """Load the signed-in user before each request and send strangers to the login form."""
+    """Load the signed-in user before each request, send strangers to the login form, throttle sign-ins."""
+    login_manager.init_app(app)
+    # The server-side session is the protection; Flask-Login's address check would sign out a phone that
+    # changes networks, or mark every session of a proxied deployment "not fresh".
+    login_manager.session_protection = None
+    app.permanent_session_lifetime = timedelta(hours=app.config["SESSION_MAX_HOURS"])
+    throttle.init_app(app)
 
     @app.before_request
     def require_login():
-        from app.models import User
-
-        user_id = session.get("user_id")
-        g.user = db.session.get(User, user_id) if user_id is not None else None
+        g.user = current_user._get_current_object() if current_user.is_authenticated else None
+        if g.user is None and "_user_id" in session:
+            logout_user()  # an ended or expired session: stop looking it up on every request
+            if g.pop("session_expired", False) and request.endpoint not in PUBLIC_ENDPOINTS:
+                flash("Your session has expired. Please sign in again.", "info")
         if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
             if request.endpoint is None:
                 return None  # let the 404 handler answer unknown URLs
@@ -34,12 +50,37 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def inject_user():
+        # After Flask-Login's own processor: templates test ``{% if current_user %}``, so a stranger is None.
         return {"current_user": g.get("user")}
+
+
+@login_manager.user_loader
+def load_user(token: str):
+    """Flask-Login's loader: the user of the live session whose random id the cookie carries, else None."""
+    try:
+        found = services.load_session(token, request.remote_addr, **session_lifetimes())
+    except services.SessionExpired:
+        g.session_expired = True
+        return None
+    if found is None:
+        return None
+    g.auth_session = found
+    found.user.session_token = token
+    return found.user
+
+
+def session_lifetimes() -> dict[str, timedelta]:
+    """``idle`` and ``max_age`` of a sign-in session, from the settings (as ``services`` takes them)."""
+    config = current_app.config
+    return {"idle": timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+            "max_age": timedelta(hours=config["SESSION_MAX_HOURS"])}
 
 
 def is_safe_next(target: str | None) -> bool:
     """Whether ``target`` is a path on this site (no scheme, no host, no protocol-relative URL)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return False
+    if not target.isprintable():  # a line break would split the Location header
         return False
     parts = urlsplit(target)
     return not parts.scheme and not parts.netloc
