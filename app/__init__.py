@@ -117,9 +117,15 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    """Render friendly pages for the errors a user can meet."""
+    """Render friendly pages for the errors a user can meet (a database that is down: 503, see db_faults)."""
+    from app import db_faults
+
+    db_faults.init_app(app)
 
     def render_error(error):
+        db_faults.rollback_quietly()  # a failed request must not leave its transaction to the next one
+        if db_faults.is_db_fault(getattr(error, "original_exception", None)):
+            return db_faults.unavailable_response()
         code = getattr(error, "code", 500) or 500
         if code == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH") or 0

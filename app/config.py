@@ -51,6 +51,9 @@ class DefaultConfig:
     HUEY_SQLITE_PATH = None  # default instance/jobs.db
     JOBS_IMMEDIATE = None  # None: inline when TESTING
     JOBS_WORKERS = 2
+    JOBS_WEB_SWEEP_SECONDS = None  # the web process also runs the stale-job sweeps this often (None: 60, off in TESTING)
+    JOBS_REQUEUE_SECONDS = 60  # a job queued this long with nothing in the queue for it is enqueued again
+    JOBS_WORKER_MISSING_SECONDS = 300  # queued work older than this: every page says no job worker is running
     PVE_PORT = 8006
     PVE_VERIFY_SSL = "true"
     PVE_TIMEOUT = 10
@@ -73,6 +76,9 @@ def load_config(app: Flask, test_config: dict | None) -> None:
     app.config.setdefault(
         "SQLALCHEMY_DATABASE_URI", f"sqlite:///{Path(app.instance_path) / 'proxboard.db'}"
     )
+    sqlite_path = sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
+    if sqlite_path is not None:
+        create_private_file(sqlite_path)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret(app, "secret_key")
 
@@ -83,6 +89,25 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///path`` URL (None for other databases and in-memory SQLite)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (SQLite keeps that mode, for its journals too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def instance_secret(app: Flask, name: str, *, nbytes: int = 32, generator=None) -> str:

@@ -21,6 +21,8 @@ from flask import Flask, current_app, render_template, request
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 
+from app.db_faults import is_db_fault
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -51,12 +53,17 @@ def head_revision(directory: Path = MIGRATIONS_DIR) -> str | None:
 def migration_status(engine: Engine, directory: Path = MIGRATIONS_DIR) -> MigrationStatus:
     """Compare the database's alembic revision with the head of ``directory``."""
     head = head_revision(directory)
-    try:
-        with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
-    except Exception as exc:  # any driver error means the database cannot be used
-        return MigrationStatus("unreachable", None, head, error=exc.__class__.__name__ + ": " + str(exc).splitlines()[0])
-    return MigrationStatus("current" if current == head else "pending", current, head)
+    for attempt in (1, 2):  # a connection dropped mid-query is a blip, not an unreachable database
+        try:
+            with engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+        except Exception as exc:  # any driver error means the database cannot be used
+            if attempt == 1 and is_db_fault(exc):
+                continue
+            return MigrationStatus("unreachable", None, head,
+                                   error=exc.__class__.__name__ + ": " + str(exc).splitlines()[0])
+        return MigrationStatus("current" if current == head else "pending", current, head)
+    raise AssertionError("unreachable")
 
 
 def schema_drift(engine: Engine, metadata: MetaData) -> list:
@@ -77,7 +84,9 @@ class MigrationGuard:
         """The status, cached once the database is current (it cannot fall behind while we run)."""
         with self._lock:
             if fresh or self._status is None or not self._status.ok:
-                self._status = migration_status(engine)
+                previous, self._status = self._status, migration_status(engine)
+                if self._status.error and (previous is None or previous.error != self._status.error):
+                    log.error("Database cannot be reached: %s", self._status.error)  # pages show no driver text
             return self._status
 
 
@@ -95,8 +104,6 @@ def init_app(app: Flask) -> None:
                 "Database schema is behind the code (database %s, code %s): run `flask db upgrade`",
                 status.current or "empty", status.head,
             )
-        elif status.state == "unreachable":
-            log.error("Database cannot be reached: %s", status.error)
 
     @app.before_request
     def block_while_pending():

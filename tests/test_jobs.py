@@ -1,11 +1,14 @@
 """The job queue: storage selection, app context in tasks, a queued refresh run by a consumer step."""
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
 from huey.storage import MemoryStorage, SqliteStorage
 
 from app import jobs
-from app.models import Container, Operation
+from app.models import Container, Event, Operation, utcnow
 from app.guest_services import request_refresh
 from tests.fixtures.ssh import FakeUnit
 
@@ -82,3 +85,71 @@ def test_worker_refuses_in_immediate_mode(app, runner):
     jobs.init_app(app)
     result = runner.invoke(args=["worker"])
     assert result.exit_code != 0 and "JOBS_IMMEDIATE" in result.output
+
+
+def _creating(db, vmid=930, **operation):
+    """A container being created and its provisioning Operation (given state, times, step)."""
+    ct = Container(vmid=vmid, node="pve1", hostname="lost", lifecycle="creating", managed=True)
+    db.session.add(ct)
+    db.session.flush()
+    op = Operation(container_id=ct.id, action="create", params={"spec": {"node": "pve1", "vmid": vmid}}, **operation)
+    db.session.add(op)
+    db.session.commit()
+    return ct, op
+
+
+def test_a_queued_creation_whose_job_was_lost_is_sent_again_once(app, db):
+    from app.provisioning import sweep_stale
+
+    _, op = _creating(db, state="queued", step="create", started_at=utcnow() - timedelta(seconds=120))
+    assert jobs.huey.pending_count() == 0  # the enqueue failed, or the queue was wiped
+    assert sweep_stale() == []
+    assert [task.args for task in jobs.huey.pending()] == [(op.id,)]
+    sweep_stale()
+    assert jobs.huey.pending_count() == 1  # a job waiting in the queue is not sent twice
+    db.session.expire_all()
+    assert db.session.get(Operation, op.id).state == "queued"
+
+
+def test_a_job_sent_twice_runs_once(app, db):
+    _, op = _creating(db, state="running", step="packages", heartbeat_at=utcnow())
+    from app.provisioning.tasks import provision_task
+
+    provision_task(op.id)  # a duplicate of the job a worker already runs
+    jobs.huey.execute(jobs.huey.dequeue())
+    db.session.expire_all()
+    done = db.session.get(Operation, op.id)
+    assert done.state == "running" and done.step == "packages"
+
+
+def test_the_web_process_ends_a_dead_job_while_no_worker_runs(app, db, client):
+    app.config["JOBS_WEB_SWEEP_SECONDS"] = 60
+    jobs.init_app(app)
+    old = utcnow() - timedelta(seconds=600)
+    ct, op = _creating(db, state="running", step="start", progress=15, started_at=old, heartbeat_at=old)
+    client.get("/login")  # any request; the sweep runs beside it
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        if db.session.get(Operation, op.id).state != "running":
+            break
+        time.sleep(0.1)
+    assert db.session.get(Operation, op.id).state == "failed"
+    assert db.session.get(Container, ct.id).lifecycle == "error"
+    event = db.session.scalars(db.select(Event).where(Event.container_id == ct.id, Event.type == "error")).one()
+    assert "Start it was interrupted" in event.message and "Retry" in event.message
+    from app.provisioning import retry_reason
+
+    assert retry_reason(db.session.get(Container, ct.id), db.session.get(Operation, op.id)) is None
+
+
+def test_every_page_says_when_no_worker_takes_queued_work(app, db, client, logged_in):
+    app.config["JOBS_WORKER_MISSING_SECONDS"] = 300
+    _, op = _creating(db, state="queued", step="create", started_at=utcnow() - timedelta(seconds=60))
+    assert 'data-testid="worker-banner"' not in client.get("/").text
+    op.started_at = utcnow() - timedelta(minutes=12)
+    db.session.commit()
+    for path in ("/", "/templates", "/about"):
+        page = client.get(path).text
+        assert 'data-testid="worker-banner"' in page and "No job worker is running" in page, path
+        assert "flask worker" in page and "12 minutes" in page

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.containers.inventory import record_for, snapshot_of
+from app.db_faults import PLAIN_MESSAGE, is_db_fault
 from app.events import record_event
 from app.extensions import db
 from app.models import Container, Operation, utcnow
@@ -160,7 +161,31 @@ def request_action(vmid: int, action: str, username: str) -> Operation:
     operation.heartbeat_at = utcnow()
     record_event(container.id, "step", f"{spec.label} requested by {username}",
                  {"action": action, "upid": operation.upid, "node": live.node, **(operation.params or {})})
-    db.session.commit()
+    try:
+        db.session.commit()
+    except Exception as exc:
+        if not is_db_fault(exc):
+            raise
+        # Proxmox accepted the action: record it on a fresh connection rather than lose its spinner.
+        db.session.rollback()
+        log.warning("%s of CT %s: %s after Proxmox accepted it; recording it again", action, vmid, PLAIN_MESSAGE)
+        operation = _record_accepted(live, action, username, operation.upid, _params(action, live))
+    return operation
+
+
+def _record_accepted(live: ContainerSummary, action: str, username: str, upid: str | None, params: dict) -> Operation:
+    """Record an action Proxmox accepted as a running Operation (after the first commit was lost)."""
+    container = get_or_create_record(live)
+    operation = Operation(container_id=container.id, action=action, state="running", requested_by=username,
+                          params=params, upid=upid, heartbeat_at=utcnow())
+    db.session.add(operation)
+    record_event(container.id, "step", f"{ACTIONS[action].label} requested by {username}",
+                 {"action": action, "upid": upid, "node": live.node, **params})
+    try:
+        db.session.commit()
+    except IntegrityError:  # the first commit did reach the database; only its answer was lost
+        db.session.rollback()
+        return db.session.scalar(select(Operation).where(Operation.upid == upid, Operation.action == action))
     return operation
 
 

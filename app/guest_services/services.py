@@ -5,6 +5,8 @@ import logging
 
 from sqlalchemy.exc import IntegrityError
 
+from app import jobs
+from app.db_faults import is_db_fault
 from app.extensions import db
 from app.models import Container, Operation
 from app.models.types import utcnow
@@ -12,6 +14,7 @@ from app.models.types import utcnow
 from .refresh import ACTION, RefreshResult, UnknownContainer, refresh_container_services
 
 log = logging.getLogger("app.guest_services")
+JOB = "refresh_services"  # the job's name in app.jobs (declared in .tasks)
 
 
 class RefreshRefused(Exception):
@@ -25,8 +28,6 @@ def request_refresh(container_id: int, requested_by: str | None = None) -> Opera
     already pending is returned as is; any other pending operation raises RefreshRefused, and
     an unknown ``container_id`` UnknownContainer.
     """
-    from .tasks import refresh_services_task
-
     if db.session.get(Container, container_id) is None:
         raise UnknownContainer(f"There is no container {container_id}.")
     pending = db.session.scalar(
@@ -43,7 +44,7 @@ def request_refresh(container_id: int, requested_by: str | None = None) -> Opera
     except IntegrityError:  # one pending operation per container, enforced by a unique index
         db.session.rollback()
         raise RefreshRefused("Another operation is in progress.") from None
-    refresh_services_task(container_id, operation.id)
+    jobs.enqueue(JOB, container_id, operation.id)  # after the commit: the worker must find the row
     return operation
 
 
@@ -60,7 +61,8 @@ def run_refresh_operation(container_id: int, operation_id: int) -> RefreshResult
         result = refresh_container_services(container_id)
     except Exception as exc:  # the row must end; the error is shown to the user
         db.session.rollback()
-        _finish(operation_id, "failed", f"{type(exc).__name__}: {exc}")
+        _finish(operation_id, "failed", "the database connection was lost" if is_db_fault(exc)
+                else "an unexpected error in Proxboard (the details are in its log)")
         log.exception("refresh operation %s failed", operation_id)
         return None
     _finish(operation_id, "succeeded" if result.ok else "failed", result.error)

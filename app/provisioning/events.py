@@ -13,9 +13,14 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
+from app.db_faults import is_db_fault, retry_on_fault
 from app.models import Event, Operation, utcnow
 
 FLUSH_SECONDS = 0.2
+# Consecutive plain output lines of one flush share an event (an apt-get install prints hundreds of lines:
+# one row per line made the progress page and the Events tab a wall of rows).
+OUTPUT = {"level": "output"}
+GROUP_CHARS = 8000
 
 
 class EventWriter:
@@ -40,28 +45,46 @@ class EventWriter:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join(5)
-        self.flush()
+        retry_on_fault(self.flush, what=f"provisioning operation {self.operation_id}: writing its last events")
 
     def add(self, type: str, message: str, meta: dict[str, Any] | None = None, *, now: bool = False) -> None:
         """Queue an event; ``now`` writes it (and everything before it) before returning."""
         with self._lock:
-            self._rows.append({"container_id": self.container_id, "type": type, "message": message[:20000],
-                               "metadata": meta or None, "created_at": utcnow()})
+            last = self._rows[-1] if self._rows else None
+            if (meta == OUTPUT and last is not None and last["metadata"] == OUTPUT and last["type"] == type
+                    and len(last["message"]) + len(message) < GROUP_CHARS):
+                last["message"] += "\n" + message
+            else:
+                self._rows.append({"container_id": self.container_id, "type": type, "message": message[:20000],
+                                   "metadata": meta or None, "created_at": utcnow()})
         if now:
-            self.flush()
+            try:
+                self.flush()
+            except Exception as exc:  # the rows stay buffered: the side thread writes them once it can
+                if not is_db_fault(exc):
+                    raise
 
     def flush(self, heartbeat: bool = False) -> None:
-        """Insert the buffered rows in one transaction (and bump the heartbeat when asked)."""
+        """Insert the buffered rows in one transaction (and bump the heartbeat when asked).
+
+        When the database fails, the rows go back to the front of the buffer (nothing is lost) and
+        the error is raised.
+        """
         with self._lock:
             rows, self._rows = self._rows, []
         if not rows and not heartbeat:
             return
-        with self._write_lock, self.engine.begin() as connection:
-            if rows:
-                connection.execute(Event.__table__.insert(), rows)
-            if heartbeat:
-                connection.execute(update(Operation.__table__).where(Operation.__table__.c.id == self.operation_id)
-                                   .values(heartbeat_at=utcnow()))
+        try:
+            with self._write_lock, self.engine.begin() as connection:
+                if rows:
+                    connection.execute(Event.__table__.insert(), rows)
+                if heartbeat:
+                    connection.execute(update(Operation.__table__).where(Operation.__table__.c.id == self.operation_id)
+                                       .values(heartbeat_at=utcnow()))
+        except Exception:
+            with self._lock:
+                self._rows[:0] = rows
+            raise
 
     def _loop(self) -> None:
         import time

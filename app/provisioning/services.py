@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,9 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import jobs
 from app.credentials import CredentialsKeyError
+from app.db_faults import PLAIN_MESSAGE, RETRY_DELAYS, counters, is_db_fault, retry_on_fault
 from app.events import record_event
 from app.extensions import db
 from app.models import Container, Event, Operation, TemplateFile, TemplateScript, WizardDraft, utcnow
@@ -34,9 +37,11 @@ from .steps import (
 )
 
 log = logging.getLogger("app.provisioning")
+JOB = "provision"  # the job's name in app.jobs (declared in .tasks)
 
 ACTION = "create"
 NOT_STARTED = "not_started"  # in a failed operation's params: it ended before its first step ran
+INTERRUPTED = "interrupted"  # in params: the job stopped without a verdict; a retry reconciles with Proxmox
 
 
 class ProvisioningRefused(Exception):
@@ -62,9 +67,7 @@ def start_provisioning(container: Container, plan: dict[str, Any], username: str
     record_event(container.id, "step", f"{what} requested by {username}",
                  {"step": "queued", "percent": operation.progress, "operation_id": operation.id})
     db.session.commit()
-    from .tasks import provision_task
-
-    provision_task(operation.id)
+    jobs.enqueue(JOB, operation.id)  # only now: a worker must find the committed row
     return operation
 
 
@@ -85,12 +88,18 @@ def _timeouts() -> Timeouts:
                     script=float(config.get("PROVISION_SCRIPT_TIMEOUT", 1800)))
 
 
+UNEXPECTED = "an unexpected error in Proxboard (the details are in its log)"
+
+
 def _describe(exc: BaseException) -> str:
+    """What the error event says: Proxmox's, SSH's or the step's own words; never a traceback or SQL."""
     if isinstance(exc, ProxmoxError):
         return exc.message
     if isinstance(exc, (SSHError, StepFailed, CredentialsKeyError)):
         return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    if is_db_fault(exc):
+        return PLAIN_MESSAGE
+    return UNEXPECTED
 
 
 class NotStarted(Exception):
@@ -177,17 +186,21 @@ def run_provisioning(operation_id: int, *, proxmox: ProxmoxClient | None = None,
     ``error`` with an Error event naming the failed step. A configuration problem (SSH needed
     but not set up, host key not trusted, credentials key missing) ends it at once, before the
     first step when it can be seen beforehand, and Retry is offered for after the fix.
+
+    The operation is claimed with a conditional UPDATE, so a job enqueued twice (the sweep
+    re-sends a job it thinks lost) runs once. A dropped database connection is bookkeeping, not
+    the step's failure: the step runs again once the database answers, reconciling with what
+    Proxmox already did (``StepContext.reconcile``). When the database stays away the job stops
+    without a verdict; the stale sweep then ends it as interrupted, and Retry reconciles.
     """
-    operation = db.session.get(Operation, operation_id)
-    if operation is None or operation.state != "queued":
+    claim = utcnow()  # this job's mark: a retry after a lost COMMIT answer recognises its own claim
+    claimed = retry_on_fault(lambda: _claim(operation_id, claim),
+                             what=f"provisioning operation {operation_id}: claiming it")
+    if claimed is None:
         log.warning("provisioning operation %s is gone or no longer queued; skipped", operation_id)
         return False
-    container = operation.container
-    plan = dict(operation.params or {})
+    container_id, vmid, plan = claimed
     from_step = plan.get("from_step") or "create"
-    operation.state, operation.heartbeat_at = "running", utcnow()
-    db.session.commit()
-    container_id, vmid = container.id, container.vmid
     current = step_named(from_step)
     pools = _LazyPool(pool)
     try:
@@ -195,8 +208,8 @@ def run_provisioning(operation_id: int, *, proxmox: ProxmoxClient | None = None,
             problem = _preflight(plan, from_step)
         except NotStarted as exc:
             log.warning("provisioning CT %s not started: %s", vmid, exc)
-            _fail(operation_id, container_id, from_step, f"Provisioning not started: {exc}", config=True,
-                  nothing_done=True)
+            _bookkeeping(lambda: _fail(operation_id, container_id, from_step, f"Provisioning not started: {exc}",
+                                       config=True, nothing_done=True), operation_id, "recording failure")
             return False
         proxmox = proxmox or get_proxmox()
         heartbeat = float(current_app.config.get("PROVISION_HEARTBEAT_SECONDS", 5))
@@ -208,13 +221,14 @@ def run_provisioning(operation_id: int, *, proxmox: ProxmoxClient | None = None,
             load_files=lambda ids: _load(TemplateFile, ids), load_scripts=lambda ids: _load(TemplateScript, ids),
             script_body=_script_body, discover=lambda: _discover(container_id, pools.get(), proxmox),
             timeouts=_timeouts(), ssh_problem=str(problem) if problem else None,
+            reconcile=bool(plan.get(INTERRUPTED)),
         )
         with writer:
             for current in STEPS[STEP_NAMES.index(from_step):]:
-                if not _still_ours(operation_id):
+                if not _bookkeeping(lambda: _enter_step(operation_id, current.name, current.percent),
+                                    operation_id, "recording its step"):
                     log.warning("provisioning operation %s was ended elsewhere; stopping", operation_id)
                     return False
-                _enter_step(operation_id, current.name, current.percent)
                 skipped = current.skip(ctx)
                 if skipped:
                     writer.add("step", f"{current.label}: skipped",
@@ -223,25 +237,82 @@ def run_provisioning(operation_id: int, *, proxmox: ProxmoxClient | None = None,
                     continue
                 writer.add("step", current.label, {"step": current.name, "percent": current.percent}, now=True)
                 started = time.monotonic()
-                try:
-                    current.run(ctx)
-                finally:
-                    if current.name == "create":
-                        wipe_secret(plan.get("draft_id"))
+                _run_step(current, ctx, operation_id, plan)
                 writer.add("log", f"{current.label}: done in {time.monotonic() - started:.2f} s",
                            {"level": "info", "step": current.name, "seconds": round(time.monotonic() - started, 3)})
-            writer.flush()
-            _succeed(operation_id, container_id, ctx.found_ip)
-            return True
+        _bookkeeping(lambda: _succeed(operation_id, container_id, ctx.found_ip), operation_id, "recording success")
+        return True
     except Exception as exc:  # every failure must end the operation visibly
         db.session.rollback()
+        if is_db_fault(exc):
+            log.error("provisioning CT %s stopped at %s: the database stayed unreachable; the stale-job sweep "
+                      "ends it as interrupted and Retry continues from there", vmid, current.name, exc_info=exc)
+            return False
         message = _describe(exc)
-        log.warning("provisioning CT %s failed at %s: %s", vmid, current.name, message)
-        _fail(operation_id, container_id, current.name, f"{current.label} failed: {message}",
-              config=isinstance(exc, CONFIGURATION_ERRORS))
+        log.warning("provisioning CT %s failed at %s: %s", vmid, current.name, message,
+                    exc_info=exc if message == UNEXPECTED else None)
+        _bookkeeping(lambda: _fail(operation_id, container_id, current.name, f"{current.label} failed: {message}",
+                                   config=isinstance(exc, CONFIGURATION_ERRORS)), operation_id, "recording failure")
         return False
     finally:
         pools.close()
+
+
+def _claim(operation_id: int, claim) -> tuple[int, int, dict[str, Any]] | None:
+    """Move the operation from queued to running, once: (container id, vmid, plan), or None if not queued.
+
+    ``claim`` (a timestamp) is written as the first heartbeat: finding it means this job's own
+    earlier attempt committed the claim.
+    """
+    mine = (Operation.state == "queued") | ((Operation.state == "running") & (Operation.heartbeat_at == claim))
+    claimed = db.session.execute(update(Operation).where(Operation.id == operation_id, mine)
+                                 .values(state="running", heartbeat_at=claim))
+    db.session.commit()
+    if claimed.rowcount != 1:
+        return None
+    operation = db.session.get(Operation, operation_id)
+    return operation.container_id, operation.container.vmid, dict(operation.params or {})
+
+
+def _bookkeeping(write: Callable[[], Any], operation_id: int, what: str) -> Any:
+    """``write`` (one transaction) again after each dropped connection, for about half a minute."""
+    return retry_on_fault(write, what=f"provisioning operation {operation_id}: {what}")
+
+
+def _run_step(step, ctx: StepContext, operation_id: int, plan: dict[str, Any]) -> None:
+    """Run one step; a dropped database connection runs it again (reconciling) instead of failing it.
+
+    The root password kept for the create step is wiped once that step has an outcome of its own
+    (never after a database fault, when the step runs again and needs it).
+    """
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            step.run(ctx)
+        except Exception as exc:
+            if is_db_fault(exc) and delay is not None:
+                db.session.rollback()
+                counters.worker_retries += 1
+                log.warning("provisioning operation %s: %s during “%s”; running it again in %g s", operation_id,
+                            PLAIN_MESSAGE, step.label, delay)
+                ctx.log(f"{step.label}: the database connection was lost; running the step again", "warn")
+                time.sleep(delay)
+                ctx.reconcile = True
+                continue
+            if step.name == "create" and not is_db_fault(exc):
+                _wipe_quietly(plan.get("draft_id"))
+            raise
+        if step.name == "create":
+            _wipe_quietly(plan.get("draft_id"))
+        return
+
+
+def _wipe_quietly(draft_id: str | None) -> None:
+    try:
+        retry_on_fault(lambda: wipe_secret(draft_id), what="wiping the wizard's root password")
+    except Exception:  # the draft expires (and takes the secret with it) after WIZARD_DRAFT_HOURS anyway
+        db.session.rollback()
+        log.warning("could not wipe the root password of wizard draft %s; it expires with the draft", draft_id,
+                    exc_info=True)
 
 
 def _script_body(content: str) -> str:
@@ -250,20 +321,19 @@ def _script_body(content: str) -> str:
     return script_with_helpers(content)
 
 
-def _still_ours(operation_id: int) -> bool:
-    state = db.session.scalar(select(Operation.state).where(Operation.id == operation_id))
-    return state == "running"
-
-
-def _enter_step(operation_id: int, step: str, percent: int) -> None:
-    db.session.execute(update(Operation).where(Operation.id == operation_id)
-                       .values(step=step, progress=percent, heartbeat_at=utcnow()))
+def _enter_step(operation_id: int, step: str, percent: int) -> bool:
+    """Record the step the operation is at; False when it is no longer running (ended elsewhere)."""
+    entered = db.session.execute(update(Operation).where(Operation.id == operation_id, Operation.state == "running")
+                                 .values(step=step, progress=percent, heartbeat_at=utcnow()))
     db.session.commit()
+    return entered.rowcount == 1
 
 
 def _succeed(operation_id: int, container_id: int, ip: str | None) -> None:
     operation = db.session.get(Operation, operation_id)
     container = db.session.get(Container, container_id)
+    if operation.state == "succeeded":  # an earlier attempt committed; only its answer was lost
+        return
     operation.state, operation.progress, operation.step = "succeeded", 100, "complete"
     operation.finished_at = operation.heartbeat_at = utcnow()
     container.lifecycle = "ready"
@@ -279,6 +349,8 @@ def _fail(operation_id: int, container_id: int, step: str, message: str, *, conf
           nothing_done: bool = False) -> None:
     operation = db.session.get(Operation, operation_id)
     container = db.session.get(Container, container_id)
+    if not operation.pending:  # an earlier attempt committed; only its answer was lost
+        return
     operation.state, operation.error, operation.step = "failed", message, step
     operation.finished_at = utcnow()
     if nothing_done:  # Retry may then start from this step even when it is "create"
@@ -298,13 +370,18 @@ def retry_reason(container: Container, operation: Operation | None) -> str | Non
     """Why "Retry from the failed step" is not offered, or None when it is."""
     if container.lifecycle != "error" or operation is None or operation.state != "failed":
         return "Only a failed creation can be retried."
-    if operation.step in (None, "create") and not (operation.params or {}).get(NOT_STARTED):
+    params = operation.params or {}
+    if operation.step in (None, "create") and not (params.get(NOT_STARTED) or params.get(INTERRUPTED)):
         return "Creating the container itself failed; it is not retried automatically (delete it and start again)."
     return None
 
 
 def retry(container: Container, username: str) -> Operation:
-    """Queue the failed provisioning again from its failed step (never the create step)."""
+    """Queue the failed provisioning again from its failed step.
+
+    The create step is queued again only when it never started or was interrupted (its run then
+    first asks Proxmox whether the container exists); a create Proxmox refused is not.
+    """
     operation = latest_operation(container)
     reason = retry_reason(container, operation)
     if reason:
@@ -321,32 +398,65 @@ def retry(container: Container, username: str) -> Operation:
 # -- a killed worker --------------------------------------------------------------------------
 
 
-def sweep_stale(timeout: float | None = None) -> list[int]:
-    """Fail provisioning operations whose worker stopped: no heartbeat for ``timeout`` seconds.
+def sweep_stale(timeout: float | None = None, requeue_after: float | None = None) -> list[int]:
+    """End provisioning jobs whose worker stopped, and send again the jobs that were lost.
 
-    Queued ones get five times longer (a busy queue is not a dead one). Returns their ids.
+    A running operation without a heartbeat for ``timeout`` seconds (PROVISION_HEARTBEAT_TIMEOUT)
+    ends in Error as *interrupted*: its Retry reconciles with Proxmox, even at the create step.
+    A queued one older than ``requeue_after`` seconds (JOBS_REQUEUE_SECONDS) whose job is not in
+    the queue (the enqueue failed, the queue was wiped) is enqueued again; one whose job waits
+    stays queued (the banner of ``app.jobs.worker_missing`` says when no worker runs).
+    Each row is ended with a conditional UPDATE, so sweeps of several processes act once.
+    Returns the ids of the operations ended.
     """
-    timeout = float(timeout if timeout is not None else current_app.config.get("PROVISION_HEARTBEAT_TIMEOUT", 120))
+    config = current_app.config
+    timeout = float(timeout if timeout is not None else config.get("PROVISION_HEARTBEAT_TIMEOUT", 120))
+    requeue_after = float(requeue_after if requeue_after is not None else config.get("JOBS_REQUEUE_SECONDS", 60))
     now = utcnow()
-    stale = db.session.scalars(select(Operation).where(
-        Operation.action == ACTION,
-        ((Operation.state == "running") & (func.coalesce(Operation.heartbeat_at, Operation.started_at)
-                                           < now - timedelta(seconds=timeout)))
-        | ((Operation.state == "queued") & (Operation.started_at < now - timedelta(seconds=timeout * 5))),
+    _requeue_lost(now - timedelta(seconds=requeue_after))
+    stale = db.session.execute(select(Operation.id, Operation.step).where(
+        Operation.action == ACTION, Operation.state == "running",
+        func.coalesce(Operation.heartbeat_at, Operation.started_at) < now - timedelta(seconds=timeout),
     )).all()
-    for operation in stale:
-        label = step_named(operation.step).label if operation.step in STEP_NAMES else "Queued"
-        message = (f"{label} failed: the provisioning job stopped responding (no heartbeat for more than "
-                   f"{timeout:g} s; the worker was probably stopped or killed).")
-        operation.state, operation.error, operation.finished_at = "failed", message, now
-        operation.container.lifecycle = "error"
-        record_event(operation.container_id, "error", message,
-                     {"step": operation.step, "percent": operation.progress, "operation_id": operation.id,
-                      "stale": True, "retryable": operation.step not in (None, "create")})
-        log.warning("provisioning operation %s (CT %s) marked failed: no heartbeat", operation.id,
-                    operation.container.vmid)
+    ended = []
+    for operation_id, step in stale:
+        label = step_named(step).label if step in STEP_NAMES else "Queued"
+        message = (f"{label} was interrupted: the provisioning job stopped responding (no heartbeat for more "
+                   f"than {timeout:g} s; the worker was probably stopped or killed). Retry continues from "
+                   f"this step with what Proxmox already has.")
+        if _end_stale(operation_id, step, message, now):
+            ended.append(operation_id)
+    return ended
+
+
+def _requeue_lost(queued_before) -> list[int]:
+    """Enqueue again the queued operations older than ``queued_before`` whose job is not waiting."""
+    lost = list(db.session.scalars(select(Operation.id).where(
+        Operation.action == ACTION, Operation.state == "queued", Operation.started_at < queued_before)))
+    db.session.rollback()  # no transaction held open while the queue is read
+    sent = [operation_id for operation_id in lost if jobs.requeue(JOB, (operation_id,))]
+    for operation_id in sent:
+        log.warning("provisioning operation %s was queued without a job waiting; enqueued it again", operation_id)
+    return sent
+
+
+def _end_stale(operation_id: int, step: str | None, message: str, now) -> bool:
+    """Fail one stale running operation (if no other sweep did): True when this call ended it."""
+    operation = db.session.get(Operation, operation_id)
+    ended = db.session.execute(update(Operation).where(Operation.id == operation_id, Operation.state == "running")
+                               .values(state="failed", error=message, finished_at=now,
+                                       params={**(operation.params or {}), INTERRUPTED: True}))
+    if ended.rowcount != 1:
+        db.session.rollback()
+        return False
+    container = operation.container
+    container.lifecycle = "error"
+    record_event(container.id, "error", message,
+                 {"step": step, "percent": operation.progress, "operation_id": operation_id, "stale": True,
+                  "retryable": True})
     db.session.commit()
-    return [operation.id for operation in stale]
+    log.warning("provisioning operation %s (CT %s) marked interrupted: no heartbeat", operation_id, container.vmid)
+    return True
 
 
 # -- reading, for the progress page ------------------------------------------------------------

@@ -114,6 +114,8 @@ class StepContext:
     found_ip: str | None = None
     ssh_problem: str | None = None  # why SSH to the node cannot work (None: it is configured)
     recent: list[str] = field(default_factory=list)  # the last output lines, to name a failure's cause
+    # The step may have run before (a database fault, an interrupted job): ask Proxmox what is done first.
+    reconcile: bool = False
 
     @property
     def uses_ssh(self) -> bool:
@@ -157,15 +159,48 @@ def _wait(ctx: StepContext, upid: str) -> None:
 
 
 def create(ctx: StepContext) -> None:
-    """POST the ContainerSpec to Proxmox and wait for the vzcreate task."""
+    """POST the ContainerSpec to Proxmox and wait for the vzcreate task.
+
+    When reconciling, a container with the plan's VMID and hostname is the one an earlier attempt
+    created: it is kept (once Proxmox has finished creating it) instead of created twice.
+    Raises StepFailed when the VMID is held by another guest.
+    """
+    if ctx.reconcile and _already_created(ctx):
+        return
     spec = dict(ctx.plan["spec"])
     spec["tags"] = tuple(spec.get("tags") or ())
     upid = ctx.proxmox.create_container(ContainerSpec(**spec, password=ctx.password()))
     _wait(ctx, upid)
 
 
+def _already_created(ctx: StepContext) -> bool:
+    """Whether Proxmox already has the plan's container (waiting out its ``create`` lock)."""
+    ctx.proxmox.invalidate()  # what an earlier attempt did must not hide behind a cached list
+    node = ctx.proxmox.find_container_node(ctx.vmid)
+    if node is None:
+        return False
+    hostname = ctx.plan["spec"].get("hostname")
+    deadline = time.monotonic() + ctx.timeouts.task
+    while True:
+        status = ctx.proxmox.container_status(node, ctx.vmid)
+        if hostname and status.name and status.name != hostname:
+            raise StepFailed(f"VMID {ctx.vmid} is already used by another guest ({status.name}) in Proxmox")
+        if status.lock != "create":
+            ctx.log(f"CT {ctx.vmid} already exists in Proxmox (an earlier attempt created it): kept", "info")
+            return True
+        if time.monotonic() >= deadline:
+            raise StepFailed(f"Proxmox was still creating CT {ctx.vmid} after {ctx.timeouts.task:g} s")
+        time.sleep(ctx.timeouts.poll * 5)
+        ctx.proxmox.invalidate()
+
+
 def start(ctx: StepContext) -> None:
-    """Start the container and wait for the task."""
+    """Start the container and wait for the task (when reconciling, a running container is left as is)."""
+    if ctx.reconcile:
+        ctx.proxmox.invalidate()
+        if ctx.proxmox.container_status(ctx.node, ctx.vmid).is_running:
+            ctx.log(f"CT {ctx.vmid} is already running", "info")
+            return
     _wait(ctx, ctx.proxmox.start(ctx.node, ctx.vmid))
 
 

@@ -5,13 +5,15 @@ import logging
 
 from huey import crontab
 
+from app import jobs
 from app.jobs import huey, in_app_context
 
-from .services import run_provisioning, sweep_stale
+from .services import JOB, run_provisioning, sweep_stale
 
 log = logging.getLogger("app.provisioning")
 
 
+@jobs.named(JOB)
 @huey.task()
 @in_app_context
 def provision_task(operation_id: int) -> bool:
@@ -19,10 +21,13 @@ def provision_task(operation_id: int) -> bool:
     return run_provisioning(operation_id)
 
 
+jobs.sweep(sweep_stale)  # the web process runs it too, so a dead job ends while no worker runs
+
+
 @huey.periodic_task(crontab(minute="*"))
 @in_app_context
 def sweep_stale_task() -> int:
-    """Every minute: fail provisioning jobs whose worker stopped sending heartbeats."""
+    """Every minute: fail provisioning jobs whose worker stopped sending heartbeats, re-send lost ones."""
     return len(sweep_stale())
 
 
