@@ -213,6 +213,15 @@ def test_last_seen_and_address_follow_the_browser(app, client, logged_in):
     assert utcnow() - row.last_seen_at < timedelta(seconds=30) and row.ip == "198.51.100.20"
 
 
+def test_static_files_cost_no_session_lookup(client, logged_in, count_queries):
+    with count_queries() as queries:
+        assert client.get("/static/css/app.css").status_code == 200
+    assert queries.count == 0
+    with count_queries() as queries:
+        assert client.get("/account/password").status_code == 200
+    assert sum("user_sessions" in statement for statement in queries.statements) == 1  # one lookup per page
+
+
 def test_expired_sessions_of_anyone_are_swept_at_the_next_sign_in(app, client, logged_in):
     sign_in(app, new_client(app), "bob")
     age_session("bob", last_seen_at=timedelta(hours=3))

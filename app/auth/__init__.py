@@ -33,6 +33,9 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def require_login():
+        if request.endpoint == "static":
+            g.user = None  # no session lookup (a query) per stylesheet and icon
+            return None
         g.user = current_user._get_current_object() if current_user.is_authenticated else None
         if g.user is None and "_user_id" in session:
             logout_user()  # an ended or expired session: stop looking it up on every request
