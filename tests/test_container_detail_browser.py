@@ -9,7 +9,8 @@ from playwright.sync_api import expect
 
 from app.credentials import store_service_credentials
 from app.extensions import db
-from app.models import Container, Event, Operation, Service, utcnow
+from app.models import Event, Operation, Service, utcnow
+from tests.fixtures.factories import make_container
 
 pytestmark = pytest.mark.browser
 
@@ -17,10 +18,7 @@ pytestmark = pytest.mark.browser
 def seed(live_server, vmid=100, node="pve1", services=True, events=3):
     """A record for CT ``vmid`` with a web service holding credentials, a system service and events."""
     with live_server.app.app_context():
-        container = Container(vmid=vmid, node=node, hostname="web01" if vmid == 100 else None, managed=True,
-                              created_by="alice")
-        db.session.add(container)
-        db.session.flush()
+        container = make_container(vmid, node, hostname="web01" if vmid == 100 else None, created_by="alice")
         if services:
             web = Service(container_id=container.id, name="grafana", kind="application", status="running",
                           port=3000, web_url="http://10.0.1.144:3000/", checked_at=utcnow() - timedelta(minutes=3))

@@ -35,8 +35,7 @@ def provisioning_server(tmp_path_factory, pve_sim_session, ssh_server):
         url, pve_sim_session, PVE_CACHE_SECONDS=0, JOBS_IMMEDIATE=False, HUEY_SQLITE_PATH=str(folder / "jobs.db"),
         SSH_HOSTS={f"pve{i}": ssh_server.host for i in range(1, 4)}, SSH_PORT=ssh_server.port,
         SSH_KEY_FILE=str(ssh_server.user_key_path), SSH_KNOWN_HOSTS=str(known_hosts), PROVISION_BOOT_TIMEOUT=10,
-    ))
-    app.instance_path = str(folder)
+    ), instance_path=str(folder))
     with app.app_context():
         create_user("alice", TEST_PASSWORD)
         t = create_template({"name": "nginx-site", "description": "nginx with a generated admin password", "cores": 1,
