@@ -243,3 +243,34 @@ def test_auto_theme_follows_the_system_and_a_choice_sticks(browser, live_server)
             db.session.execute(db.update(User).values(theme="auto"))
             db.session.commit()
             db.session.remove()
+
+
+CUT_TEXT = """el => {
+  // Text cut by its box: wider content than box (ellipsis, overflow), or a placeholder wider than the field.
+  if (el.placeholder !== undefined && el.placeholder) {
+    const style = getComputedStyle(el);
+    const ctx = document.createElement("canvas").getContext("2d");
+    ctx.font = style.font;
+    const room = el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    return ctx.measureText(el.placeholder).width > room + 0.5;
+  }
+  return el.scrollWidth > el.clientWidth;
+}"""
+
+
+def test_demo_badge_and_template_search_are_not_cut_on_a_phone(browser, seeded, monkeypatch):
+    monkeypatch.setitem(seeded.app.config, "DEMO_MODE", True)
+    page = browser.page
+    browser.login()
+    for label, size in (("375", PHONE), ("1400", DESKTOP)):
+        page.set_viewport_size(size)
+        browser.goto("/templates")
+        browser.screenshot(f"header-demo-{label}", full_page=False)
+        badge = page.get_by_test_id("demo-badge")
+        expect(badge).to_be_visible()
+        expect(badge).to_contain_text("Demo")
+        assert not badge.evaluate(CUT_TEXT), f"the demo badge is cut at {label} px"
+        search = page.get_by_role("searchbox", name="Search templates")
+        assert not search.evaluate(CUT_TEXT), f"the search placeholder is cut at {label} px"
+        assert overflow(page) <= 0
+    assert "(simulated)" in badge.inner_text()  # the whole label where there is room
