@@ -28,6 +28,7 @@ def init_app(app: Flask) -> None:
     # The server-side session is the protection; Flask-Login's address check would sign out a phone that
     # changes networks, or mark every session of a proxied deployment "not fresh".
     login_manager.session_protection = None
+    login_manager.login_view = "auth.login"  # for views that use flask_login.login_required on their own
     app.permanent_session_lifetime = timedelta(hours=app.config["SESSION_MAX_HOURS"])
     throttle.init_app(app)
 
