@@ -23,6 +23,9 @@ template_buckets = Table(
 
 
 class ContainerTemplate(db.Model):
+    """A recipe for new containers: resources and features, and the scripts, files, packages and services
+    provisioning applies."""
+
     __tablename__ = "container_templates"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -74,6 +77,8 @@ class ContainerTemplate(db.Model):
 
 
 class TemplateScript(db.Model):
+    """A shell script run inside a new container, in ``position`` order, when ``enabled``."""
+
     __tablename__ = "template_scripts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -87,6 +92,9 @@ class TemplateScript(db.Model):
 
 
 class TemplateFile(db.Model):
+    """A file written into a new container at ``target_path/name``. One already there is overwritten
+    (``replace``), kept (``default``) or copied to ``<name>.bak`` first (``backup``)."""
+
     __tablename__ = "template_files"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -107,6 +115,8 @@ class TemplateFile(db.Model):
 
 
 class PackageBucket(db.Model):
+    """A named set of packages that templates can share."""
+
     __tablename__ = "package_buckets"
 
     id: Mapped[int] = mapped_column(primary_key=True)

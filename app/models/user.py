@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -31,7 +31,7 @@ class User(UserMixin, db.Model):
     sessions: WriteOnlyMapped[UserSession] = relationship(back_populates="user", passive_deletes=True)
 
     __table_args__ = (
-        CheckConstraint("theme IN ({})".format(", ".join(f"'{t}'" for t in THEMES)), name="theme_known"),
+        one_of("theme", THEMES, "theme_known"),
     )
 
     # The raw id of the sign-in session this object was loaded for (set by app.auth.services, never stored).
