@@ -213,6 +213,14 @@ def test_last_seen_and_address_follow_the_browser(app, client, logged_in):
     assert utcnow() - row.last_seen_at < timedelta(seconds=30) and row.ip == "198.51.100.20"
 
 
+def test_odd_browser_headers_are_stored_cut_to_fit(app, auth):
+    auth.create_user("alice")
+    browser = new_client(app, "Bot\x00/1.0 " + "x" * 1000)
+    sign_in(app, browser)
+    [row] = sessions_of("alice")
+    assert row.user_agent.startswith("Bot/1.0 xxx") and len(row.user_agent) == 255
+
+
 def test_static_files_cost_no_session_lookup(client, logged_in, count_queries):
     with count_queries() as queries:
         assert client.get("/static/css/app.css").status_code == 200

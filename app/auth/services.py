@@ -87,7 +87,8 @@ def _token_hash(token: str) -> str:
 
 
 def _cut(text: str | None, length: int) -> str | None:
-    return text[:length] if text else None
+    """``text`` as a column takes it: NUL removed (PostgreSQL refuses it in text), at most ``length`` characters."""
+    return text.replace("\x00", "")[:length] or None if text else None
 
 
 def start_session(user: User, ip: str | None, user_agent: str | None, *, replaces: int | None = None,
