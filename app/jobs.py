@@ -69,7 +69,7 @@ def init_app(app: Flask) -> Huey:
     load_tasks()
     app.extensions["huey"] = huey
     _init_web_sweep(app)
-    app.add_template_global(worker_missing)
+    app.jinja_env.globals["worker_missing"] = worker_missing  # init_app runs again on a live test server that has served pages
     return huey
 
 
