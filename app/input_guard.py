@@ -6,6 +6,7 @@ line ends stay allowed in form fields (scripts and file contents are multi-line 
 """
 from __future__ import annotations
 
+import posixpath
 import re
 
 from flask import Flask, request
@@ -48,3 +49,27 @@ def init_app(app: Flask) -> None:
             error.description = f"{where.capitalize()} contains control characters (such as NUL) that " \
                                 "Proxboard does not accept; nothing was changed."
             raise error
+
+
+def container_path(path: str) -> str:
+    """``path`` as an absolute, normalised POSIX path inside a container, for ``pct push`` and file targets.
+
+    Refused (ValueError naming why): not text, empty, relative, a NUL, newline or other control
+    character, a ``..`` segment, or a path that ``posixpath.normpath`` would change in meaning
+    (``//x`` is implementation-defined in POSIX). Redundant slashes and ``.`` segments are removed:
+    ``/etc//nginx/./x`` -> ``/etc/nginx/x``.
+    """
+    if not isinstance(path, str) or not path:
+        raise ValueError("a path is required")
+    if _CONTROL_IN_LINE.search(path):
+        raise ValueError("a path cannot contain NUL, line breaks or other control characters")
+    if not path.startswith("/"):
+        raise ValueError(f"use an absolute path, like /etc/nginx (“{path}” is relative)")
+    if ".." in path.split("/"):
+        raise ValueError(f"“{path}” contains “..”; give the path without it")
+    if path.startswith("//"):
+        raise ValueError(f"“{path}” starts with //; give it with a single leading /")
+    normal = posixpath.normpath(path)
+    if not normal.startswith("/") or normal.startswith("//"):  # the last word before pct push: never outside /
+        raise ValueError(f"“{path}” leaves the container's root")
+    return normal

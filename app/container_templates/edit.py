@@ -119,7 +119,11 @@ def add_script(template_id: int):
     form = forms.ScriptForm(prefix="new-script")
     if not form.validate_on_submit():
         return _render_edit(template, invalid=True, new_script=form)
-    services.add_script(template, form.name.data, form.content.data, form.enabled.data)
+    try:
+        services.add_script(template, form.name.data, form.content.data, form.enabled.data)
+    except services.TemplateError as error:
+        form.name.errors.append(error.message)
+        return _render_edit(template, invalid=True, new_script=form)
     flash(f"Script “{form.name.data}” added.", "success")
     return _back_to_edit(template, "scripts")
 
@@ -226,7 +230,11 @@ def save_service(template_id: int, service_id: int | None = None):
     form = forms.ServiceForm(prefix=f"service-{service.id}" if service else "new-service")
     if not form.validate_on_submit():
         return _render_edit(template, invalid=True, **{key: form})
-    services.save_service(template, form.data, service)
+    try:
+        services.save_service(template, form.data, service)
+    except services.TemplateError as error:
+        form.name.errors.append(error.message)
+        return _render_edit(template, invalid=True, **{key: form})
     flash(f"Service “{form.name.data}” {'saved' if service else 'added'}.", "success")
     return _back_to_edit(template, "services")
 

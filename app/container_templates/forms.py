@@ -5,21 +5,31 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Optional, Regexp, ValidationError
 
 from app.container_templates import services
-from app.container_templates.manifest import FILE_NAME_RE, LIMITS, SCHEMES
-from app.forms import QueryForm, strip
-from app.models import FILE_POLICIES, PACKAGE_MANAGERS
+from app.container_templates.manifest import FILE_NAME_RE, SCHEMES
+from app.forms import MAX_FILTER_VALUES, QueryForm, TooManyValues, column_length, fits, pve_range, strip, truncate
+from app.input_guard import container_path
+from app import models
+from app.models import FILE_POLICIES, PACKAGE_MANAGERS, ContainerTemplate
 
 
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
+def _sentence(error: ValueError) -> str:
+    text = str(error)
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def _choices(*items) -> list[SelectChoice]:
     """Select options from values or ``(value, label)`` pairs."""
     return [SelectChoice(*item) if isinstance(item, tuple) else SelectChoice(item, item) for item in items]
+
+
+AT_LEAST = "Number must be at least %(min)s. The most is %(max)s."
 
 
 class ActionForm(FlaskForm):
@@ -29,20 +39,21 @@ class ActionForm(FlaskForm):
 class TemplateForm(FlaskForm):
     """A template's config: what the container gets."""
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)], filters=[_strip])
+    name = StringField("Name", validators=[DataRequired(), fits(ContainerTemplate.name)], filters=[_strip])
     description = TextAreaField("Description", validators=[Optional()], filters=[_strip], render_kw={"rows": 2})
-    ostemplate = StringField("OS template", validators=[Optional(), Length(max=255)], filters=[_strip])
-    cores = IntegerField("Cores", default=1, validators=[InputRequired(), NumberRange(*LIMITS["cores"])])
-    memory = IntegerField("Memory (MiB)", default=512, validators=[InputRequired(), NumberRange(min=LIMITS["memory"][0])])
-    swap = IntegerField("Swap (MiB)", default=512, validators=[InputRequired(), NumberRange(min=0)])
-    disk = IntegerField("Disk (GiB)", default=8, validators=[InputRequired(), NumberRange(min=LIMITS["disk"][0])])
-    storage = StringField("Storage", validators=[Optional(), Length(max=100)], filters=[_strip])
-    bridge = StringField("Bridge", validators=[Optional(), Length(max=100)], filters=[_strip])
+    ostemplate = StringField("OS template", validators=[Optional(), fits(ContainerTemplate.ostemplate)],
+                             filters=[_strip])
+    cores = IntegerField("Cores", default=1, validators=[InputRequired(), pve_range("cores")])
+    memory = IntegerField("Memory (MiB)", default=512, validators=[InputRequired(), pve_range("memory", AT_LEAST)])
+    swap = IntegerField("Swap (MiB)", default=512, validators=[InputRequired(), pve_range("swap", AT_LEAST)])
+    disk = IntegerField("Disk (GiB)", default=8, validators=[InputRequired(), pve_range("disk", AT_LEAST)])
+    storage = StringField("Storage", validators=[Optional(), fits(ContainerTemplate.storage)], filters=[_strip])
+    bridge = StringField("Bridge", validators=[Optional(), fits(ContainerTemplate.bridge)], filters=[_strip])
     unprivileged = BooleanField("Unprivileged container", default=True)
     nesting = BooleanField("Nesting")
     keyctl = BooleanField("keyctl")
     fuse = BooleanField("FUSE")
-    tags = StringField("Tags", validators=[Optional(), Length(max=255)], filters=[_strip])
+    tags = StringField("Tags", validators=[Optional(), fits(ContainerTemplate.tags)], filters=[_strip])
 
     def __init__(self, *args, ostemplate_choices: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -72,7 +83,7 @@ class TemplateForm(FlaskForm):
 class ScriptForm(FlaskForm):
     """One script in the run order."""
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)], filters=[_strip])
+    name = StringField("Name", validators=[DataRequired(), fits(models.TemplateScript.name)], filters=[_strip])
     content = TextAreaField("Script", validators=[DataRequired()], render_kw={"rows": 8, "spellcheck": "false"})
     enabled = BooleanField("Enabled", default=True)
 
@@ -80,16 +91,21 @@ class ScriptForm(FlaskForm):
 class FileForm(FlaskForm):
     """A file written into the container."""
 
-    name = StringField("File name", validators=[DataRequired(), Length(max=255),
+    name = StringField("File name", validators=[DataRequired(), fits(models.TemplateFile.name),
                                                 Regexp(FILE_NAME_RE, message="Use a plain file name (letters, digits, _ . -).")],
                        filters=[_strip])
-    target_path = StringField("Target directory", validators=[DataRequired(), Length(max=1024),
-                                                              Regexp(r"^/", message="Use an absolute path, e.g. /etc/nginx.")],
+    target_path = StringField("Target directory", validators=[DataRequired(), fits(models.TemplateFile.target_path)],
                               filters=[_strip])
     policy = SelectField("If the file exists", choices=_choices(
         ("replace", "replace it"), ("default", "keep it (write only if missing)"), ("backup", "back it up, then replace"),
     ), default="replace", validators=[DataRequired()])
     content = TextAreaField("Content", render_kw={"rows": 6, "spellcheck": "false"})
+
+    def validate_target_path(self, field):
+        try:
+            field.data = container_path(field.data)
+        except ValueError as error:
+            raise ValidationError(_sentence(error)) from None
 
     def validate_policy(self, field):
         if field.data not in FILE_POLICIES:
@@ -100,8 +116,8 @@ class PackageForm(FlaskForm):
     """One package: manager, name and an optional version."""
 
     manager = SelectField("Manager", choices=_choices(*PACKAGE_MANAGERS), default="apt")
-    name = StringField("Package", validators=[DataRequired(), Length(max=255)], filters=[_strip])
-    version = StringField("Version", validators=[Optional(), Length(max=100)], filters=[_strip])
+    name = StringField("Package", validators=[DataRequired(), fits(models.TemplatePackage.name)], filters=[_strip])
+    version = StringField("Version", validators=[Optional(), fits(models.TemplatePackage.version)], filters=[_strip])
 
     def validate_name(self, field):
         try:
@@ -109,17 +125,17 @@ class PackageForm(FlaskForm):
                 f"{self.manager.data}:{field.data}" + (f"=={self.version.data}" if self.version.data else "")
             )
         except ValueError as error:
-            raise ValidationError(str(error)[0].upper() + str(error)[1:] + ".") from None
+            raise ValidationError(_sentence(error)) from None
 
 
 class ServiceForm(FlaskForm):
     """A service the template's containers provide."""
 
-    name = StringField("Service", validators=[DataRequired(), Length(max=100)], filters=[_strip])
-    unit = StringField("systemd unit", validators=[Optional(), Length(max=255)], filters=[_strip])
-    port = IntegerField("Port", validators=[Optional(), NumberRange(1, 65535)])
+    name = StringField("Service", validators=[DataRequired(), fits(models.TemplateService.name)], filters=[_strip])
+    unit = StringField("systemd unit", validators=[Optional(), fits(models.TemplateService.unit)], filters=[_strip])
+    port = IntegerField("Port", validators=[Optional(), pve_range("port")])
     scheme = SelectField("Scheme", choices=_choices(*SCHEMES), default="http")
-    web_path = StringField("Web path", validators=[Optional(), Length(max=255),
+    web_path = StringField("Web path", validators=[Optional(), fits(models.TemplateService.web_path),
                                                    Regexp(r"^/", message="Start the path with /.")], filters=[_strip])
 
 
@@ -132,7 +148,7 @@ class AttachBucketForm(FlaskForm):
 class BucketForm(FlaskForm):
     """A package bucket's name and description."""
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)], filters=[_strip])
+    name = StringField("Name", validators=[DataRequired(), fits(models.PackageBucket.name)], filters=[_strip])
     description = StringField("Description", validators=[Optional()], filters=[_strip])
 
 
@@ -154,5 +170,18 @@ class ImportForm(FlaskForm):
 class GridQuery(QueryForm):
     """``?search=&tags=`` of the template grid."""
 
-    search = StringField(filters=[strip])
+    search = StringField(filters=[strip, truncate(200)])
     tags = StringField()
+
+    @property
+    def selected_tags(self) -> list[str]:
+        """The tags to filter by (``services.split_tags``).
+
+        :raise TooManyValues: (400) for more than MAX_FILTER_VALUES tags.
+        """
+        tags = services.split_tags(self.tags.data or "")
+        if len(tags) > MAX_FILTER_VALUES:
+            raise TooManyValues(f"The grid filters by at most {MAX_FILTER_VALUES} tags; {len(tags)} were given.")
+        if any(len(tag) > column_length(ContainerTemplate.tags) for tag in tags):
+            raise TooManyValues(f"A tag is at most {column_length(ContainerTemplate.tags)} characters long.")
+        return tags

@@ -14,7 +14,7 @@ def index():
     """The template grid with search and tag filters; htmx gets just the grid."""
     query = forms.GridQuery()
     search = query.search.data or ""
-    selected = services.split_tags(query.tags.data or "")
+    selected = query.selected_tags
     templates = services.list_templates(search, selected)
     context = {"templates": templates, "search": search, "selected_tags": selected,
                "total": services.template_count()}

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.orm import selectinload
 
+from app.container_templates import package_names
 from app.extensions import db
+from app.input_guard import container_path
 from app.models import (
     PACKAGE_MANAGERS,
     Container,
@@ -21,8 +23,10 @@ from app.models import (
 )
 
 TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$")
-PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9@._+\-/]*$")
 CREDENTIAL_RE = re.compile(r"^\s*save_credential\s+(\S+)\s+(\S+)", re.MULTILINE)
+# How many of each a template (or a bucket) holds at most: far above any real recipe (the catalog's largest
+# has 12 packages and 6 scripts), low enough that a template page, an export and a provisioning plan stay small.
+MAX_ITEMS = {"packages": 500, "scripts": 100, "files": 100, "services": 50, "buckets": 50, "tags": 50}
 CONFIG_FIELDS = (
     "name", "description", "ostemplate", "cores", "memory", "swap", "disk", "storage", "bridge",
     "unprivileged", "nesting", "keyctl", "fuse", "tags",
@@ -259,8 +263,16 @@ def delete_template(template: ContainerTemplate) -> None:
 # -- scripts ------------------------------------------------------------------------
 
 
+def _check_room(owner: ContainerTemplate | PackageBucket, kind: str, field: str = "name") -> None:
+    """Raise TemplateError when ``owner`` already holds MAX_ITEMS[kind] of ``kind``."""
+    if len(getattr(owner, kind)) >= MAX_ITEMS[kind]:
+        raise TemplateError(f"This {'bucket' if isinstance(owner, PackageBucket) else 'template'} already has "
+                            f"{MAX_ITEMS[kind]} {kind}, the most it can hold.", field=field)
+
+
 def add_script(template: ContainerTemplate, name: str, content: str, enabled: bool = True) -> TemplateScript:
-    """Append a script to the end of the run order."""
+    """Append a script to the end of the run order; TemplateError when the template has MAX_ITEMS of them."""
+    _check_room(template, "scripts")
     position = max((s.position for s in template.scripts), default=-1) + 1
     script = TemplateScript(name=name, content=_unix_newlines(content), enabled=enabled, position=position)
     template.scripts.append(script)
@@ -310,20 +322,27 @@ def _unix_newlines(text: str) -> str:
 
 
 def save_file(template: ContainerTemplate, data: dict, file: TemplateFile | None = None) -> TemplateFile:
-    """Add a file to a template, or change ``file``."""
+    """Add a file to a template, or change ``file``; TemplateError for a taken name or one file too many."""
+    if file is None:
+        _check_room(template, "files")
+    try:
+        target_path = container_path(data["target_path"])
+    except ValueError as error:
+        raise TemplateError(f"{str(error)[:1].upper()}{str(error)[1:]}.", field="target_path") from None
     if any(f.name == data["name"] and f is not file for f in template.files):
         raise TemplateError(f"This template already has a file called “{data['name']}”.", field="name")
     if file is None:
         file = TemplateFile()
         template.files.append(file)
-    file.name, file.target_path, file.policy = data["name"], data["target_path"], data["policy"]
+    file.name, file.target_path, file.policy = data["name"], target_path, data["policy"]
     file.content = _unix_newlines(data.get("content", ""))
     db.session.commit()
     return file
 
 
 def add_package(owner: ContainerTemplate | PackageBucket, manager: str, name: str, version: str | None) -> TemplatePackage:
-    """Add a package to a template or a bucket; the same manager and name twice is refused."""
+    """Add a package to a template or a bucket; the same manager and name twice, or one too many, is refused."""
+    _check_room(owner, "packages")
     if any(p.manager == manager and p.name == name for p in owner.packages):
         raise TemplateError(f"{manager} package “{name}” is already in the list.", field="name")
     package = TemplatePackage(manager=manager, name=name, version=version or None)
@@ -333,8 +352,9 @@ def add_package(owner: ContainerTemplate | PackageBucket, manager: str, name: st
 
 
 def save_service(template: ContainerTemplate, data: dict, service: TemplateService | None = None) -> TemplateService:
-    """Add a provided service to a template, or change ``service``."""
+    """Add a provided service to a template, or change ``service``; TemplateError for one service too many."""
     if service is None:
+        _check_room(template, "services")
         service = TemplateService()
         template.services.append(service)
     for key in ("name", "unit", "port", "scheme", "web_path"):
@@ -420,30 +440,38 @@ class PackageLine:
 
 
 def parse_package_line(line: str, default_manager: str = "apt") -> PackageLine:
-    """``name``, ``name==version``, ``manager:name`` or ``manager:name==version``; raises ValueError."""
+    """``name``, ``name==version``, ``manager:name`` or ``manager:name==version``, each name checked by
+    its manager's grammar (``package_names``); raises ValueError."""
     manager, text = default_manager, line.strip()
-    if ":" in text:
-        manager, text = (part.strip() for part in text.split(":", 1))
+    prefix, colon, rest = text.partition(":")
+    if colon and (prefix.strip() in PACKAGE_MANAGERS or not package_names.APT_NAME_RE.match(text.split("==")[0])):
+        manager, text = prefix.strip(), rest.strip()
         if manager not in PACKAGE_MANAGERS:
             raise ValueError(f"unknown package manager “{manager}” (use {', '.join(PACKAGE_MANAGERS)})")
-    name, _, version = (part.strip() for part in text.partition("=="))
-    if not PACKAGE_NAME_RE.match(name):
-        raise ValueError(f"“{name or text}” is not a valid package name")
-    if _ and not version:
+    name, separator, version = (part.strip() for part in text.partition("=="))
+    if separator and not version:
         raise ValueError("missing version after “==”")
-    if version and not re.match(r"^[A-Za-z0-9][A-Za-z0-9.+~:_\-*]*$", version):
-        raise ValueError(f"“{version}” is not a valid version")
+    package_names.check_package(manager, name, version or None)
     return PackageLine(manager, name, version or None)
 
 
 def parse_package_text(text: str, default_manager: str = "apt") -> tuple[list[PackageLine], list[str]]:
-    """Packages from pasted text (one per line, ``#`` comments) and the errors, as ``line N: …``."""
+    """Packages from pasted text (one per line, ``#`` comments) and the errors, as ``line N: …``.
+
+    Past MAX_ITEMS["packages"] packages the rest is one error (and at most 10 bad lines are named).
+    """
     packages: list[PackageLine] = []
     errors: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
+        if len(packages) + len(errors) >= MAX_ITEMS["packages"]:
+            errors.append(f"line {number}: more than {MAX_ITEMS['packages']} packages")
+            break
+        if len(errors) >= 10:
+            errors.append(f"line {number} and after: not read (fix the lines above first)")
+            break
         try:
             packages.append(parse_package_line(line, default_manager))
         except ValueError as error:
@@ -457,6 +485,9 @@ def import_bucket_packages(bucket: PackageBucket, text: str, default_manager: st
     if errors:
         raise TemplateError("; ".join(errors), field="text")
     existing = {(p.manager, p.name): p for p in bucket.packages}
+    if len(existing.keys() | {(p.manager, p.name) for p in packages}) > MAX_ITEMS["packages"]:
+        raise TemplateError(f"A bucket holds at most {MAX_ITEMS['packages']} packages; nothing was added.",
+                            field="text")
     added = 0
     for line in packages:
         if (line.manager, line.name) in existing:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import paramiko
 
+from app.input_guard import container_path
+
 from .errors import (
     CommandFailed,
     CommandTimeout,
@@ -330,8 +332,10 @@ class NodeConnection:
         """Copy ``source`` (bytes, or a local file path) to ``destination`` inside container ``vmid``.
 
         The data goes to a 0600 temporary file on the node over SFTP, then ``pct push``, and the
-        temporary file is removed whatever happens.
+        temporary file is removed whatever happens. ``destination`` must be an absolute path without
+        ``..`` (ValueError otherwise, before anything is sent): a push never lands outside the container.
         """
+        destination = container_path(destination)
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         remote = f"{self.settings.remote_tmp.rstrip('/')}/proxboard-push-{uuid.uuid4().hex}"
         label = "pct push"

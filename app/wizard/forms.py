@@ -15,11 +15,12 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import EqualTo, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import EqualTo, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.container_templates.services import parse_package_text
-from app.forms import QueryForm, strip
+from app.forms import QueryForm, column_length, pve_range, strip, truncate
+from app.models import ContainerTemplate
 
 from . import validators as v
 
@@ -55,16 +56,15 @@ class ConfigureForm(StepForm):
     ostemplate = SelectField("OS template", choices=[], validators=[InputRequired("Choose an OS template.")])
     hostname = StringField("Hostname", validators=[InputRequired("A hostname is required."), v.dns_name])
     vmid = IntegerField("VMID", validators=[
-        InputRequired("A VMID is required."),
-        NumberRange(v.VMID_MIN, v.VMID_MAX, "Proxmox VMIDs go from %(min)s to %(max)s."),
+        InputRequired("A VMID is required."), pve_range("vmid", "Proxmox VMIDs go from %(min)s to %(max)s."),
     ])
     password = PasswordField("Root password", validators=[Optional(), Length(min=5, message="At least 5 characters.")])
     password_confirm = PasswordField("Confirm password", validators=[EqualTo("password", "The passwords differ.")])
     ssh_public_keys = TextAreaField("SSH public keys", validators=[Optional(), v.ssh_public_keys])
-    cores = IntegerField("Cores", validators=[InputRequired(), NumberRange(1, 8192, "Between 1 and 8192.")])
-    memory = IntegerField("Memory (MiB)", validators=[InputRequired(), NumberRange(16, None, "At least 16 MiB.")])
-    swap = IntegerField("Swap (MiB)", validators=[InputRequired(), NumberRange(0, None, "Cannot be negative.")])
-    disk = IntegerField("Disk (GiB)", validators=[InputRequired(), NumberRange(1, 131072, "At least 1 GiB.")])
+    cores = IntegerField("Cores", validators=[InputRequired(), pve_range("cores", "Between 1 and 8192.")])
+    memory = IntegerField("Memory (MiB)", validators=[InputRequired(), pve_range("memory", "At least 16 MiB (and at most %(max)s).")])
+    swap = IntegerField("Swap (MiB)", validators=[InputRequired(), pve_range("swap", "Cannot be negative (nor above %(max)s MiB).")])
+    disk = IntegerField("Disk (GiB)", validators=[InputRequired(), pve_range("disk", "At least 1 GiB (and at most %(max)s).")])
     storage = SelectField("Storage", choices=[], validators=[InputRequired("Choose a storage.")])
     bridge = SelectField("Bridge", choices=[], validators=[InputRequired("Choose a bridge.")])
     ip_mode = RadioField("IPv4", choices=[SelectChoice("dhcp", "DHCP"), SelectChoice("static", "Static")], default="dhcp")
@@ -126,8 +126,8 @@ class CreateForm(FlaskForm):
 class TemplateQuery(QueryForm):
     """``?q=&tag=`` of the template step: the search and tag filters."""
 
-    q = StringField(filters=[strip])
-    tag = StringField()
+    q = StringField(filters=[strip, truncate(200)])
+    tag = StringField(filters=[truncate(column_length(ContainerTemplate.tags))])  # more can match no template
 
 
 class NodeQuery(QueryForm):

@@ -10,7 +10,6 @@ from wtforms.validators import ValidationError
 from app.container_templates.services import TAG_RE, split_tags
 
 DNS_LABEL_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
-VMID_MIN, VMID_MAX = 100, 999_999_999
 
 
 def dns_name(form, field) -> None:
