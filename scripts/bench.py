@@ -135,55 +135,89 @@ def dashboard_table(sizes: list[int], runs: int) -> None:
             api._store["session"].close() if hasattr(api, "_store") else None
 
 
+@contextlib.contextmanager
+def gunicorn(env: dict, folder: str, workers: int, threads: int, extra: dict | None = None):
+    """gunicorn (gthread) serving Proxboard on the bench database; yields its base URL once it answers."""
+    port = free_port()
+    process_env = dict(os.environ)
+    process_env.pop("PROXBOARD_REDIS_URL", None)
+    process_env.update({f"PROXBOARD_{key}": str(value) for key, value in env.items()})
+    process_env.update({"DATABASE_URL": f"sqlite:///{folder}/bench.db", "PROXBOARD_SECRET_KEY": "bench",
+                        "PROXBOARD_SNAPSHOT_SECONDS": "3600", **(extra or {})})
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+         "--workers", str(workers), "--threads", str(threads), "--log-level", "warning", "app:create_app()"],
+        cwd=ROOT, env=process_env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(base + "/login", timeout=10).status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
+def signed_in(base: str, attempts: int = 3) -> requests.Session:
+    """A requests session signed in as the bench user (a worker still starting may drop the first connection)."""
+    for attempt in range(attempts):
+        session = requests.Session()
+        try:
+            page = session.get(base + "/login", timeout=10).text
+            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+            session.post(base + "/login", timeout=10,
+                         data={"username": "bench", "password": "bench-password", "csrf_token": token})
+            return session
+        except requests.RequestException:
+            session.close()
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def refresh_for(base: str, sessions: list[requests.Session], seconds: float,
+                headers: dict | None = None) -> tuple[list, list]:
+    """Each session refreshes the dashboard fragment in its own thread for ``seconds``: (answers, errors)."""
+    done, errors = [], []
+    stop_at = time.monotonic() + seconds
+
+    def worker(session):
+        while time.monotonic() < stop_at:
+            try:
+                response = session.get(base + "/", headers={"HX-Request": "true", **(headers or {})}, timeout=30)
+                if response.status_code != 200:
+                    errors.append(response.status_code)
+                done.append(1)
+            except requests.RequestException as exc:
+                errors.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=worker, args=(session,)) for session in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return done, errors
+
+
 def concurrency_table(clients: int, duration: float, cache_seconds: float) -> None:
     print(f"\n{clients} concurrent clients refreshing the dashboard for {duration:.0f} s against gunicorn "
           f"(1 process, gthread; PVE cache {cache_seconds:g} s)")
     with simulator(100) as (env, sim_base), tempfile.TemporaryDirectory() as folder:
         build_app(env, folder, cache_seconds)
-        port = free_port()
-        process_env = dict(os.environ)
-        process_env.update({f"PROXBOARD_{key}": str(value) for key, value in env.items()})
-        process_env.update({"DATABASE_URL": f"sqlite:///{folder}/bench.db", "PROXBOARD_SECRET_KEY": "bench",
-                            "PROXBOARD_PVE_CACHE_SECONDS": str(cache_seconds), "PROXBOARD_SNAPSHOT_SECONDS": "3600"})
-        gunicorn = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--worker-class",
-             "gthread", "--workers", "1", "--threads", str(clients), "--log-level", "warning", "app:create_app()"],
-            cwd=ROOT, env=process_env,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                with contextlib.suppress(requests.ConnectionError):
-                    if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                        break
-                time.sleep(0.1)
-            sessions = []
-            for _ in range(clients):
-                session = requests.Session()
-                page = session.get(base + "/login").text
-                token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-                session.post(base + "/login", data={"username": "bench", "password": "bench-password",
-                                                     "csrf_token": token})
-                sessions.append(session)
+        with gunicorn(env, folder, workers=1, threads=clients,
+                      extra={"PROXBOARD_PVE_CACHE_SECONDS": str(cache_seconds)}) as base:
+            sessions = [signed_in(base) for _ in range(clients)]
             requests.delete(sim_base + "/_sim/requests", verify=False, timeout=5)
-            errors, done = [], []
-            stop_at = time.monotonic() + duration
-
-            def worker(session):
-                while time.monotonic() < stop_at:
-                    try:
-                        response = session.get(base + "/", headers={"HX-Request": "true"}, timeout=30)
-                        if response.status_code != 200:
-                            errors.append(response.status_code)
-                        done.append(1)
-                    except requests.RequestException as exc:
-                        errors.append(type(exc).__name__)
-
-            threads = [threading.Thread(target=worker, args=(s,)) for s in sessions]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            done, errors = refresh_for(base, sessions, duration)
             log = requests.get(sim_base + "/_sim/requests", verify=False, timeout=5).json()
             entries = log if isinstance(log, list) else log.get("requests", [])
             upstream = sum(1 for r in entries if r["method"] == "GET" and "/cluster/resources" in r["path"])
@@ -194,9 +228,6 @@ def concurrency_table(clients: int, duration: float, cache_seconds: float) -> No
                   f"{intervals:>9.0f} | {upstream / intervals:>14.2f}")
             for session in sessions:
                 session.close()
-        finally:
-            gunicorn.terminate()
-            gunicorn.wait(10)
 
 
 def main() -> None:

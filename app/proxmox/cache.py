@@ -13,7 +13,9 @@ running stores its value under the old generation, where nobody reads it again.
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -41,7 +43,7 @@ class ReadCache:
 
     def __init__(self, ttl: float, *, redis_url: str | None = None, prefix: str = "proxboard:pve",
                  lock_timeout: float = 30.0) -> None:
-        self.ttl = ttl
+        self._ttl = ttl
         self.prefix = prefix
         self.shared = bool(redis_url)
         self._generation = 0
@@ -49,7 +51,7 @@ class ReadCache:
         self._lock = threading.Lock()
         if redis_url:
             # dogpile's redis backend pickles values; keys are ours (strings), never user input.
-            self._region = make_region().configure(
+            self._region = make_region(deserializer=_Decoder()).configure(
                 "dogpile.cache.redis",
                 expiration_time=ttl or None,
                 arguments={
@@ -68,6 +70,16 @@ class ReadCache:
             self._region = make_region().configure("dogpile.cache.memory", expiration_time=ttl or None)
             self._redis = None
 
+    @property
+    def ttl(self) -> float:
+        """Seconds a value is served before it is loaded again (0: every read loads)."""
+        return self._ttl
+
+    @ttl.setter
+    def ttl(self, seconds: float) -> None:
+        self._ttl = seconds
+        self._region.expiration_time = seconds or None
+
     def get_or_load(self, key: Hashable, loader: Callable[[], T]) -> T:
         """Return the cached value for ``key`` or load it (once, however many threads or processes ask).
 
@@ -76,10 +88,11 @@ class ReadCache:
         if self.ttl <= 0:
             return loader()
         if self._redis is None:
-            return self._region.get_or_create(self._key(self._generation, key), loader)
+            full_key = self._key(self._generation, key)
+            return self._region.get_or_create(full_key, self._unless_fresh(full_key, loader))
         try:
-            generation = self._shared_generation()
-            return self._region.get_or_create(self._key(generation, key), _Marked(loader))
+            full_key = self._key(self._shared_generation(), key)
+            return self._region.get_or_create(full_key, self._unless_fresh(full_key, _Marked(loader)))
         except _LoaderFailed as failed:
             raise failed.error from None
         except Exception as exc:  # noqa: BLE001 - any Redis failure: serve without the cache
@@ -117,6 +130,20 @@ class ReadCache:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _unless_fresh(self, full_key: str, loader: Callable[[], T]) -> Callable[[], T]:
+        """``loader``, unless a fresh value arrived meanwhile.
+
+        dogpile lets a reader holding an expired value take the lock without looking again,
+        so a reader that saw the value just before another process stored the new one would
+        load a second time in the same interval.
+        """
+
+        def load() -> T:
+            value = self._region.get(full_key)
+            return loader() if value is NO_VALUE else value
+
+        return load
+
     def _key(self, generation: int, key: Hashable) -> str:
         return f"{self.prefix}:{generation}:{key!r}"
 
@@ -132,6 +159,36 @@ class ReadCache:
             self._redis_failed = True
             log.warning("Redis unavailable for the Proxmox read cache, reading Proxmox directly: %s: %s",
                         type(exc).__name__, exc)
+
+
+class _Decoder:
+    """``pickle.loads`` that remembers what it decoded: a value read from Redis again and again
+    (every page within the interval) is unpickled once per process, not once per read.
+
+    Redis is trusted like the job queue's (huey pickles too): it must not be open to others.
+    """
+
+    MAX_BYTES = 32 * 1024 * 1024  # of remembered payloads; the oldest are forgotten first
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._memo: OrderedDict[bytes, Any] = OrderedDict()
+        self._bytes = 0
+
+    def __call__(self, payload: bytes) -> Any:
+        with self._lock:
+            if payload in self._memo:
+                self._memo.move_to_end(payload)
+                return self._memo[payload]
+        value = pickle.loads(payload)
+        with self._lock:
+            if payload not in self._memo and len(payload) <= self.MAX_BYTES:
+                self._memo[payload] = value
+                self._bytes += len(payload)
+                while self._bytes > self.MAX_BYTES:
+                    old, _ = self._memo.popitem(last=False)
+                    self._bytes -= len(old)
+        return value
 
 
 class _LoaderFailed(Exception):
