@@ -131,9 +131,14 @@ def register_errorhandlers(app: Flask) -> None:
             limit = app.config.get("MAX_CONTENT_LENGTH") or 0
             error.description = (f"The request is larger than this server accepts ({limit // 1024} KiB); "
                                  "nothing was saved.")
-        if is_htmx():
-            return render_template("errors/_fragment.html", error=error, code=code), code
-        return render_template("errors/error.html", error=error, code=code), code
+        try:
+            if is_htmx():
+                return render_template("errors/_fragment.html", error=error, code=code), code
+            return render_template("errors/error.html", error=error, code=code), code
+        except Exception as exc:  # the layout reads the signed-in user: the database may be what failed
+            if not db_faults.is_db_fault(exc):
+                raise
+            return db_faults.unavailable_response()
 
     for code in (400, 403, 404, 405, 413, 500):
         app.register_error_handler(code, render_error)

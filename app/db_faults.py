@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, current_app, g, request
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -107,12 +107,14 @@ def unavailable_response():
     from app.htmx import is_htmx
 
     counters.unavailable += 1
+    # Straight from the Jinja environment: context processors (the signed-in user) would read the database.
     if is_htmx():
         error = ServiceUnavailable("Proxboard cannot reach its database right now; nothing was changed. "
                                    "Try again in a moment.")
-        response = current_app.make_response((render_template("errors/_fragment.html", error=error, code=503), 503))
+        body = current_app.jinja_env.get_template("errors/_fragment.html").render(error=error, code=503)
     else:
-        response = current_app.make_response((render_template("errors/database.html"), 503))
+        body = current_app.jinja_env.get_template("errors/database.html").render()
+    response = current_app.make_response((body, 503))
     response.headers["Retry-After"] = "5"
     response.headers["Cache-Control"] = "no-store"
     return response
