@@ -40,7 +40,7 @@ def toast(page, text):
 
 def shown(page):
     """Wait for the confirmation dialog's fade-in to finish (for screenshots)."""
-    page.wait_for_function("getComputedStyle(document.querySelector('#confirm-modal')).opacity === '1'")
+    expect(page.locator("#confirm-modal")).to_have_css("opacity", "1")  # no wait_for_function: the CSP forbids its eval
 
 
 def open_detail(browser, vmid=100, tab=""):

@@ -38,7 +38,7 @@ def test_grid_search_and_tag_filters(browser, seeded):
     browser.screenshot("grid")
 
     page.fill("#template-search", "media")
-    page.wait_for_function("document.querySelectorAll('#template-grid [data-template]').length === 1")
+    expect(page.locator("#template-grid [data-template]")).to_have_count(1)
     assert grid_names(page) == ["Jellyfin media server"] and "search=media" in page.url
     page.fill("#template-search", "no such thing")
     page.get_by_text("No templates match “no such thing”").wait_for()
@@ -48,12 +48,12 @@ def test_grid_search_and_tag_filters(browser, seeded):
     page.click('[data-filter-tag="debian"]')
     page.click('[data-filter-tag="web"]')
     expect(page).to_have_url(re.compile(r"tags=debian,web"))
-    page.wait_for_function("document.querySelectorAll('#template-grid [data-template]').length === 1")
+    expect(page.locator("#template-grid [data-template]")).to_have_count(1)
     assert grid_names(page) == ["nginx web server"]
     browser.screenshot("tags")
     page.click('[data-filter-tag="web"]')  # a selected tag deselects
     expect(page).to_have_url(re.compile(r"tags=debian$"))
-    page.wait_for_function("document.querySelectorAll('#template-grid [data-template]').length === 6")
+    expect(page.locator("#template-grid [data-template]")).to_have_count(6)
 
 
 def test_detail_tabs(browser, seeded):
@@ -106,8 +106,7 @@ def test_create_then_edit_scripts_with_htmx(browser, live_server):
         page.locator(f'#section-scripts [data-script="{name}"]').wait_for()
     page.locator("[data-app-toast]").last.wait_for()
     page.click('[aria-label="Move second up"]')
-    page.wait_for_function(
-        "document.querySelector('#section-scripts [data-script]').dataset.script === 'second'")
+    expect(page.locator("#section-scripts [data-script]").first).to_have_attribute("data-script", "second")
     browser.screenshot("edit")
     page.goto(live_server.url + page.url.split(live_server.url)[1].replace("/edit", "/scripts"))
     assert page.locator("[data-script]").evaluate_all("els => els.map(e => e.dataset.script)") == ["second", "first"]
