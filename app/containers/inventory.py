@@ -229,8 +229,12 @@ def _visible(brief, offline: frozenset[str]) -> bool:
     return brief.node not in offline and not (brief.status == "unknown" and not brief.name)
 
 
-def load_inventory() -> Inventory:
+def load_inventory(settle: Callable[[Operation], object] | None = None) -> Inventory:
     """The merged view of every container: one Proxmox call, constant queries.
+
+    ``settle(operation)`` settles a pending action whose task may have ended while nobody was
+    polling (pages without JavaScript; ``containers.services.refresh_operation``); the answer is
+    then read again, so it shows the state the action left.
 
     Guests on offline nodes and guests missing from the answer keep their last known state
     (marked stale with the reason); a guest is only marked gone once Proxmox confirms it (see
@@ -241,9 +245,9 @@ def load_inventory() -> Inventory:
     pve = get_proxmox()
     fetch = submit(pve.cluster_snapshot)
     pending = pending_operations()
-    if pending:
+    if pending and settle is not None:
         before = len(pending)
-        pending = _settle(pending)
+        pending = _settle(pending, settle)
         if len(pending) != before:  # an action just ended: read the state it left
             fetch = submit(pve.cluster_snapshot)
     rows = _current_rows()
@@ -362,13 +366,11 @@ def pending_operations() -> dict[int, Operation]:
     return {op.container_id: op for op in ops}
 
 
-def _settle(pending: dict[int, Operation]) -> dict[int, Operation]:
+def _settle(pending: dict[int, Operation], settle: Callable[[Operation], object]) -> dict[int, Operation]:
     """Settle actions whose task ended while nobody was polling (pages without JavaScript)."""
-    from app.containers.services import refresh_operation
-
     for operation in list(pending.values())[:MAX_SETTLE_PER_RENDER]:
         if operation.upid and (utcnow() - operation.started_at).total_seconds() > 1:
-            refresh_operation(operation)
+            settle(operation)
     return {cid: op for cid, op in pending.items() if op.pending}
 
 

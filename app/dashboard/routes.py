@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import current_app, url_for
 
 from app.containers.inventory import attach_services, load_inventory
+from app.containers.services import refresh_operation
 from app.dashboard import bp
 from app.dashboard.forms import DashboardQuery
 from app.htmx import fragment_or_page
@@ -15,7 +16,7 @@ def index():
     """The container grid; htmx refreshes get only the body fragment."""
     form = DashboardQuery()
     status, number, query = form.status_filter, form.page_number, form.search
-    inventory = load_inventory()
+    inventory = load_inventory(settle=refresh_operation)
     page = paginate(inventory.filtered(status, query), number, int(current_app.config["DASHBOARD_PAGE_SIZE"]))
     page.items = inventory.views(page.items)
     attach_services(page.items)
