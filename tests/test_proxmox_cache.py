@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 
 from app import create_app
 from app.extensions import db as _db
-from app.proxmox import ProxmoxAPIError, ProxmoxClient, get_proxmox
+from app.proxmox import ProxmoxAPIError, ProxmoxClient, ProxmoxSlow, get_proxmox
 from app.proxmox.cache import ReadCache
+from app.proxmox.deadline import deadline
 from tests.fixtures.app import AuthActions, IsolatedClient, app_config
 from tests.fixtures.pve import sim_settings
 from tests.fixtures.redis import REDIS_URL
@@ -139,3 +141,19 @@ def test_reads_answer_while_redis_is_down(pve, caplog):
     assert pve.count_requests("GET", "/nodes") == 2  # no cache, but answers
     warnings = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
     assert len(warnings) == 1  # said once, not per read
+
+
+def test_a_page_waits_for_another_process_s_load_no_longer_than_its_deadline(shared_apps, pve):
+    """A job worker (no deadline) loading a key slowly must not hold a page past its own deadline."""
+    worker, web = (app.extensions["proxmox"] for app in shared_apps)
+    pve.faults.delay = 3.0
+    loading = threading.Thread(target=worker.nodes)
+    loading.start()
+    time.sleep(0.5)  # the worker holds the key's lock now
+    started = time.monotonic()
+    with deadline(0.5), pytest.raises(ProxmoxSlow):
+        web.nodes()
+    assert time.monotonic() - started < 0.5 + 1.0
+    loading.join(10)
+    pve.faults.delay = 0
+    assert len(web.nodes()) == 3 and pve.count_requests("GET", "/nodes") == 1  # the worker's load, shared

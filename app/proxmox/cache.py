@@ -4,7 +4,8 @@ Built on dogpile.cache, whose lock elects one loader per key while the others wa
 value (or, once a value exists, keep serving the expired one until the new one is there).
 Without a Redis URL the values live in this process's memory; with one (``REDIS_URL``) they
 live in Redis under ``prefix`` and the lock is a Redis lock, so the gunicorn workers and hosts
-sharing that Redis make one upstream call per key per interval between them.
+sharing that Redis make one upstream call per key per interval between them. A web request
+waits for another process's load no longer than its deadline (``_DeadlineLock``).
 
 ``invalidate()`` bumps a generation number that is part of every key (kept in Redis when
 Redis is used, so one process's invalidation is every process's); a load that was already
@@ -19,8 +20,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from dogpile.cache import make_region
+from dogpile.cache import make_region, register_backend
 from dogpile.cache.api import NO_VALUE
+from dogpile.cache.backends.redis import RedisBackend
+
+from . import deadline as request_deadline
 
 T = TypeVar("T")
 
@@ -52,7 +56,7 @@ class ReadCache:
         if redis_url:
             # dogpile's redis backend pickles values; keys are ours (strings), never user input.
             self._region = make_region(deserializer=_Decoder()).configure(
-                "dogpile.cache.redis",
+                "proxboard.redis",
                 expiration_time=ttl or None,
                 arguments={
                     "url": redis_url,
@@ -95,6 +99,8 @@ class ReadCache:
             return self._region.get_or_create(full_key, self._unless_fresh(full_key, _Marked(loader)))
         except _LoaderFailed as failed:
             raise failed.error from None
+        except _LockWaitExpired:
+            return loader()  # the request's deadline has passed: the call says so (ProxmoxSlow)
         except Exception as exc:  # noqa: BLE001 - any Redis failure: serve without the cache
             self._report_redis(exc)
             return loader()
@@ -159,6 +165,48 @@ class ReadCache:
             self._redis_failed = True
             log.warning("Redis unavailable for the Proxmox read cache, reading Proxmox directly: %s: %s",
                         type(exc).__name__, exc)
+
+
+class _LockWaitExpired(Exception):
+    """Another process still held a key's load lock when the request's deadline passed."""
+
+
+class _DeadlineLock:
+    """A Redis lock that a request waits for no longer than its deadline (see ``deadline.py``).
+
+    Without this, a page could wait past its deadline for a load that another process (a job
+    worker, which has no deadline) is making.
+    """
+
+    __slots__ = ("_lock", "__weakref__")
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    def acquire(self, wait: bool = True) -> bool:
+        left = request_deadline.remaining() if wait else None
+        if left is None:
+            return bool(self._lock.acquire(blocking=wait))
+        if self._lock.acquire(blocking=True, blocking_timeout=max(left[0], 0.01)):
+            return True
+        raise _LockWaitExpired()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return bool(self._lock.locked())
+
+
+class _RedisBackend(RedisBackend):
+    """dogpile's Redis backend with ``_DeadlineLock`` as the load lock."""
+
+    def get_mutex(self, key: str) -> _DeadlineLock | None:
+        mutex = super().get_mutex(key)
+        return _DeadlineLock(mutex.mutex) if mutex is not None else None
+
+
+register_backend("proxboard.redis", __name__, "_RedisBackend")
 
 
 class _Decoder:
