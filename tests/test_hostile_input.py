@@ -17,6 +17,7 @@ import itertools
 import json
 import pkgutil
 import re
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from wtforms import (
     RadioField,
     SelectField,
     SelectMultipleField,
+    StringField,
     SubmitField,
 )
 from wtforms.validators import Length, NumberRange
@@ -53,11 +55,12 @@ from app.models import (
 SIM = Path(__file__).resolve().parent / "pvesim"
 # Values every text field must survive, whatever it means: the layers below each refuse some on their own.
 TEXT_ATTACKS = (
-    "a\x00b", "\x1b[31m\x7f", "../../etc/passwd", "/../../x", "/etc/../../x", "//evil.example/x", "/a\nb",
-    "pip:a/../../x", "npm:owner/repo", "pip:x @ https://evil.example/x.whl", "npm:git+https://github.com/a/b.git",
-    "apt:../x.deb", "<script>alert(1)</script>", "' OR 1=1 --", "\r\nSet-Cookie: x=1", "${jndi:ldap://x}",
-    "%00", "[]", "{}", "",
+    "a\x00b", "\x1b[31m\x7f", "/../../x", "/etc/../../x", "//evil.example/x", "/a\nb", "pip:a/../../x",
+    "npm:owner/repo", "pip:x @ https://evil.example/x.whl", "npm:git+https://github.com/a/b.git",
+    "<script>alert(1)</script>", "\r\nSet-Cookie: x=1", "",
 )
+# Sent to every POST route at once (every field name set to it), with some of the above.
+ANY_FIELD_ATTACKS = ("../../etc/passwd", "apt:../x.deb", "' OR 1=1 --", "${jndi:ldap://x}", "%00", "[]", "{}")
 INT_ATTACKS = ("-1", "0", str(INT32_MAX + 1), str(2**63), "9" * 30, "-" + "9" * 30, "1e309", "NaN", "abc", "0x10",
                " 7 ", "\x00")
 CHOICE_ATTACKS = ("../../x", "9" * 30, "x" * 300, "\x00", "")
@@ -286,17 +289,21 @@ class Thrower:
     def __init__(self, client, db, token: str):
         self.client, self.db, self.token = client, db, token
         self.sent, self.failures, self.stored = 0, [], []
+        self.last: str | None = None
 
     def send(self, method: str, url: str, what: str, data=None, *, must_not_store=False, **kwargs):
-        before = snapshot(self.db) if must_not_store else None
+        before = (self.last or snapshot(self.db)) if must_not_store else None
+        self.last = None
         if isinstance(data, dict) and method != "GET":
             data = {"csrf_token": self.token, **data}
         response = self.client.open(url, method=method, data=data, **kwargs)
         self.sent += 1
         if response.status_code >= 500:
             self.failures.append((what, response.status_code))
-        elif must_not_store and response.status_code not in (301, 302, 303) and snapshot(self.db) != before:
-            self.stored.append((what, response.status_code))
+        elif must_not_store:
+            self.last = snapshot(self.db)  # the state the next checked request starts from
+            if response.status_code not in (301, 302, 303) and self.last != before:
+                self.stored.append((what, response.status_code))
         return response
 
 
@@ -306,7 +313,9 @@ def test_hostile_input_never_gets_a_server_error_nor_reaches_proxmox_invalid(log
     token = logged_in.token()
     thrower = Thrower(client, db, token)
     pve.clear_requests()
+    marks = []
 
+    marks.append((0, thrower.sent, time.monotonic()))
     # 1. Query strings: every QueryForm field, on every GET route, with every hostile value of its kind.
     query_fields = {name: unbound for form_class in form_classes() if "Query" in form_class.__name__
                     for name, unbound in unbound_fields(form_class).items()}
@@ -319,12 +328,14 @@ def test_hostile_input_never_gets_a_server_error_nor_reaches_proxmox_invalid(log
                      query_string={"status": ["running"] * MANY, "tag": [str(i) for i in range(MANY)],
                                    "tags": ",".join(str(i) for i in range(MANY))})
 
+    marks.append((1, thrower.sent, time.monotonic()))
     # 2. Integers in URLs beyond every range: 404 (or 405 for a method the rule lacks), whatever the method.
     for method, path in out_of_range_urls(app):
         response = thrower.send(method, path, f"{method} {path}", data={} if method == "POST" else None)
         if response.status_code not in (404, 405, 302):
             thrower.failures.append((f"{method} {path} should be 404", response.status_code))
 
+    marks.append((2, thrower.sent, time.monotonic()))
     # 3. The forms as pages render them: each field in turn gets each hostile value of its kind,
     #    the others keep what the page filled in. A refusal must leave the database as it was.
     logged_in.post("/containers/create/template", {"template": str(seeded["template_id"]), "next": "1"})
@@ -342,19 +353,23 @@ def test_hostile_input_never_gets_a_server_error_nor_reaches_proxmox_invalid(log
             base = {name: value for name, value in form["fields"].items() if value is not None and name != "csrf_token"}
             if form["submit"]:
                 base.setdefault(*form["submit"])
-            for name, unbound in field_kinds(set(form["fields"]) - {"csrf_token"}).items():
+            names = set(form["fields"]) - {"csrf_token"}
+            kinds = {name: StringField() for name in names} | field_kinds(names)  # no WTForms field: text
+            for name, unbound in kinds.items():
                 for value in attacks_for(unbound):
                     thrower.send("POST", action, f"POST {action} {name}={str(value)[:30]!r}",
                                  {**base, name: value}, must_not_store=True)
 
+    marks.append((3, thrower.sent, time.monotonic()))
     # 4. Every POST route with every field name any form knows, all at once, plain and under htmx.
     fields = sorted({name for form_class in form_classes() for name in unbound_fields(form_class)})
-    for value in (*TEXT_ATTACKS[::3], "x" * 70_000):
+    for value in (*TEXT_ATTACKS[::4], *ANY_FIELD_ATTACKS, "x" * 70_000):
         for _, url in routes(app, "POST", seeded):
             for headers in ({}, {"HX-Request": "true"}):
                 thrower.send("POST", url, f"POST {url} {headers} {value[:20]!r}",
                              {name: value for name in fields}, headers=headers)
 
+    marks.append((4, thrower.sent, time.monotonic()))
     # 5. Imports: nesting, size, shape, and each list beyond its bound.
     logged_in.login()
     thrower.token = logged_in.token()
@@ -382,6 +397,7 @@ def test_hostile_input_never_gets_a_server_error_nor_reaches_proxmox_invalid(log
     thrower.send("POST", "/templates/import", "3 MiB upload", b"x" * 3 * 2**20,
                  content_type="multipart/form-data; boundary=x", must_not_store=True)
 
+    marks.append((5, thrower.sent, time.monotonic()))
     # 6. The wizard to the end with each limit value of its configure step: what passes reaches Proxmox.
     for number, (field, value) in enumerate(
             [(name, str(value)) for name, (low, high) in PVE_RANGES.items() if name != "port"
@@ -401,6 +417,10 @@ def test_hostile_input_never_gets_a_server_error_nor_reaches_proxmox_invalid(log
         if draft:
             thrower.send("POST", "/containers/create/review", f"create {field}={value}", {"draft_id": draft.group(1)})
 
+    marks.append((6, thrower.sent, time.monotonic()))
+    parts = ("query strings", "out-of-range URLs", f"fields of {len(seen)} page forms", "every POST route",
+             "imports", "wizard runs")
+    print("\n" + ", ".join(f"{parts[a[0]]}: {b[1] - a[1]} ({b[2] - a[2]:.0f} s)" for a, b in zip(marks, marks[1:])))
     print(f"\n{thrower.sent} hostile inputs thrown: {len(thrower.failures)} server errors, "
           f"{len(thrower.stored)} stored on refusal, {len(pve.requests)} Proxmox requests")
     assert thrower.sent >= 500, f"only {thrower.sent} hostile requests were generated"

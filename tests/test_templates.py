@@ -293,3 +293,69 @@ def test_grid_queries_do_not_grow_with_templates(logged_in, client, db):
         template.packages = [TemplatePackage(manager="apt", name="curl")]
     db.session.commit()
     assert count_queries("/templates") == one
+
+
+@pytest.mark.parametrize(("manager", "name", "message"), [
+    ("pip", "a/../../x", "is a path or URL, not a package name"),
+    ("npm", "owner/repo", "a GitHub “owner/repo” is not an npm package"),
+    ("pip", "x @ https://evil.example/x.whl", "is a path or URL"),
+    ("apt", "../x.deb", "is a path or URL"),
+])
+def test_package_form_refuses_paths_and_urls(logged_in, db, manager, name, message):
+    template = make_template(db, "web")
+    response = logged_in.post(f"/templates/{template.id}/packages/add",
+                              {"new-package-manager": manager, "new-package-name": name})
+    assert response.status_code == 200 and message in response.text and "is-invalid" in response.text
+    db.session.expire_all()
+    assert services.get_template(template.id).packages == []
+
+
+def test_bucket_import_refuses_a_url_and_adds_nothing(logged_in, db):
+    bucket = services.create_bucket("tools")
+    response = logged_in.post(f"/templates/packages/{bucket.id}/import",
+                              {f"import-{bucket.id}-text": "curl\nnpm:git+https://github.com/a/b.git\n",
+                               f"import-{bucket.id}-manager": "apt"})
+    assert "line 2: “git+https://github.com/a/b.git” is a path or URL" in response.text
+    db.session.expire_all()
+    assert db.session.get(type(bucket), bucket.id).packages == []
+
+
+def test_file_target_is_normalised_and_traversal_refused(logged_in, db):
+    template = make_template(db, "web")
+    base = f"/templates/{template.id}/files/add"
+    bad = logged_in.post(base, {"new-file-name": "x.conf", "new-file-target_path": "/etc/../../x",
+                                "new-file-policy": "replace"})
+    assert "contains “..”" in bad.text
+    assert logged_in.post(base, {"new-file-name": "x.conf", "new-file-target_path": "/etc//nginx/./",
+                                 "new-file-policy": "replace"}).status_code == 302
+    db.session.expire_all()
+    assert [f.target_path for f in services.get_template(template.id).files] == ["/etc/nginx"]
+
+
+def test_a_name_longer_than_its_column_is_a_field_error(logged_in, db):
+    response = logged_in.post("/templates/new", config_data(name="n" * 101))
+    assert "At most 100 characters." in response.text
+    assert services.template_count() == 0
+
+
+def test_bucket_forms_create_rename_add_and_put_errors_on_their_field(logged_in, client, db):
+    from app.models import PackageBucket
+
+    created = logged_in.post("/templates/packages/new", {"new-name": "tools", "new-description": ""})
+    bucket = db.session.scalar(db.select(PackageBucket).where(PackageBucket.name == "tools"))
+    assert created.headers["Location"].endswith(f"#bucket-{bucket.id}")
+    again = logged_in.post("/templates/packages/new", {"new-name": "Tools"})
+    assert again.status_code == 200 and "A bucket called “Tools” already exists." in again.text
+    base = f"/templates/packages/{bucket.id}"
+    assert logged_in.post(f"{base}/rename", {f"rename-{bucket.id}-name": "cli tools"}).status_code == 302
+    assert logged_in.post(f"{base}/add", {f"add-{bucket.id}-manager": "apt",
+                                          f"add-{bucket.id}-name": "htop"}).status_code == 302
+    twice = logged_in.post(f"{base}/add", {f"add-{bucket.id}-manager": "apt", f"add-{bucket.id}-name": "htop"})
+    assert "apt package “htop” is already in the list." in twice.text
+    bad = logged_in.post(f"{base}/import", {f"import-{bucket.id}-text": "Bad Name\nnpm:owner/repo",
+                                            f"import-{bucket.id}-manager": "apt"})
+    assert "line 1: “Bad Name” is not a Debian package name" in bad.text and "line 2: “owner/repo”" in bad.text
+    db.session.expire_all()
+    bucket = db.session.get(PackageBucket, bucket.id)
+    assert bucket.name == "cli tools" and [p.name for p in bucket.packages] == ["htop"]
+    assert "cli tools" in client.get("/templates/packages").text

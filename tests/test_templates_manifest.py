@@ -155,3 +155,58 @@ def test_discover_imports_the_configured_folder_updating_by_name(logged_in, clie
     response = logged_in.post("/templates/discover", follow_redirects=True)
     assert "1 created, 1 updated" in response.text
     assert services.find_template("Gitea").cores == 3 and services.find_template("Forgejo") is not None
+
+
+@pytest.mark.parametrize(("packages", "message"), [
+    ([{"manager": "apt", "name": "curl"}] * 3 + [{"manager": "pip", "name": "a/../../x"}],
+     "gitea.json: packages[3].name: “a/../../x” is a path or URL"),
+    ([{"manager": "npm", "name": "owner/repo"}], "packages[0].name: “owner/repo” is not an npm package name"),
+    ([{"manager": "pip", "name": "x @ https://evil.example/x.whl"}], "packages[0].name: “x @ https://evil.example"),
+    ([{"manager": "npm", "name": "git+https://github.com/a/b.git"}], "packages[0].name: “git+https://github.com"),
+    ([{"manager": "apt", "name": "Curl"}], "packages[0].name: “Curl” is not a Debian package name"),
+    ([{"manager": "pip", "name": "requests", "version": "latest!"}], "packages[0].version: “latest!” is not a PEP 440"),
+    ([{"manager": "apt", "name": "curl"}] * 501, "gitea.json: packages: lists 501 packages; a template holds at most 500"),
+])
+def test_package_names_follow_their_manager_and_errors_name_the_entry(db, packages, message):
+    with pytest.raises(manifest.ManifestError) as error:
+        import_text(json.dumps({**SINGLE, "packages": packages}))
+    assert message in str(error.value)
+    assert services.template_count() == 0
+
+
+def test_registry_package_names_of_each_manager_are_accepted(db):
+    packages = [{"manager": "apt", "name": "libc6:amd64", "version": "2.36-9+deb12u4"},
+                {"manager": "apt", "name": "g++", "version": None},
+                {"manager": "pip", "name": "requests[socks]", "version": "2.32.*"},
+                {"manager": "pip", "name": "Django>=5,<6", "version": None},
+                {"manager": "npm", "name": "@vue/cli", "version": "5.0.8"}]
+    import_text(json.dumps({**SINGLE, "packages": packages}))
+    stored = services.find_template("Gitea").packages
+    assert sorted((p.manager, p.name, p.version) for p in stored) == sorted(
+        (p["manager"], p["name"], p["version"]) for p in packages)
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("/../../x", "files[0].target_path: “/../../x” contains “..”"),
+    ("/etc/nginx/../../../x", "files[0].target_path: “/etc/nginx/../../../x” contains “..”"),
+    ("etc/nginx", "files[0].target_path: use an absolute path"),
+    ("/etc\nrm -rf /", "files[0].target_path: a path cannot contain NUL, line breaks"),
+    ("//host/share", "files[0].target_path: “//host/share” starts with //"),
+])
+def test_file_targets_that_could_leave_the_container_are_refused(db, target, message):
+    with pytest.raises(manifest.ManifestError) as error:
+        import_text(json.dumps({**SINGLE, "files": [{"name": "x.conf", "target_path": target, "content": ""}]}))
+    assert message in str(error.value)
+    assert services.template_count() == 0
+
+
+def test_file_targets_are_stored_normalised(db):
+    import_text(json.dumps({**SINGLE, "files": [{"name": "x.conf", "target_path": "/etc//nginx/./conf.d/",
+                                                 "content": ""}]}))
+    assert [f.destination for f in services.find_template("Gitea").files] == ["/etc/nginx/conf.d/x.conf"]
+
+
+def test_text_longer_than_its_column_is_a_located_error(db):
+    with pytest.raises(manifest.ManifestError) as error:
+        import_text(json.dumps({**SINGLE, "services": [{"name": "s" * 101}]}))
+    assert "gitea.json: services[0].name: is longer than 100 characters" in str(error.value)

@@ -1,6 +1,8 @@
 """``/templates/packages/…``: package buckets, named package lists templates can attach."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from app.container_templates import bp, forms, services
@@ -38,19 +40,33 @@ def buckets():
     return _render_buckets()
 
 
+def _bucket_form(form, key: str, change: Callable[[], tuple[str, int]]):
+    """What every bucket form does: on a valid POST run ``change`` (a service call returning the message to
+    flash and the bucket's id) and go back to that bucket; a TemplateError (each part of a "; "-joined one)
+    goes to the field it names, and the page is shown again with ``form`` under ``key``."""
+    if form.validate_on_submit():
+        try:
+            message, bucket_id = change()
+        except services.TemplateError as error:
+            db.session.rollback()
+            field = form[error.field] if error.field in form else form.name
+            field.errors.extend(error.message.split("; "))
+        else:
+            flash(message, "success")
+            return _back_to_buckets(bucket_id)
+    return _render_buckets(invalid=True, **{key: form})
+
+
 @bp.post("/packages/new")
 def create_bucket():
     """Create an empty bucket."""
     form = forms.BucketForm(prefix="new")
-    if form.validate_on_submit():
-        try:
-            bucket = services.create_bucket(form.name.data, form.description.data)
-        except services.TemplateError as error:
-            form.name.errors.append(error.message)
-        else:
-            flash(f"Bucket “{bucket.name}” created.", "success")
-            return _back_to_buckets(bucket.id)
-    return _render_buckets(invalid=True, new=form)
+
+    def create():
+        bucket = services.create_bucket(form.name.data, form.description.data)
+        return f"Bucket “{bucket.name}” created.", bucket.id
+
+    return _bucket_form(form, "new", create)
 
 
 @bp.post("/packages/<int:bucket_id>/rename")
@@ -58,16 +74,12 @@ def rename_bucket(bucket_id: int):
     """Rename a bucket (and change its description)."""
     bucket = bucket_or_404(bucket_id)
     form = forms.BucketForm(prefix=f"rename-{bucket.id}")
-    if form.validate_on_submit():
-        try:
-            services.rename_bucket(bucket, form.name.data, form.description.data)
-        except services.TemplateError as error:
-            db.session.rollback()
-            form.name.errors.append(error.message)
-        else:
-            flash(f"Bucket renamed to “{bucket.name}”.", "success")
-            return _back_to_buckets(bucket.id)
-    return _render_buckets(invalid=True, **{f"rename-{bucket.id}": form})
+
+    def rename():
+        services.rename_bucket(bucket, form.name.data, form.description.data)
+        return f"Bucket renamed to “{bucket.name}”.", bucket.id
+
+    return _bucket_form(form, f"rename-{bucket.id}", rename)
 
 
 @bp.post("/packages/<int:bucket_id>/add")
@@ -75,16 +87,12 @@ def add_bucket_package(bucket_id: int):
     """Add one package to a bucket."""
     bucket = bucket_or_404(bucket_id)
     form = forms.PackageForm(prefix=f"add-{bucket.id}")
-    if form.validate_on_submit():
-        try:
-            services.add_package(bucket, form.manager.data, form.name.data, form.version.data)
-        except services.TemplateError as error:
-            db.session.rollback()
-            form.name.errors.append(error.message)
-        else:
-            flash(f"“{form.name.data}” added to {bucket.name}.", "success")
-            return _back_to_buckets(bucket.id)
-    return _render_buckets(invalid=True, **{f"add-{bucket.id}": form})
+
+    def add():
+        services.add_package(bucket, form.manager.data, form.name.data, form.version.data)
+        return f"“{form.name.data}” added to {bucket.name}.", bucket.id
+
+    return _bucket_form(form, f"add-{bucket.id}", add)
 
 
 @bp.post("/packages/<int:bucket_id>/import")
@@ -92,16 +100,12 @@ def import_bucket_packages(bucket_id: int):
     """Add packages pasted as text; any bad line and nothing is added."""
     bucket = bucket_or_404(bucket_id)
     form = forms.BucketImportForm(prefix=f"import-{bucket.id}")
-    if form.validate_on_submit():
-        try:
-            added = services.import_bucket_packages(bucket, form.text.data, form.manager.data)
-        except services.TemplateError as error:
-            db.session.rollback()
-            form.text.errors.extend(error.message.split("; "))
-        else:
-            flash(f"{added} package{'s' if added != 1 else ''} added to {bucket.name}.", "success")
-            return _back_to_buckets(bucket.id)
-    return _render_buckets(invalid=True, **{f"import-{bucket.id}": form})
+
+    def add_all():
+        added = services.import_bucket_packages(bucket, form.text.data, form.manager.data)
+        return f"{added} package{'s' if added != 1 else ''} added to {bucket.name}.", bucket.id
+
+    return _bucket_form(form, f"import-{bucket.id}", add_all)
 
 
 @bp.post("/packages/<int:bucket_id>/packages/<int:package_id>/delete")

@@ -44,7 +44,7 @@ def check_name(manager: str, name: str) -> None:
         raise ValueError(f"“{name}” is a path or URL, not a package name ({manager} installs from its registry only)")
     if manager == "apt":
         if not APT_NAME_RE.match(name):
-            raise ValueError(f"“{name}” is not a Debian package name (lowercase letters, digits, + - . ; "
+            raise ValueError(f"“{name}” is not a Debian package name (lowercase letters, digits, + - and ., "
                              "at least 2 characters, starting with a letter or digit)")
     elif manager == "pip":
         _pip_requirement(name)
