@@ -450,3 +450,17 @@ def test_integer_limits_are_proxmox_own(apidoc):
         low, high = PVE_RANGES[name]
         assert low == schema[name]["minimum"], name
         assert high == schema[name].get("maximum", INT32_MAX), name
+
+
+@pytest.mark.parametrize("destination", ["/../../x", "/etc/../../../root/.ssh/authorized_keys", "etc/x",
+                                         "/a\nb", "/a\x00b", "//host/x"])
+def test_pct_push_refuses_a_destination_outside_the_container_before_connecting(tmp_path, destination):
+    from app.ssh.client import NodeConnection
+    from app.ssh.settings import SSHSettings
+
+    # Port 1 on loopback: a push that got as far as connecting would fail with SSHUnreachable instead.
+    node = NodeConnection("pve1", SSHSettings(default_host="127.0.0.1", known_hosts=str(tmp_path / "known_hosts"),
+                                              port=1, password="unused"))
+    with pytest.raises(ValueError):
+        node.pct_push(100, b"data", destination)
+    assert node._client is None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.credentials import CredentialsKeyError
+from app.input_guard import container_path
 from app.proxmox import ContainerSpec, ProxmoxClient, ProxmoxConfigError, ProxmoxError
 from app.ssh import (
     CommandFailed,
@@ -257,7 +258,10 @@ def _wait_network(ctx: StepContext, deadline: float) -> None:
 def push_files(ctx: StepContext) -> None:
     """Copy the template's files in, honouring each file's policy (replace, default, backup)."""
     for item in ctx.load_files(ctx.plan.get("files", [])):
-        path = item.destination
+        try:
+            path = container_path(item.destination)  # a row stored before targets were checked, too
+        except ValueError as exc:
+            raise StepFailed(f"file {item.name}: {exc}") from exc
         ssh = ctx.ssh()
         exists = ssh.pct_exec(ctx.vmid, ["test", "-e", path], label="test -e", timeout=30, check=False).ok
         if exists and item.policy == "default":
