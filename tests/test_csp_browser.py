@@ -67,3 +67,15 @@ def test_htmx_spinners_work_without_an_inline_style(browser, seeded):  # noqa: F
     assert held, "the node change sent no request"
     held[0].continue_()
     expect(spinner).to_have_css("opacity", "0")
+
+
+BAR_WIDTHS = """() => Array.from(document.querySelectorAll('.progress[aria-valuenow]'), bar => [
+  Number(bar.getAttribute('aria-valuenow')),
+  bar.querySelector('.progress-bar').getBoundingClientRect().width * 100 / bar.getBoundingClientRect().width])"""
+
+
+def test_bars_are_as_wide_as_their_value_without_a_style_attribute(browser, seeded):  # noqa: F811
+    browser.login()
+    bars = browser.page.evaluate(BAR_WIDTHS)
+    assert len(bars) > 20 and any(value > 10 for value, _ in bars)
+    assert all(abs(value - width) < 1 for value, width in bars), bars
