@@ -205,7 +205,7 @@ def run_provisioning(operation_id: int, *, proxmox: ProxmoxClient | None = None,
     pools = _LazyPool(pool)
     try:
         try:
-            problem = _preflight(plan, from_step)
+            problem = _bookkeeping(lambda: _preflight(plan, from_step), operation_id, "checking its configuration")
         except NotStarted as exc:
             log.warning("provisioning CT %s not started: %s", vmid, exc)
             _bookkeeping(lambda: _fail(operation_id, container_id, from_step, f"Provisioning not started: {exc}",
