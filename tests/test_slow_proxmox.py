@@ -117,6 +117,7 @@ def patient(app):
     ("/containers/100", 3, 1),  # status, config, interfaces (a running DHCP container): all at once
     ("/templates/new", 9, 3),  # nodes, then per online node storages -> content, beside storages, bridges
     ("/containers/create/configure", 6, 3),  # nodes, then storages -> content, beside storages, bridges, nextid
+    ("/containers/create/configure/node-fields?node=pve2", 5, 2),  # a named node: its lists beside the node list
 ])
 def test_independent_calls_of_a_page_run_in_parallel(logged_in, client, pve, patient, url, answers, chain):
     logged_in.post("/containers/create/template", {"template": "scratch", "next": "1"})

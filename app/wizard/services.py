@@ -18,6 +18,7 @@ from app.extensions import db
 from app.models import Container, ContainerTemplate, WizardDraft, utcnow
 from app.proxmox import Bridge, Node, OsTemplate, ProxmoxError, Storage
 from app.proxmox.deadline import gather
+from app.proxmox.deadline import submit as start_call
 from app.ssh.settings import SSHProblem
 
 STEPS = ("template", "configure", "packages", "scripts", "review")
@@ -152,17 +153,24 @@ def node_options(pve, node: str | None) -> NodeOptions:
     """Online nodes and ``node``'s OS templates, container storages and bridges.
 
     An unknown or offline ``node`` falls back to the online node with the most free memory.
+    The reads run in parallel under the request's deadline; a named node's lists are asked for
+    beside the node list itself.
     """
     options = NodeOptions()
+
+    def lists(name: str):
+        return (lambda: pve.os_templates(name), lambda: pve.storages(name, content="rootdir"),
+                lambda: pve.bridges(name))
+
+    early = [start_call(read) for read in lists(node)] if node else []
     try:
         options.nodes = [item for item in pve.nodes() if item.is_online]
         names = [item.name for item in options.nodes]
         if node not in names:
-            node = max(options.nodes, key=lambda item: item.free_mem).name if options.nodes else None
+            node, early = (max(options.nodes, key=lambda item: item.free_mem).name if options.nodes else None), []
         options.node = node
         if node:
-            ostemplates, storages, bridges = gather(  # independent: in parallel, under the request's deadline
-                lambda: pve.os_templates(node), lambda: pve.storages(node, content="rootdir"), lambda: pve.bridges(node))
+            ostemplates, storages, bridges = [read.result() for read in early] if early else gather(*lists(node))
             options.ostemplates = list(ostemplates)
             options.storages = [s for s in storages if s.holds("rootdir") and s.enabled]
             options.bridges = list(bridges)
