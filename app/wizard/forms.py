@@ -1,6 +1,8 @@
 """One WTForms form per wizard step; choices that depend on Proxmox are filled in by the view."""
 from __future__ import annotations
 
+import re
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -23,6 +25,9 @@ from app.forms import QueryForm, column_length, pve_range, strip, truncate
 from app.models import ContainerTemplate
 
 from . import validators as v
+
+
+NODE_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")  # pve-node (PVE::JSONSchema)
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -130,7 +135,15 @@ class TemplateQuery(QueryForm):
     tag = StringField(filters=[truncate(column_length(ContainerTemplate.tags))])  # more can match no template
 
 
+def node_name(value):
+    """A field filter: ``value`` if it is a Proxmox node name (format ``pve-node``), else None (as if absent).
+
+    The name goes into Proxmox URL paths (``/nodes/{node}/storage``): ``../x`` would walk out of them.
+    """
+    return value if isinstance(value, str) and NODE_NAME_RE.match(value) else None
+
+
 class NodeQuery(QueryForm):
     """``?node=`` (or the posted ``node``): the node whose templates, storages and bridges are offered."""
 
-    node = StringField()
+    node = StringField(filters=[node_name])
