@@ -116,3 +116,18 @@ def test_flask_shell_has_db_and_the_models(app):
         context = app.make_shell_context()
     assert context["db"] is not None
     assert {"Container", "Operation", "Event", "Service", "User"} <= set(context)
+
+
+# Where raw request data may be read: the form layer itself, the guard that refuses NUL and control
+# characters before any form sees them, and the login throttle's key (it runs before the view's form).
+RAW_REQUEST_READERS = {"app.forms", "app.input_guard", "app.auth.throttle"}
+
+
+def test_views_read_query_strings_and_forms_only_through_forms():
+    readers = set()
+    for path in APP.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Attribute) and node.attr in ("args", "form", "values")
+                    and isinstance(node.value, ast.Name) and node.value.id == "request"):
+                readers.add(_module_name(path))
+    assert readers == RAW_REQUEST_READERS
