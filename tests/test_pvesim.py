@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import threading
 import time
 
 import pytest
@@ -472,3 +473,16 @@ def test_a_state_file_of_another_format_is_refused(tmp_path):
     (tmp_path / "state.json").write_text('{"format": 99}')
     with pytest.raises(ValueError, match="format"):
         PVESimulator(containers=0).cluster.load(tmp_path / "state.json")
+
+
+def test_a_request_in_flight_across_a_reset_is_not_counted_after_it(sim, api):
+    """A page that gave up at its deadline leaves its slow call running; the next test must not count it."""
+    sim.faults.delay = 0.5
+    late = threading.Thread(target=api.get, args=(f"{sim.url}/version",))
+    late.start()
+    time.sleep(0.1)
+    sim.reset()
+    late.join(5)
+    assert sim.count_requests("GET", "/version") == 0
+    api.get(f"{sim.url}/version")
+    assert sim.count_requests("GET", "/version") == 1

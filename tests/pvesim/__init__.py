@@ -219,6 +219,7 @@ class PVESimulator:
         self.faults = Faults()
         self.requests: list[dict] = []
         self._req_lock = threading.Lock()
+        self.epoch = 0  # bumped by reset(); see _record
         self.tokens: dict[str, str] = {}
         self.users: dict[str, str] = {}
         self.token_user = self.token_name = self.token_value = None
@@ -325,6 +326,10 @@ class PVESimulator:
         self.faults.clear()
         self.privileges.set(None)
         self.next_id_range = {}
+        with self._req_lock:
+            # A slow call of the previous test still in flight (its page gave up at the deadline) lands
+            # after this reset: it must not count among the next test's requests.
+            self.epoch += 1
         self.clear_requests()
 
     # -- token privileges ---------------------------------------------------------------------
@@ -357,9 +362,10 @@ class PVESimulator:
         return list(self.cluster.tasks)
 
     # -- request log --------------------------------------------------------------------------
-    def _record(self, rec: dict):
+    def _record(self, rec: dict, epoch: int | None = None):
         with self._req_lock:
-            self.requests.append(rec)
+            if epoch is None or epoch == self.epoch:
+                self.requests.append(rec)
 
     def clear_requests(self):
         with self._req_lock:

@@ -251,6 +251,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # main ----------------------------------------------------------------------------------
     def _handle(self, method: str):
+        epoch = self.sim.epoch  # a request that arrived before a reset is not logged after it
         split = urlsplit(self.path)
         path = split.path
         try:
@@ -289,7 +290,7 @@ class Handler(BaseHTTPRequestHandler):
                     params[k] = params[k] + "\0" + v if k in params else v
         rec = {"method": method, "path": rel, "full_path": path, "params": dict(params),
                "time": time.time(), "status": None}
-        self.sim._record(rec)
+        self.sim._record(rec, epoch)
         status = self._api(method, rel, params)
         rec["status"] = status
 
