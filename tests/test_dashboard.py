@@ -1,8 +1,10 @@
 """The dashboard as a person sees it: grid, summary, filters, actions, outages."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shutil
 import time
 
 import pytest
@@ -247,3 +249,22 @@ def test_search_on_last_known_state_while_proxmox_is_down(logged_in, client, pve
     pve.faults.unreachable = True
     html = client.get("/?q=web01").text
     assert "Cannot reach Proxmox" in html and 'id="ct-100"' in html and 'id="ct-101"' not in html
+
+
+def test_a_ca_file_that_vanished_is_unreachable_not_a_500(app, logged_in, client, pve, tmp_path):
+    """The demo's simulator stopped and took its CA file along: pages and /healthz still answer."""
+    ca = tmp_path / "pve-root-ca.pem"
+    shutil.copyfile(pve.ca_cert_path, ca)
+    proxmox = app.extensions["proxmox"]
+    proxmox.settings = dataclasses.replace(proxmox.settings, verify_ssl=str(ca))
+    proxmox.close()
+    assert "web01" in client.get("/").text  # remember the cluster
+    ca.unlink()
+    proxmox.cache.invalidate()
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "the CA certificate file PVE_VERIFY_SSL names cannot be read" in response.text
+    assert "web01" in card(response.text, 100)
+    assert client.get("/containers/100").status_code == 200
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.json["proxmox"] == "unreachable"  # the app itself is up

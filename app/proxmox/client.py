@@ -215,6 +215,12 @@ class ProxmoxClient:
             except ProxmoxConfigError as exc:
                 exc.operation, exc.node, exc.vmid = op, node, vmid
                 error, cause = exc, exc
+            except OSError as exc:
+                # Below requests' own errors: e.g. the CA file PVE_VERIFY_SSL names vanished (requests
+                # raises a bare OSError for that), or a socket error it did not wrap.
+                self._drop(api)
+                error = _unreachable(exc, self.settings, timeout, context)
+                cause = exc
             break
         status = getattr(error, "status_code", None)
         _log_error(error, started, level=logging.DEBUG if status in expect else None)
@@ -630,7 +636,7 @@ def _auth_failed(
 
 
 def _unreachable(
-    exc: requests.RequestException,
+    exc: OSError,
     settings: ProxmoxSettings | None,
     timeout: float | None,
     context: dict[str, Any],
@@ -638,6 +644,8 @@ def _unreachable(
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
         reason = "TLS handshake failed (certificate not trusted? check PVE_VERIFY_SSL)"
+    elif "CA certificate bundle" in text:
+        reason = "the CA certificate file PVE_VERIFY_SSL names cannot be read"
     elif isinstance(exc, requests.exceptions.Timeout):
         seconds = timeout or (settings.timeout if settings else 0)
         reason = f"no answer within {seconds:g} s"
