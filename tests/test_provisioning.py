@@ -119,6 +119,8 @@ def messages(db, type_=None) -> list[str]:
 
 def test_chatty_output_is_grouped_into_few_events_with_every_line_kept(logged_in, client, db, template, fake_ct):
     add_script(template, "chatty", 'for i in $(seq 1 300); do echo "Unpacking libfoo$i (1.$i) ..."; done\n'
+                                   'for p in 5 10 100; do echo "(Reading database ... $p%"; done\n'
+                                   'echo "(Reading database ... 1234 files and directories currently installed.)"\n'
                                    'log_info "chatty done"\n')
     db.session.commit()
     submit(logged_in, template.id)
@@ -128,6 +130,8 @@ def test_chatty_output_is_grouped_into_few_events_with_every_line_kept(logged_in
     chatty = [line for line in lines if line.startswith("Unpacking libfoo")]
     assert chatty == [f"Unpacking libfoo{i} (1.{i}) ..." for i in range(1, 301)]
     assert len(output) < 30, f"{len(output)} output events for {len(lines)} lines"
+    database = [line for line in lines if line.startswith("(Reading database")]  # dpkg's counter says nothing
+    assert database == ["(Reading database ... 1234 files and directories currently installed.)"]
     page = logged_in._client.get(f"/containers/{VMID}/progress").text
     assert "Unpacking libfoo1 (1.1) ...\nUnpacking libfoo2 (1.2) ..." in page
 

@@ -48,7 +48,9 @@ def test_log_functions_print_recognisable_prefixes(tmp_path):
 def test_strict_mode_stops_at_the_first_failure_and_says_where(tmp_path):
     result = run('log_info before\nfalse\nlog_info after\n', tmp_path)
     assert result.returncode == 1 and "after" not in result.stdout
-    assert "::proxboard::error::command failed (exit 1) at line" in result.stdout
+    assert "::proxboard::error::command failed (exit 1) at line 2: false" in result.stdout  # the script's own line
+    with_shebang = run('#!/bin/bash\nlog_info before\n\nfalse\n', tmp_path)
+    assert "command failed (exit 1) at line 4: false" in with_shebang.stdout
     assert run('echo "$UNSET_VARIABLE"\n', tmp_path).returncode != 0
 
 

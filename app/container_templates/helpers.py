@@ -16,4 +16,11 @@ def helper_library() -> str:
 def script_with_helpers(script_content: str) -> str:
     """``script_content`` with the helper library prepended, ready for ``bash -s``."""
     body = script_content.removeprefix("#!/bin/bash\n").removeprefix("#!/usr/bin/env bash\n")
-    return f"#!/usr/bin/env bash\n{helper_library()}\n# --- template script ---\n{body}"
+    shebang_removed = body != script_content
+
+    def prefix(offset: int) -> str:
+        return f"#!/usr/bin/env bash\nPROXBOARD_LINE_OFFSET={offset}\n{helper_library()}\n# --- template script ---\n"
+
+    # Error lines then count from the template script's own first line (its shebang, if it had one).
+    offset = prefix(0).count("\n") - (1 if shebang_removed else 0)
+    return prefix(offset) + body

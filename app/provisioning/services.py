@@ -18,6 +18,7 @@ from app.db_faults import PLAIN_MESSAGE, RETRY_DELAYS, counters, is_db_fault, re
 from app.events import record_event
 from app.extensions import db
 from app.models import Container, Event, Operation, TemplateFile, TemplateScript, WizardDraft, utcnow
+from app.presenters import plural
 from app.proxmox import ProxmoxClient, ProxmoxError, get_proxmox
 from app.ssh import SSHError, SSHPool, open_pool
 from app.ssh.settings import SSHProblem, ssh_problem
@@ -175,7 +176,7 @@ def _discover(container_id: int, pool: SSHPool, proxmox: ProxmoxClient) -> str:
         raise StepFailed(f"service discovery failed: {result.error}")
     container = db.session.get(Container, container_id)
     credentials = sum(len(service.credentials) for service in container.services)
-    return f"Found {result.services} services and {credentials} credentials"
+    return f"Found {plural(result.services, 'service')} and {plural(credentials, 'credential')}"
 
 
 def run_provisioning(operation_id: int, *, proxmox: ProxmoxClient | None = None,

@@ -34,6 +34,9 @@ MAX_INLINE_SCRIPT = 100_000  # one argv string must stay under Linux's 128 KiB M
 
 
 RECENT_LINES = 40
+# dpkg's "(Reading database ... 45%" counter: twenty lines per install without a terminal, saying nothing
+# the final "(Reading database ... N files and directories currently installed.)" does not.
+PROGRESS_LINE_RE = re.compile(r"^\(Reading database \.\.\. *\d+%\s*$")
 # What a failing install or script usually printed, and how to say it in a headline (first match wins).
 CAUSES = (
     (re.compile(r"Could not resolve host:? '?([\w.-]+)"), "cannot reach {0} (name lookup failed)"),
@@ -142,7 +145,7 @@ class StepContext:
         match = LOG_LINE_RE.match(text)
         if match:
             self.log(match.group(2), match.group(1))
-        elif text.strip():
+        elif text.strip() and not PROGRESS_LINE_RE.match(text):
             self.log(text, "output")
 
 

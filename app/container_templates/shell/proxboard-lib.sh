@@ -14,8 +14,17 @@ log_warn() { _proxboard_log warn "$@"; }
 log_error() { _proxboard_log error "$@"; }
 log_step() { _proxboard_log step "$@"; }
 
-# Report the failing line before set -e ends the script.
-trap 'log_error "command failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
+# Report the failing line before set -e ends the script, numbered as in the template's own script
+# (PROXBOARD_LINE_OFFSET: the lines this library and its header add in front of it).
+_proxboard_failed() {
+  local status=$1 line=$(($2 - ${PROXBOARD_LINE_OFFSET:-0}))
+  if [ "$line" -gt 0 ]; then
+    log_error "command failed (exit $status) at line $line: $3"
+  else
+    log_error "command failed (exit $status) in proxboard-lib.sh at line $2: $3"
+  fi
+}
+trap '_proxboard_failed "$?" "$LINENO" "$BASH_COMMAND"' ERR
 
 # wait_for_apt [seconds]: wait until no apt/dpkg process holds the package locks.
 wait_for_apt() {
