@@ -186,7 +186,9 @@ def test_postgresql(provision):
     assert run.sh("stat -c %a /etc/proxboard/credentials/postgresql") == "600\n"
     out = run.sh(f"PGPASSWORD={creds['PASSWORD']} psql -h 127.0.0.1 -U admin -d admin -tAc 'select 40 + 2'")
     assert out.strip() == "42"
-    postgres = _service(run.discover(), "postgresql")
+    discovery = run.discover()
+    assert [s.name for s in discovery.services if s.name.startswith("postgresql")] == ["postgresql"]  # one card
+    postgres = _service(discovery, "postgresql")
     assert postgres.port == 5432 and postgres.status == "running"
     assert postgres.credentials and postgres.credentials["USERNAME"] == "admin"
 

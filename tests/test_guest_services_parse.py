@@ -388,3 +388,17 @@ def test_a_unit_declared_twice_is_one_service_whether_running_or_missing():
 
 def test_debian_minbase_one_shots_are_system_services():
     assert is_system_unit("pam_namespace") and is_system_unit("e2scrub_fail@sda1")  # as parse_units names them
+
+
+def test_an_umbrella_unit_and_its_instance_are_one_declared_service():
+    """Debian's PostgreSQL: postgresql.service (one-shot, exited) starts postgresql@15-main, the server."""
+    units = UNITS.replace("postgresql@15-main.service", "postgresql.service loaded active exited PostgreSQL RDBMS\n"
+                                                          "postgresql@15-main.service", 1)
+    text = script_output({"postgresql": "POSTGRES_USER=admin\nPOSTGRES_PASSWORD='s3cret'\n"}).replace(UNITS, units)
+    declared = [DeclaredService("postgresql", unit="postgresql.service", port=5432, scheme="tcp")]
+    services = by_name(build_services(parse_discovery(text), declared, "10.0.0.5"))
+    postgres = [name for name in services if name.startswith("postgresql")]
+    assert postgres == ["postgresql"]  # one card, under the template's name
+    server = services["postgresql"]
+    assert server.unit.startswith("postgresql@15-main") and server.status == "running" and server.port == 5432
+    assert server.credentials["POSTGRES_USER"] == "admin"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 from app.ssh import CommandFailed, NodeConnection
@@ -354,15 +355,25 @@ def build_services(output: DiscoveryOutput, declared: list[DeclaredService], ip:
     grouped = listeners_by_unit(output)
     discovery = Discovery(complete=output.complete, states_checked=output.states_checked, gaps=list(output.gaps))
     seen_declared: set[str] = set()
+    instances = Counter(base_name(unit.name.removesuffix(".service")) for unit in output.units if "@" in unit.name)
+    umbrellas = {unit.name.removesuffix(".service") for unit in output.units if "@" not in unit.name} & set(instances)
     for unit in output.units:
         match = next((item for item in declared if item.matches(unit.name)), None)
         if unit.load != "loaded" and match is None:
+            continue
+        base = base_name(unit.name.removesuffix(".service"))
+        if match is not None and "@" not in unit.name and base in umbrellas and not grouped.get(unit.name):
+            # Debian's postgresql.service is a one-shot umbrella over postgresql@15-main: the instance is
+            # the server the template means, and one service card, not two with the same credentials.
             continue
         if match is None and is_system_unit(unit.name) and not _running(unit):
             continue  # inactive system units (one-shots, unused gettys, OpenRC boot scripts) are noise
         if match is not None:  # a template may declare one unit twice (a web UI and a DNS port)
             seen_declared |= {item.name for item in declared if item.matches(unit.name)}
-        discovery.services.append(_service_for(unit, grouped.get(unit.name, []), match, ip, output))
+        service = _service_for(unit, grouped.get(unit.name, []), match, ip, output)
+        if match is not None and "@" in unit.name and base in umbrellas and instances[base] == 1:
+            service.name = match.name  # the one instance stands for the umbrella under the template's name
+        discovery.services.append(service)
     for item in declared:
         if item.name not in seen_declared:
             seen_declared |= {other.name for other in declared if other.unit and other.unit == item.unit}
