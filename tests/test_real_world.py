@@ -197,6 +197,8 @@ def test_about_page_lists_the_token_privileges_and_what_a_missing_one_disables(l
     assert re.search(r'data-privilege="VM.PowerMgmt" data-state="granted"', html)
     missing = re.search(r'data-privilege="VM.Allocate" data-state="missing">.*?</tr>', html, re.S).group(0)
     assert "Delete is refused" in missing
+    privileged = re.search(r'data-privilege="Sys.Modify" data-state="missing">.*?</tr>', html, re.S).group(0)
+    assert "Privileged containers (PVE 9.x)" in privileged and "creating a privileged container is refused" in privileged
 
 
 # -- HA, templates, networks, application containers -------------------------------------------------

@@ -35,6 +35,8 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("Create containers: networks", "SDN.Use", "/sdn/zones",
                 "the container cannot be attached to a bridge (PVE 8+)"),
     Requirement("Node figures", "Sys.Audit", "/nodes", "node status and other users' tasks cannot be read"),
+    Requirement("Privileged containers (PVE 9.x)", "Sys.Modify", "/",
+                "creating a privileged container is refused (unprivileged ones are not affected)"),
 )
 
 
