@@ -56,7 +56,8 @@ if [ -z "${PROXBOARD_PVE_HOST:-}" ]; then
   elif [ -f "$SIM_STATE" ]; then
     echo "Demo mode: the simulated cluster continues from $SIM_STATE (make run FRESH=1 starts it afresh)."
   fi
-  $BIN/python -m tests.pvesim --port "$sim_port" --nodes 3 --containers 20 --token "root@pam!proxboard=$token" \
+  # The token goes through the environment: another user's `ps` shows argv, not the environment.
+  PVESIM_TOKEN="root@pam!proxboard=$token" $BIN/python -m tests.pvesim --port "$sim_port" --nodes 3 --containers 20 \
     --state "$SIM_STATE" >"$log" 2>&1 &
   sim_pid=$!
   children+=($sim_pid)

@@ -198,3 +198,24 @@ def test_flask_run_logs_requests_with_a_time_and_a_level(tmp_path):
     assert request_lines, out
     assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO werkzeug: ", request_lines[0]), request_lines
     assert not any(line.startswith("[") for line in out.splitlines()), "one format, no second handler"
+
+
+def test_make_run_hands_the_simulator_its_token_outside_argv(tmp_path):
+    """`ps` shows every user a process's arguments; the demo's API token is not among them."""
+    assert "--token" not in (ROOT / "scripts" / "run.sh").read_text().split("python -m tests.pvesim", 1)[1].split("&\n")[0]
+    port, secret = _free_port(), "only-in-the-environment"
+    process = subprocess.Popen([sys.executable, "-m", "tests.pvesim", "--port", str(port), "--containers", "1"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PVESIM_TOKEN": f"root@pam!proxboard={secret}"})
+    try:
+        lines = _wait_for_line(process, r"^admin endpoint:")
+        assert secret not in Path(f"/proc/{process.pid}/cmdline").read_text()
+        ca = next(line.split(": ", 1)[1] for line in lines if line.startswith("CA certificate:"))
+        import ssl
+
+        request = urllib.request.Request(f"https://127.0.0.1:{port}/api2/json/version",
+                                         headers={"Authorization": f"PVEAPIToken=root@pam!proxboard={secret}"})
+        with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=ca), timeout=5) as response:
+            assert json.load(response)["data"]["release"]
+    finally:
+        _stop(process)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -21,7 +22,8 @@ def main(argv=None) -> int:
     ap.add_argument("--port", type=int, default=8006)
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--containers", type=int, default=20)
-    ap.add_argument("--token", default="root@pam!proxboard=SECRET", help="USER@REALM!TOKENID=SECRET")
+    ap.add_argument("--token", default=os.environ.get("PVESIM_TOKEN", "root@pam!proxboard=SECRET"),
+                    help="USER@REALM!TOKENID=SECRET (default $PVESIM_TOKEN: unlike argv, not shown by ps)")
     ap.add_argument("--password", default="pvepass", help="password of the token's user (ticket auth)")
     ap.add_argument("--task-delay", type=float, default=0.3)
     ap.add_argument("--time-scale", type=float, default=1.0)
