@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime
 
 from flask import Flask
+from ua_parser import parse as ua_parse
 
 # status -> (label, Bootstrap colour); the one mapping every page uses.
 STATUS_STYLES = {
@@ -151,11 +152,25 @@ def plural(count, singular: str, plural_form: str | None = None) -> str:
     return f"{number} {singular if count == 1 else (plural_form or singular + 's')}"
 
 
+def browser_label(user_agent: str | None) -> str:
+    """``Chrome 156 on Linux`` from a User-Agent header (ua-parser's regexes); the raw string when unknown."""
+    if not user_agent:
+        return "unknown browser"
+    result = ua_parse(user_agent)
+    browser = result.user_agent
+    if browser is None or browser.family == "Other":
+        return user_agent
+    label = f"{browser.family} {browser.major}" if browser.major else browser.family
+    if result.os is not None and result.os.family != "Other":
+        label += f" on {result.os.family}"
+    return label
+
+
 def init_app(app: Flask) -> None:
     """Register the presenters as Jinja filters and globals."""
     app.jinja_env.filters.update(
         filesize=filesize, duration=duration, timeago=timeago, exact_time=exact_time, pretty_json=pretty_json,
-        plural=plural,
+        plural=plural, browser_label=browser_label,
     )
     app.jinja_env.globals.update(
         status_style=status_style,

@@ -104,8 +104,9 @@ def test_sessions_page_lists_each_browser_and_marks_this_one(app, client, logged
     assert page.status_code == 200
     rows = re.findall(r'<li class="list-group-item.*?</li>', page.text, re.S)
     assert len(rows) == 3
-    assert any("Firefox/133.0" in row and "192.0.2.7" in row for row in rows)
-    assert any("iPhone" in row and "2001:db8::5" in row for row in rows)
+    assert any(">Firefox 133 on Linux<" in row and "192.0.2.7" in row for row in rows)  # read, not raw
+    assert any(">Mobile Safari on iOS<" in row and "2001:db8::5" in row for row in rows)
+    assert any(f'title="{FIREFOX}"' in row for row in rows)  # the whole header on hover
     [current] = [row for row in rows if "This browser" in row]
     assert 'data-testid="current-session"' in current and "Firefox" not in current and "iPhone" not in current
 
