@@ -359,3 +359,10 @@ def test_bucket_forms_create_rename_add_and_put_errors_on_their_field(logged_in,
     bucket = db.session.get(PackageBucket, bucket.id)
     assert bucket.name == "cli tools" and [p.name for p in bucket.packages] == ["htop"]
     assert "cli tools" in client.get("/templates/packages").text
+
+
+def test_tag_fields_say_the_same_rule_in_the_template_editor_and_the_wizard(logged_in, client):
+    rule = "Separated by spaces or commas; lower-case letters, digits, _ - + . (Proxmox&#39;s rules)."
+    assert rule in client.get("/templates/new").text
+    logged_in.post("/containers/create/template", {"template": "scratch", "next": "1"})
+    assert rule in client.get("/containers/create/configure").text

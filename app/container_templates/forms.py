@@ -53,7 +53,8 @@ class TemplateForm(FlaskForm):
     nesting = BooleanField("Nesting")
     keyctl = BooleanField("keyctl")
     fuse = BooleanField("FUSE")
-    tags = StringField("Tags", validators=[Optional(), fits(ContainerTemplate.tags)], filters=[_strip])
+    tags = StringField("Tags", validators=[Optional(), fits(ContainerTemplate.tags)], filters=[_strip],
+                       description=services.TAGS_HELP)
 
     def __init__(self, *args, ostemplate_choices: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)

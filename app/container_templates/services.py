@@ -23,6 +23,7 @@ from app.models import (
 )
 
 TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$")
+TAGS_HELP = "Separated by spaces or commas; lower-case letters, digits, _ - + . (Proxmox's rules)."
 CREDENTIAL_RE = re.compile(r"^\s*save_credential\s+(\S+)\s+(\S+)", re.MULTILINE)
 # How many of each a template (or a bucket) holds at most: far above any real recipe (the catalog's largest
 # has 12 packages and 6 scripts), low enough that a template page, an export and a provisioning plan stay small.

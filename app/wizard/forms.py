@@ -20,7 +20,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from app.container_templates.services import parse_package_text
+from app.container_templates.services import TAGS_HELP, parse_package_text
 from app.forms import QueryForm, column_length, pve_range, strip, truncate
 from app.models import ContainerTemplate
 
@@ -81,7 +81,7 @@ class ConfigureForm(StepForm):
     keyctl = BooleanField("keyctl")
     fuse = BooleanField("FUSE")
     onboot = BooleanField("Start on boot")
-    tags = StringField("Tags", validators=[Optional(), Length(max=255), v.proxmox_tags])
+    tags = StringField("Tags", validators=[Optional(), Length(max=255), v.proxmox_tags], description=TAGS_HELP)
 
     def __init__(self, *args, has_password: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
