@@ -16,6 +16,7 @@ from app.models import (
     OPERATION_STATES,
     PACKAGE_MANAGERS,
     SERVICE_SCHEMES,
+    ROLES,
     THEMES,
     Event,
     Operation,
@@ -33,6 +34,7 @@ VOCABULARIES = [
     ("template_files", "policy", FILE_POLICIES),
     ("template_packages", "manager", PACKAGE_MANAGERS),
     ("users", "theme", THEMES),
+    ("users", "role", ROLES),
 ]
 IDS = [f"{table}.{column}" for table, column, _ in VOCABULARIES]
 # Every CHECK the models build with ``one_of``.

@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
-from app.models import THEMES, User, utcnow
+from app.models import ROLES, THEMES, User, utcnow
 from app.models.user import LoginAttempt, UserSession
 
 logger = logging.getLogger(__name__)
@@ -49,15 +49,23 @@ def check_new_password(password: str) -> None:
         raise ValueError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
 
 
-def create_user(username: str, password: str) -> User:
-    """Create a user; raises ``UserExists`` when the name is taken, ``ValueError`` for an empty name or weak password."""
+def create_user(username: str, password: str, role: str | None = None) -> User:
+    """Create a user with ``role`` (one of ``ROLES``; by default ``admin`` for the first user, else ``viewer``).
+
+    Raises ``UserExists`` when the name is taken, ``ValueError`` for an empty name, a weak password or an
+    unknown role.
+    """
     username = username.strip()
     if not username:
         raise ValueError("Username must not be empty.")
+    if role is not None and role not in ROLES:
+        raise ValueError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.")
     check_new_password(password)
     if db.session.scalar(db.select(User).filter_by(username=username)):
         raise UserExists(f"User {username!r} already exists.")
-    user = User(username=username)
+    if role is None:
+        role = "viewer" if db.session.scalar(db.select(db.func.count()).select_from(User)) else "admin"
+    user = User(username=username, role=role)
     user.set_password(password)
     db.session.add(user)
     db.session.commit()

@@ -23,11 +23,12 @@ from app.models.template import (
     template_buckets,
 )
 from app.models.types import UTCDateTime, one_of, utcnow
-from app.models.user import THEMES, User
+from app.models.user import AUDIT_CHANNELS, AUDIT_OUTCOMES, ROLES, THEMES, ApiToken, AuditEntry, Passkey, RecoveryCode, User
 
 __all__ = [
     "EVENT_TYPES", "LIFECYCLES", "OPERATION_STATES", "FILE_POLICIES", "PACKAGE_MANAGERS", "SERVICE_SCHEMES",
     "Container", "Credential", "Event", "Operation", "Service", "WizardDraft",
     "ContainerTemplate", "PackageBucket", "TemplateFile", "TemplatePackage", "TemplateScript",
-    "TemplateService", "template_buckets", "THEMES", "User", "UTCDateTime", "one_of", "utcnow",
+    "TemplateService", "template_buckets", "THEMES", "User", "ROLES", "AUDIT_OUTCOMES", "AUDIT_CHANNELS",
+    "ApiToken", "AuditEntry", "Passkey", "RecoveryCode", "UTCDateTime", "one_of", "utcnow",
 ]
