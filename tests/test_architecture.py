@@ -15,8 +15,8 @@ APP = Path(__file__).resolve().parent.parent / "app"
 LAYERS: list[set[str]] = [
     {"models", "extensions", "config", "htmx", "forms", "events", "presenters", "input_guard", "migration_guard",
      "jobs", "security_headers", "pagination", "db_faults"},
-    {"proxmox", "ssh", "credentials", "auth", "health", "cli"},
-    {"guest_services", "container_templates", "provisioning"},
+    {"proxmox", "ssh", "credentials", "audit", "auth", "health", "cli"},
+    {"guest_services", "container_templates", "provisioning", "users"},
     {"containers"},
     {"dashboard", "wizard", "about"},
     {"app"},  # the factory, app/__init__.py

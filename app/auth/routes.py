@@ -1,8 +1,11 @@
 """Sign in and out, the signed-in user's sessions and password, and the colour theme."""
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
-from flask_login import login_user, logout_user
+from flask_login import logout_user
 
+from app import audit
 from app.auth import bp, is_safe_next, services, session_lifetimes, throttle
+from app.auth.signin import finish_sign_in
+from app.extensions import db
 from app.auth.forms import ChangePasswordForm, LoginForm, ThemeForm
 from app.forms import NextQuery
 
@@ -24,13 +27,10 @@ def login():
     if form.validate_on_submit():
         user = services.authenticate(form.username.data, form.password.data, ip=request.remote_addr)
         if user is not None:
-            session.clear()
-            services.start_session(user, request.remote_addr, request.user_agent.string,
-                                   replaces=_current_session_id(), **session_lifetimes())
-            login_user(user)
-            session.permanent = True
-            target = form.next.data if is_safe_next(form.next.data) else url_for("dashboard.index")
-            return redirect(target)
+            return redirect(finish_sign_in(user, method="password", next_url=form.next.data))
+        audit.record("auth.sign_in", outcome="failed", username=form.username.data.strip(),
+                     detail={"method": "password"})
+        db.session.commit()
         throttle.count_failure()
         form.password.errors.append("Invalid username or password.")
     return render_template("auth/login.html", form=form)
