@@ -19,6 +19,9 @@ class DefaultConfig:
     SESSION_MAX_HOURS = 24 * 7  # and any session ends this long after sign-in, however active
     LOGIN_LIMIT_PER_ACCOUNT = "5 per minute; 20 per hour"  # failed sign-ins per account name, then 429
     LOGIN_LIMIT_PER_CLIENT = "30 per minute; 200 per hour"  # failed sign-ins per client address, then 429
+    TWO_FACTOR_REQUIRED = "none"  # "admins" or "everyone": they set up TOTP or a passkey before their first session opens
+    WEBAUTHN_RP_ID = None  # passkeys' relying party; None: the host name the browser used (set it to share sub-domains)
+    WEBAUTHN_RP_NAME = "Proxboard"  # the name the browser's passkey prompt shows
     RATELIMIT_STORAGE_URI = None  # login counters; default REDIS_URL when set (shared), else this process's memory
     RATELIMIT_STRATEGY = "moving-window"  # Retry-After counts from the oldest failure still in the window
     RATELIMIT_KEY_PREFIX = "proxboard"

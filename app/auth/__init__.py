@@ -20,6 +20,10 @@ from app.htmx import is_htmx
 bp = Blueprint("auth", __name__, template_folder="templates")
 
 PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static"}
+# A pending sign-in (password right, second factor due) is no session: its pages must be reachable without one.
+PUBLIC_ENDPOINTS |= {"auth.verify", "auth.verify_passkey_options", "auth.verify_passkey", "auth.passkey_sign_in_options",
+                     "auth.passkey_sign_in", "auth.enrol", "auth.enrol_passkey_options", "auth.enrol_passkey",
+                     "auth.cancel_sign_in"}
 
 
 def init_app(app: Flask) -> None:
@@ -91,3 +95,4 @@ def is_safe_next(target: str | None) -> bool:
 
 
 from app.auth import routes  # noqa: E402,F401  (registers the views on bp)
+from app.auth import account, second_step  # noqa: E402,F401  (two-factor sign-in and My account on bp)

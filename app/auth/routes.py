@@ -3,10 +3,10 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from flask_login import logout_user
 
 from app import audit
-from app.auth import bp, is_safe_next, services, session_lifetimes, throttle
+from app.auth import bp, is_safe_next, pending, services, session_lifetimes, throttle, twofactor
 from app.auth.signin import finish_sign_in
 from app.extensions import db
-from app.auth.forms import ChangePasswordForm, LoginForm, ThemeForm
+from app.auth.forms import ChangePasswordForm, LoginForm, PasskeySignInForm, ThemeForm
 from app.forms import NextQuery
 
 
@@ -27,13 +27,26 @@ def login():
     if form.validate_on_submit():
         user = services.authenticate(form.username.data, form.password.data, ip=request.remote_addr)
         if user is not None:
-            return redirect(finish_sign_in(user, method="password", next_url=form.next.data))
+            return redirect(_after_password(user, form.next.data))
         audit.record("auth.sign_in", outcome="failed", username=form.username.data.strip(),
                      detail={"method": "password"})
         db.session.commit()
         throttle.count_failure()
         form.password.errors.append("Invalid username or password.")
-    return render_template("auth/login.html", form=form)
+    return render_template("auth/login.html", form=form, passkey_form=PasskeySignInForm(next=form.next.data))
+
+
+def _after_password(user, next_url: str | None) -> str:
+    """Where a right password leads: the second step when ``user`` has a second factor, its enrolment when one
+    is required of them and they have none, else straight in (the only case that opens a session here)."""
+    if twofactor.has_second_factor(user):
+        pending.start(user, next_url)
+        return url_for("auth.verify")
+    if twofactor.second_factor_required(user):
+        pending.start(user, next_url, enrol=True)
+        twofactor.start_totp(user)
+        return url_for("auth.enrol")
+    return finish_sign_in(user, method="password", next_url=next_url)
 
 
 @bp.post("/logout")

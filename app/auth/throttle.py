@@ -2,6 +2,8 @@
 
 Only a failed password counts (``count_failure`` in the view, ``deduct_when`` here): a user who signs in
 right is never slowed down, and the form's own errors (an empty field, an expired CSRF token) cost nothing.
+A failed second step (an authenticator or recovery code, a passkey) counts too, under the account name of the
+pending sign-in; a failed passkey-alone sign-in names no account and counts per address only.
 Once a limit is reached, every POST to /login answers 429 with ``Retry-After`` before the password is
 checked, so even the right password waits; two limits per key (a minute, an hour) make the delays grow.
 
@@ -19,11 +21,14 @@ import time
 from flask import Flask, current_app, g, render_template, request
 from flask_limiter import Limit, Limiter, RateLimitExceeded
 
+from app.auth import pending
 from app.auth.forms import LoginForm
 
 logger = logging.getLogger(__name__)
 
 LOGIN_ENDPOINT = "auth.login"
+# The password form, the second step (code or passkey) and the passkey-alone sign-in (second_step.py).
+SIGN_IN_ENDPOINTS = {LOGIN_ENDPOINT, "auth.verify", "auth.verify_passkey", "auth.passkey_sign_in"}
 
 
 def client_address() -> str:
@@ -32,7 +37,10 @@ def client_address() -> str:
 
 
 def account_name() -> str:
-    """The account name the sign-in form names, as the database compares it (spaces around it trimmed)."""
+    """The account name the sign-in form names, as the database compares it (spaces around it trimmed); for the
+    second step, the pending sign-in's."""
+    if request.endpoint != LOGIN_ENDPOINT:
+        return "account:" + pending.account_name()
     return "account:" + request.form.get("username", "").strip()[:80]
 
 
@@ -42,7 +50,11 @@ def count_failure() -> None:
 
 
 def _not_a_sign_in() -> bool:
-    return request.endpoint != LOGIN_ENDPOINT
+    return request.endpoint not in SIGN_IN_ENDPOINTS
+
+
+def _no_account() -> bool:
+    return _not_a_sign_in() or account_name() == "account:"
 
 
 def _failed(response) -> bool:
@@ -52,7 +64,8 @@ def _failed(response) -> bool:
 def init_app(app: Flask) -> None:
     """Give ``app`` its own limiter on POST /login and the 429 page."""
     storage = app.config.get("RATELIMIT_STORAGE_URI") or app.config.get("REDIS_URL") or "memory://"
-    common = {"methods": ["POST"], "exempt_when": _not_a_sign_in, "deduct_when": _failed}
+    # shared: one bucket per address and per account across the password form and the second step.
+    common = {"methods": ["POST"], "exempt_when": _not_a_sign_in, "deduct_when": _failed, "shared": True}
     limiter = Limiter(
         key_func=client_address,
         storage_uri=storage,
@@ -60,7 +73,8 @@ def init_app(app: Flask) -> None:
         in_memory_fallback_enabled=True,
         default_limits=[
             Limit(app.config["LOGIN_LIMIT_PER_CLIENT"], key_function=client_address, scope="client", **common),
-            Limit(app.config["LOGIN_LIMIT_PER_ACCOUNT"], key_function=account_name, scope="account", **common),
+            Limit(app.config["LOGIN_LIMIT_PER_ACCOUNT"], key_function=account_name, scope="account",
+                  **(common | {"exempt_when": _no_account})),
         ],
     )
     limiter.init_app(app)
