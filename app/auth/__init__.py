@@ -61,6 +61,10 @@ def init_app(app: Flask) -> None:
         # After Flask-Login's own processor: templates test ``{% if current_user %}``, so a stranger is None.
         return {"current_user": g.get("user")}
 
+    from app.auth import roles
+
+    roles.init_app(app)  # after require_login: a stranger is sent to sign in, not refused
+
 
 @login_manager.user_loader
 def load_user(token: str):

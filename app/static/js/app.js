@@ -152,6 +152,8 @@
     document.body.addEventListener("htmx:responseError", (event) => {
       const xhr = event.detail.xhr;
       if (xhr.status === 401) { window.location.reload(); return; }
+      // The answer brought its own toast (a 403 naming the role needed): htmx already showed it.
+      if ((xhr.getResponseHeader("HX-Trigger") || "").includes('"toast"')) return;
       showToast("The server answered " + xhr.status + ". Please try again.", "danger");
     });
     document.body.addEventListener("htmx:sendError", () => {
