@@ -123,3 +123,40 @@ def test_vocabulary_checks_refuse_to_upgrade_over_unknown_words_and_change_nothi
         upgrade()
         assert migration_status(db.engine).state == "current"
         db.engine.dispose()
+
+
+ROLES_REVISION_BEFORE = VOCABULARIES_REVISION  # the last revision without roles
+
+
+def test_existing_users_become_admins_new_ones_viewers_and_the_downgrade_keeps_them(any_database_url, tmp_path):
+    """Everyone who could sign in before roles could do everything: the upgrade keeps it so (admin); a user
+    added afterwards starts as a viewer; going back keeps every user."""
+    from app.auth.services import create_user
+    from app.models import User
+
+    app = make_app(any_database_url, tmp_path)
+    with app.app_context():
+        upgrade(revision=ROLES_REVISION_BEFORE)
+        with db.engine.begin() as connection:
+            connection.execute(db.text(
+                "INSERT INTO users (username, password_hash, created_at, theme) VALUES "
+                "('ada', 'x', CURRENT_TIMESTAMP, 'dark'), ('grace', 'y', CURRENT_TIMESTAMP, 'auto')"))
+
+        upgrade()
+        roles = dict(db.session.execute(db.select(User.username, User.role)).all())
+        assert roles == {"ada": "admin", "grace": "admin"}
+        with db.engine.begin() as connection:  # a row written without a role, as by an older tool
+            connection.execute(db.text("INSERT INTO users (username, password_hash, created_at, theme) "
+                                       "VALUES ('linus', 'z', CURRENT_TIMESTAMP, 'auto')"))
+        create_user("margaret", "a long enough password")
+        roles = dict(db.session.execute(db.select(User.username, User.role)).all())
+        assert roles == {"ada": "admin", "grace": "admin", "linus": "viewer", "margaret": "viewer"}
+        db.session.remove()
+
+        downgrade(revision=ROLES_REVISION_BEFORE)
+        assert "role" not in {column["name"] for column in inspect(db.engine).get_columns("users")}
+        with db.engine.connect() as connection:
+            kept = connection.execute(db.text("SELECT username, theme FROM users ORDER BY id")).all()
+        assert [tuple(row) for row in kept] == [("ada", "dark"), ("grace", "auto"), ("linus", "auto"),
+                                                ("margaret", "auto")]
+        db.engine.dispose()
