@@ -35,12 +35,15 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"  # for views that use flask_login.login_required on their own
     app.permanent_session_lifetime = timedelta(hours=app.config["SESSION_MAX_HOURS"])
     throttle.init_app(app)
+    tokens.init_app(app)
 
     @app.before_request
     def require_login():
         if request.endpoint == "static":
             g.user = None  # no session lookup (a query) per stylesheet and icon
             return None
+        if tokens.bearer_secret() is not None:
+            return tokens.sign_in_request()  # a script: its API token alone signs it in (or 401), never the cookie
         g.user = current_user._get_current_object() if current_user.is_authenticated else None
         if g.user is None and "_user_id" in session:
             logout_user()  # an ended or expired session: stop looking it up on every request
@@ -98,5 +101,5 @@ def is_safe_next(target: str | None) -> bool:
     return not parts.scheme and not parts.netloc
 
 
-from app.auth import routes  # noqa: E402,F401  (registers the views on bp)
+from app.auth import routes, tokens  # noqa: E402,F401  (registers the views on bp)
 from app.auth import account, second_step  # noqa: E402,F401  (two-factor sign-in and My account on bp)
