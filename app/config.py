@@ -25,6 +25,18 @@ class DefaultConfig:
     RATELIMIT_STORAGE_URI = None  # login counters; default REDIS_URL when set (shared), else this process's memory
     RATELIMIT_STRATEGY = "moving-window"  # Retry-After counts from the oldest failure still in the window
     RATELIMIT_KEY_PREFIX = "proxboard"
+    LOCAL_LOGIN = True  # False: no password form nor password sign-in (`flask users ...` on the server still works)
+    OIDC_ISSUER = None  # OpenID Connect provider URL (its /.well-known/openid-configuration); None: no single sign-on
+    OIDC_CLIENT_ID = None
+    OIDC_CLIENT_SECRET = None  # None: a public client (PKCE only); never logged nor shown
+    OIDC_PROVIDER_NAME = "Single sign-on"  # the button says "Sign in with <this>"
+    OIDC_SCOPES = "openid profile email groups"  # "groups": Authelia, Dex, Kanidm send the groups claim only when asked
+    OIDC_ROLE_CLAIM = "groups"  # the claim (a list or one string) whose values OIDC_ROLE_MAP maps to roles
+    OIDC_ROLE_MAP = None  # "proxboard-admins=admin,proxboard-ops=operator" or a dict; the highest role matched wins
+    OIDC_DEFAULT_ROLE = None  # role of a person no group maps; None: they are refused
+    OIDC_USERNAME_CLAIM = "preferred_username"  # the new user's name (made unique: never a local account's)
+    OIDC_VERIFY_SSL = "true"  # "true", "false", or a CA bundle path (a provider behind an internal CA)
+    OIDC_TIMEOUT = 10  # seconds per call to the provider (discovery, keys, token): a dead one must not hang sign-in
     PROXY_FIX = False
     PROXY_FIX_HOPS = 1
     HSTS_SECONDS = 0  # Strict-Transport-Security max-age on HTTPS responses; 0: not sent (opt in once TLS is for good)

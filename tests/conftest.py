@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.ssh",
     "tests.fixtures.redis",
+    "tests.fixtures.oidc",
 ]

@@ -19,7 +19,7 @@ from app.htmx import is_htmx
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
-PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "auth.oidc_login", "auth.oidc_callback", "health.healthz", "static"}
 # A pending sign-in (password right, second factor due) is no session: its pages must be reachable without one.
 PUBLIC_ENDPOINTS |= {"auth.verify", "auth.verify_passkey_options", "auth.verify_passkey", "auth.passkey_sign_in_options",
                      "auth.passkey_sign_in", "auth.enrol", "auth.enrol_passkey_options", "auth.enrol_passkey",
@@ -103,3 +103,4 @@ def is_safe_next(target: str | None) -> bool:
 
 from app.auth import routes, tokens  # noqa: E402,F401  (registers the views on bp)
 from app.auth import account, second_step  # noqa: E402,F401  (two-factor sign-in and My account on bp)
+from app.auth import oidc  # noqa: E402,F401  (single sign-on views on bp)
