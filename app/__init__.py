@@ -84,7 +84,7 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions and the services that live on the app."""
-    from app import auth, input_guard, jobs, migration_guard, proxmox, security_headers
+    from app import audit, auth, input_guard, jobs, migration_guard, proxmox, security_headers
 
     input_guard.init_app(app)
     security_headers.init_app(app)
@@ -94,12 +94,14 @@ def register_extensions(app: Flask) -> None:
     proxmox.init_app(app)
     migration_guard.init_app(app)
     auth.init_app(app)
+    audit.init_app(app)
     jobs.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     """Mount one blueprint per feature."""
     from app.about import bp as about_bp
+    from app.audit import bp as audit_bp
     from app.auth import bp as auth_bp
     from app.container_templates import bp as templates_bp
     from app.containers import bp as containers_bp
@@ -114,6 +116,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(templates_bp)
     app.register_blueprint(wizard_bp)
     app.register_blueprint(about_bp)
+    app.register_blueprint(audit_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

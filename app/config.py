@@ -25,6 +25,8 @@ class DefaultConfig:
     RATELIMIT_STORAGE_URI = None  # login counters; default REDIS_URL when set (shared), else this process's memory
     RATELIMIT_STRATEGY = "moving-window"  # Retry-After counts from the oldest failure still in the window
     RATELIMIT_KEY_PREFIX = "proxboard"
+    AUDIT_RETENTION_DAYS = 365  # audit entries older than this are deleted by the worker's sweep; 0: kept forever
+    LOGIN_ATTEMPTS_RETENTION_DAYS = 90  # login_attempts rows (the audit log keeps sign-ins longer); 0: kept forever
     LOCAL_LOGIN = True  # False: no password form nor password sign-in (`flask users ...` on the server still works)
     OIDC_ISSUER = None  # OpenID Connect provider URL (its /.well-known/openid-configuration); None: no single sign-on
     OIDC_CLIENT_ID = None

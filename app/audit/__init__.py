@@ -1,13 +1,18 @@
 """The audit log: who did what, when, from which address, on what, and how it ended.
 
-``record`` is the one way to write it; every feature calls it (sign-ins, 2FA, roles, credential reveals…).
+``record`` is the one way to write it. Requests that change something are recorded in one place, the
+``after_request`` hook of ``hook`` (``init_app``), named and targeted by ``naming``; features call ``record``
+themselves only to say more than the hook can (sign-ins, 2FA, role changes), and the hook then stays silent
+for that request. ``/audit`` lists the log with filters and ``/audit.csv`` exports it (``routes``, admins only);
+``services.sweep_retention`` forgets entries older than ``AUDIT_RETENTION_DAYS``.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, has_request_context, request
+from flask import Blueprint, Flask, g, has_request_context, request
 
+from app.audit.naming import describe
 from app.extensions import db
 from app.models import AUDIT_OUTCOMES, AuditEntry
 
@@ -28,10 +33,21 @@ def record(action: str, *, outcome: str = "succeeded", target: str | None = None
     signed-in ``g.user`` and ``username`` to that user's name (give it for a sign-in under an unknown name);
     ``channel`` defaults to ``token`` when the request came with an API token (``g.api_token``), ``web``
     in a request, ``worker`` outside one. ``detail`` must never hold a secret.
+
+    Given the request's own endpoint as ``action`` (``audit.record(request.endpoint, outcome="refused")``),
+    the entry is named and targeted as the request hook names it (``container.stop`` on ``CT 101 (web01)``).
+    Raises ValueError for an unknown outcome.
     """
     if outcome not in AUDIT_OUTCOMES:
         raise ValueError(f"unknown audit outcome {outcome!r}")
     in_request = has_request_context()
+    if in_request and request.endpoint and action == request.endpoint:
+        described = describe(action, request.view_args)
+        action, container = described.action, container or described.container
+        vmid = vmid if vmid is not None else described.vmid
+        if target is None or target == request.path:
+            target = described.target or target
+        detail = {**described.detail, **(detail or {})}
     token = g.get("api_token") if in_request else None
     if user is None and in_request:
         user = g.get("user")
@@ -47,4 +63,21 @@ def record(action: str, *, outcome: str = "succeeded", target: str | None = None
         vmid=vmid if vmid is not None else (container.vmid if container is not None else None),
     )
     db.session.add(entry)
+    if in_request:  # the request hook skips a request that recorded itself (see hook.recorded_itself)
+        g.setdefault("_audit_entries", []).append(entry)
     return entry
+
+
+def record_request(*, outcome: str = "succeeded", detail: dict[str, Any] | None = None, user=None) -> AuditEntry:
+    """Record the current request as the request hook would (its action name and target from the endpoint
+    and URL arguments, see ``naming.describe``), with ``outcome`` and extra ``detail``, by ``user`` (default
+    the signed-in ``g.user``); the caller commits."""
+    return record(request.endpoint, outcome=outcome, detail=detail, user=user)
+
+
+def init_app(app: Flask) -> None:
+    """Audit every request that changes something (see ``hook``)."""
+    hook.init_app(app)
+
+
+from app.audit import hook, routes  # noqa: E402,F401  (the hook needs record; routes register on bp)

@@ -165,9 +165,35 @@ def services_context(view: ContainerView) -> dict:
 
 @dataclass
 class EventPage(Page[Event]):
-    """One page of a filtered timeline, with the count of each type for the filters."""
+    """One page of a filtered timeline, with the count of each type for the filters, and who asked for what
+    each event reports (``requested_by``: event id to user name, from its Operation)."""
 
     counts: dict[str, int]
+    requested_by: dict[int, str] = field(default_factory=dict)
+
+
+def _requesters(record_id: int, events: list[Event]) -> dict[int, str]:
+    """Event id to the user who requested the Operation it belongs to (by its ``upid`` or ``operation_id``
+    in the metadata, or a ``requested_by`` it names itself): one query for the page."""
+    found: dict[int, str] = {}
+    upids, operation_ids = {}, {}
+    for event in events:
+        meta = event.meta or {}
+        if isinstance(meta.get("requested_by"), str):
+            found[event.id] = meta["requested_by"]
+        elif isinstance(meta.get("upid"), str):
+            upids[event.id] = meta["upid"]
+        elif isinstance(meta.get("operation_id"), int):
+            operation_ids[event.id] = meta["operation_id"]
+    if upids or operation_ids:
+        rows = db.session.execute(select(Operation.id, Operation.upid, Operation.requested_by).where(
+            Operation.container_id == record_id, Operation.requested_by.is_not(None),
+            Operation.upid.in_(set(upids.values())) | Operation.id.in_(set(operation_ids.values())))).all()
+        by_upid = {upid: who for _id, upid, who in rows if upid}
+        by_id = {id_: who for id_, _upid, who in rows}
+        found.update({event_id: by_upid[upid] for event_id, upid in upids.items() if upid in by_upid})
+        found.update({event_id: by_id[op] for event_id, op in operation_ids.items() if op in by_id})
+    return found
 
 
 def events_page(view: ContainerView, kind: str, number: int) -> EventPage:
@@ -185,7 +211,7 @@ def events_page(view: ContainerView, kind: str, number: int) -> EventPage:
         query = query.where(Event.type == kind)
     items = db.session.scalars(query.order_by(Event.created_at.desc(), Event.id.desc())
                                .limit(EVENTS_PER_PAGE).offset(offset)).all()
-    return EventPage(list(items), number, pages, counts)
+    return EventPage(list(items), number, pages, counts, _requesters(view.record_id, list(items)))
 
 
 def _progress_url(vmid: int) -> str:

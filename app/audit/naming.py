@@ -1,0 +1,126 @@
+"""What a request did, in words: the audit action name of an endpoint and what it acted on.
+
+``describe(endpoint, view_args)`` turns ``containers.run_action`` with ``{"vmid": 101, "action": "stop"}`` into
+``Described(action="container.stop", target="CT 101 (web01)", container=<Container>, vmid=101)``. A small map
+names the endpoints whose function name reads badly; any other endpoint is named ``<noun>.<function>`` from
+its blueprint (``container_templates.add_script`` → ``template.add_script``), so a new view is named without
+anyone editing this file. Targets are looked up by the URL's ids (a container by VMID, a template, a user…),
+a few primary-key queries at most; an id that names nothing is kept as ``template 7``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.extensions import db
+from app.models import ApiToken, Container, ContainerTemplate, PackageBucket, Service, User
+
+# Endpoints whose readable name is not their function's.
+ACTIONS: dict[str, str] = {
+    "auth.logout": "auth.sign_out",
+    "auth.end_session": "auth.session_ended",
+    "auth.sign_out_everywhere": "auth.signed_out_everywhere",
+    "auth.password": "auth.password_changed",
+    "containers.clear": "container.clear",
+    "containers.refresh_services": "container.services_refresh",
+    "containers.reveal_credentials": "credential.reveal",
+    "containers.progress_retry": "container.create_retry",
+    "containers.progress_delete": "container.delete_failed_creation",
+    "wizard.review": "container.create",
+    "wizard.create": "container.create",
+    "container_templates.create": "template.create",
+    "container_templates.edit": "template.update",
+    "container_templates.import_file": "template.import",
+    "container_templates.create_bucket": "package_list.create",
+    "container_templates.rename_bucket": "package_list.rename",
+    "container_templates.add_bucket_package": "package_list.add_package",
+    "container_templates.import_bucket_packages": "package_list.import_packages",
+    "container_templates.remove_bucket_package": "package_list.remove_package",
+    "container_templates.delete_bucket": "package_list.delete",
+}
+# Blueprint to the noun of its actions (the default name is ``<noun>.<view function>``).
+NOUNS: dict[str, str] = {
+    "containers": "container",
+    "container_templates": "template",
+    "users": "user",
+    "auth": "auth",
+    "wizard": "wizard",
+    "dashboard": "dashboard",
+    "audit": "audit",
+}
+
+
+@dataclass
+class Described:
+    """An action name, what it was done on (as a person reads it), the container it concerns, and the URL's
+    other arguments (``detail``)."""
+
+    action: str
+    target: str | None = None
+    container: Container | None = None
+    vmid: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def action_name(endpoint: str, view_args: dict | None = None) -> str:
+    """The audit action of ``endpoint``: ``container.<action>`` for the lifecycle endpoint, a mapped name, or
+    ``<noun>.<function>`` (at most 64 characters, the column's length)."""
+    args = view_args or {}
+    if endpoint == "containers.run_action" and isinstance(args.get("action"), str):
+        return f"container.{args['action']}"[:64]
+    if endpoint in ACTIONS:
+        return ACTIONS[endpoint]
+    blueprint, _, function = endpoint.rpartition(".")
+    if not blueprint:
+        return endpoint[:64]
+    return f"{NOUNS.get(blueprint, blueprint)}.{function}"[:64]
+
+
+def container_target(container: Container) -> str:
+    """``CT 101 (web01)``, or ``CT 101`` when it has no name yet."""
+    name = container.hostname or (container.snapshot or {}).get("name")
+    return f"CT {container.vmid} ({name})" if name else f"CT {container.vmid}"
+
+
+def _container(vmid: int) -> Container | None:
+    """The current record of ``vmid``, else its latest archived one (a deleted guest's entry still links it)."""
+    return Container.current(vmid) or db.session.scalar(
+        db.select(Container).where(Container.vmid == vmid).order_by(Container.id.desc()).limit(1))
+
+
+def _named(model, key: int, attribute: str, noun: str) -> str:
+    row = db.session.get(model, key)
+    return f"{noun} {getattr(row, attribute)}" if row is not None else f"{noun} {key}"
+
+
+def describe(endpoint: str, view_args: dict | None = None) -> Described:
+    """The action name and target of a request to ``endpoint`` with the URL arguments ``view_args``.
+
+    A container is found by ``vmid`` (target ``CT 101 (web01)``); a service (``service_id``) adds its name to
+    ``detail``; a template, package list, user or API token id becomes its name. Other arguments go to
+    ``detail`` as they are (ids and words from the URL, never a secret: URLs carry none).
+    """
+    args = dict(view_args or {})
+    described = Described(action_name(endpoint, args))
+    vmid = args.pop("vmid", None)
+    if isinstance(vmid, int):
+        described.vmid = vmid
+        described.container = _container(vmid)
+        described.target = container_target(described.container) if described.container else f"CT {vmid}"
+    if endpoint == "containers.run_action":
+        args.pop("action", None)
+    if isinstance(service_id := args.pop("service_id", None), int):
+        service = db.session.get(Service, service_id)
+        described.detail["service"] = service.name if service is not None else service_id
+        if service is not None and endpoint == "containers.reveal_credentials":
+            # the labels shown, never the values: those stay encrypted and out of the log
+            described.detail["labels"] = [credential.key for credential in service.credentials]
+    lookups = (("template_id", ContainerTemplate, "name", "template"), ("bucket_id", PackageBucket, "name", "package list"),
+               ("user_id", User, "username", "user"), ("token_id", ApiToken, "name", "API token"))
+    for key, model, attribute, noun in lookups:
+        value = args.get(key)
+        if isinstance(value, int) and described.target is None:
+            described.target = _named(model, value, attribute, noun)
+            args.pop(key)
+    described.detail.update(args)
+    return described
