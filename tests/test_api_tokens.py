@@ -178,13 +178,19 @@ def test_cookie_sessions_keep_their_csrf_check_and_a_bearer_header_ignores_the_c
     assert client.get("/account/tokens").status_code == 200  # the cookie session itself is untouched
 
 
-def test_tokens_cannot_manage_tokens(make, client, db):
+def test_tokens_cannot_touch_the_account(make, auth, client, db):
     make.user("olga", role="operator")
+    auth.login("olga", create=False)  # her browser session, which the token must not be able to end
     secret = issue(db, "olga")
     assert client.get("/account/tokens", headers=bearer(secret)).status_code == 403
     assert client.post("/account/tokens", data={"name": "more", "expiry": "never"},
                        headers=bearer(secret)).status_code == 403
+    assert client.post("/account/sessions/end-all", headers=bearer(secret)).status_code == 403
+    assert client.post("/account/password", data={"current_password": "x", "new_password": "y" * 12,
+                                                  "confirm_password": "y" * 12},
+                       headers=bearer(secret)).status_code == 403
     assert db.session.scalar(db.select(db.func.count()).select_from(ApiToken)) == 1
+    assert client.get("/account/sessions").status_code == 200  # still signed in, same password
 
 
 def test_revoke_asks_first_then_the_token_stops_working(make, logged_in, client, db):

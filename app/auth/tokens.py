@@ -14,12 +14,11 @@ address against the sign-in limit ``LOGIN_LIMIT_PER_CLIENT`` (then 429, whatever
 prefix only and kept in the audit log (``auth.token``, failed).
 
 A token request acts with ``effective_role``: the lower of the token's role and its owner's current role (an
-owner demoted after creating a token takes the token down too), also in ``g.api_token_role``.
-Tokens are managed from a signed-in browser only: a token cannot mint, list or revoke tokens.
+owner demoted after creating a token takes the token down too), also in ``g.api_token_role``. The account
+pages (every ``auth.`` endpoint: password, sessions, second factors, tokens) refuse token requests with a 403.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -52,6 +51,11 @@ PREFIX_LENGTH = 12  # "pxb_" and 8 random characters: enough to tell a user's to
 TOKEN_PATTERN = re.compile(r"pxb_[A-Za-z0-9_-]{43}")
 EXPIRY_CHOICES = {"30": "30 days", "90": "90 days", "365": "A year", "date": "On a date", "never": "Never"}
 MAX_EXPIRY_DAYS = 5 * 365  # a chosen date further off is a typo (year 2962); "Never" says it on purpose
+# The account itself (password, sessions, second factors, tokens) is a browser's business: a leaked token must
+# not mint more tokens, end the owner's sessions or change their sign-in.
+ACCOUNT_ENDPOINTS = ("auth.",)
+ACCOUNT_REFUSAL = ("Your account (password, sessions, two-factor sign-in, API tokens) is managed from a signed-in "
+                   "browser, not with an API token.")
 REFUSALS = {
     "unknown": "The API token is not known.",
     "revoked": "The API token has been revoked.",
@@ -238,6 +242,8 @@ def sign_in_request():
     g.api_token_role = effective_role(result)
     # Flask-Login's own setter of current_user for one request; login_user would open a session.
     login_manager._update_request_context_with_user(result.user)
+    if (request.endpoint or "").startswith(ACCOUNT_ENDPOINTS):
+        abort(403, description=ACCOUNT_REFUSAL)
     return None
 
 
@@ -362,18 +368,6 @@ class TokenForm(FlaskForm):
         return self
 
 
-def browser_only(view):
-    """Refuse (403) a view to token requests: a leaked token must not mint, list or revoke tokens."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        if g.get("api_token") is not None:
-            abort(403, description="API tokens are managed from a signed-in browser, not with a token.")
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 def _tokens_page(form: TokenForm):
     now = utcnow()
     rows = [(token, token_state(token, now), effective_role(token)) for token in list_tokens(g.user)]
@@ -381,14 +375,12 @@ def _tokens_page(form: TokenForm):
 
 
 @bp.get("/account/tokens")
-@browser_only
 def tokens():
     """The signed-in user's API tokens (prefix, role, expiry, last use, state) and the form for a new one."""
     return _tokens_page(TokenForm().offer_roles(g.user))
 
 
 @bp.post("/account/tokens", endpoint="create_token")
-@browser_only
 def create_token_view():
     """Create a token and show it once, in this answer (``Cache-Control: no-store``); the form again when
     something is wrong (nothing created)."""
@@ -407,7 +399,6 @@ def create_token_view():
 
 
 @bp.get("/account/tokens/<int:token_id>/revoke", endpoint="confirm_revoke_token")
-@browser_only
 def confirm_revoke_token(token_id: int):
     """Ask before revoking one of the user's tokens (:raise 404: when it is not theirs)."""
     try:
@@ -418,7 +409,6 @@ def confirm_revoke_token(token_id: int):
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke", endpoint="revoke_token")
-@browser_only
 def revoke_token_view(token_id: int):
     """Revoke one of the user's tokens (:raise 404: when it is not theirs): scripts using it get 401 at once."""
     try:

@@ -1,0 +1,66 @@
+"""API tokens in Chromium: create one from My account, copy it with the button, see it listed by its prefix only,
+use it from a script, revoke it after confirming; the pages at desktop width and at 375 px."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 375, "height": 800}
+DESKTOP = {"width": 1400, "height": 900}
+
+
+def both_widths(browser, name: str) -> None:
+    page = browser.page
+    for label, size in (("desktop", DESKTOP), ("375", PHONE)):
+        page.set_viewport_size(size)
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, f"{name} at {label}"
+        browser.screenshot(f"{name}-{label}")
+    page.set_viewport_size(DESKTOP)
+
+
+def test_create_copy_use_and_revoke_a_token(browser, live_server):
+    page = browser.page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    browser.login()
+    browser.goto("/account")
+    page.get_by_role("link", name=re.compile("API tokens")).click()
+    expect(page.get_by_role("heading", name="API tokens")).to_be_visible()
+    expect(page.get_by_test_id("no-tokens")).to_be_visible()
+    page.fill("#name", "nightly backup")
+    page.select_option("#role", "operator")
+    page.get_by_label("A year").check()
+    page.get_by_role("button", name="Create token").click()
+
+    value = page.get_by_test_id("new-token-value")
+    expect(value).to_have_value(re.compile(r"^pxb_[A-Za-z0-9_-]{43}$"))
+    secret = value.input_value()
+    both_widths(browser, "created")
+    page.get_by_test_id("copy-token").click()
+    expect(page.locator("#toasts")).to_contain_text("Copied to the clipboard.")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+
+    # A script's request (this browser's cookie rides along and is ignored) is answered without a cookie.
+    answer = page.context.request.get(f"{live_server.url}/", headers={"Authorization": f"Bearer {secret}"})
+    assert answer.status == 200 and "set-cookie" not in answer.headers
+
+    page.get_by_test_id("done").click()
+    row = page.get_by_test_id("token")
+    expect(row).to_contain_text("nightly backup")
+    expect(row).to_contain_text(secret[:12] + "…")
+    expect(row).to_contain_text("last used")
+    expect(page.locator("body")).not_to_contain_text(secret)
+    both_widths(browser, "list")
+
+    row.get_by_test_id("revoke").click()
+    expect(page.get_by_role("heading", name=re.compile("Revoke the token"))).to_be_visible()
+    both_widths(browser, "revoke")
+    page.get_by_test_id("confirm").click()
+    expect(page.get_by_test_id("token")).to_have_attribute("data-state", "revoked")
+    expect(page.locator("#toasts")).to_contain_text("is revoked")
+    refused = page.context.request.get(f"{live_server.url}/", headers={"Authorization": f"Bearer {secret}"},
+                                       max_redirects=0)
+    assert refused.status == 401 and "Bearer" in refused.headers["www-authenticate"]
