@@ -279,6 +279,8 @@ def test_local_login_off_hides_the_form_and_refuses_a_password(client, app, db, 
     [refused] = audit(db, "auth.sign_in")
     assert (refused.outcome, refused.username) == ("refused", "alice")
     assert refused.detail == {"method": "password", "reason": "local_login_off"}
+    passkey = client.post("/login/passkey/options", headers={"X-CSRFToken": csrf_token_from(page.text)})
+    assert passkey.status_code == 403 and passkey.json["error"].startswith("Password sign-in is turned off.")
 
     app.config["OIDC_ISSUER"] = None  # neither way in: the page says where an administrator turns to
     assert "flask users" in client.get("/login").text

@@ -74,8 +74,6 @@ class SignInError(Exception):
         self.detail = detail or {}
 
 
-# ---- settings ---------------------------------------------------------------------------------------------
-
 def enabled() -> bool:
     """Whether single sign-on is on (``OIDC_ISSUER`` is set)."""
     return bool(_text(current_app.config.get("OIDC_ISSUER")))
@@ -178,10 +176,8 @@ def _settings() -> dict[str, Any]:
                           "administrator (the server log says what is wrong).") from None
 
 
-# ---- talking to the provider ------------------------------------------------------------------------------
-
 def _client(settings: dict[str, Any]):
-    """This app's Authlib client for the provider, built once per settings (tests change them between apps)."""
+    """This app's Authlib client for the provider, built again only when the settings change."""
     key = tuple(sorted((name, repr(value)) for name, value in settings.items()))
     cached = current_app.extensions.get("proxboard.oidc")
     if cached is None or cached[0] != key:
@@ -292,8 +288,6 @@ def claims_from_callback() -> dict[str, Any]:
     return claims
 
 
-# ---- from claims to a user --------------------------------------------------------------------------------
-
 def user_from_claims(claims: Mapping[str, Any]) -> User:
     """The user for the person these verified claims describe, created on their first sign-in, with the role
     their role claim maps to now (``user.role_changed`` audited when it changes). Changes are added to the
@@ -351,8 +345,6 @@ def _free_username(wanted: str) -> str:
     return f"{wanted[:_USERNAME_LENGTH - 13]}-sso-{secrets.token_hex(4)}"
 
 
-# ---- views ------------------------------------------------------------------------------------------------
-
 def _back_to_login(error: SignInError, next_url: str | None) -> Response:
     """Audit and log the failure, keep its sentence for the login page, and send the browser there."""
     db.session.rollback()
@@ -392,18 +384,23 @@ def oidc_callback():
     return redirect(finish_sign_in(user, method="oidc", next_url=next_url))
 
 
+# Proxboard's own ways in that LOCAL_LOGIN turns off (the second step after a password needs the password first).
+LOCAL_SIGN_IN_ENDPOINTS = {"auth.login", "auth.passkey_sign_in_options", "auth.passkey_sign_in"}
+
+
 @bp.before_request
-def refuse_password_sign_in():
-    """With ``LOCAL_LOGIN`` off, a password sent to the login form is refused (403) before it is checked."""
-    if request.endpoint != "auth.login" or request.method != "POST" or local_login_enabled():
+def refuse_local_sign_in():
+    """With ``LOCAL_LOGIN`` off, a password or a passkey sent to sign in is refused (403) before it is checked."""
+    if request.method != "POST" or request.endpoint not in LOCAL_SIGN_IN_ENDPOINTS or local_login_enabled():
         return None
+    message = "Password sign-in is turned off." + (f" Please sign in with {provider_name()}." if enabled() else "")
+    if request.endpoint == "auth.passkey_sign_in_options":
+        return {"error": message}, 403  # asked for by the passkey button's script
     form = LoginForm()
-    if form.validate_on_submit():  # a forged or empty POST is not worth an audit entry
+    if request.endpoint == "auth.login" and form.validate_on_submit():  # a forged POST is not worth an entry
         audit.record("auth.sign_in", outcome="refused", username=form.username.data.strip(),
                      detail={"method": "password", "reason": "local_login_off"})
         db.session.commit()
-    message = (f"Password sign-in is turned off. Please sign in with {provider_name()}." if enabled()
-               else "Password sign-in is turned off.")
     return render_template("auth/login.html", form=LoginForm(formdata=None, next=form.next.data),
                            sso_error=message), 403
 
