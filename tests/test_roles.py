@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 import pytest
 from flask import g, request
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
@@ -72,6 +72,8 @@ def walk(request, tmp_path_factory, pve_sim_session, migrated_sqlite_template):
     application.test_client_class = IsolatedClient
     try:
         with application.app_context():
+            if request.param == "sqlite":  # hundreds of one-row commits (sessions, audit): no fsync for each
+                event.listen(_db.engine, "connect", lambda connection, _: connection.execute("PRAGMA synchronous=OFF"))
             clients = {}
             for role in ROLES:
                 make_user(role, role=role)
@@ -206,7 +208,7 @@ def test_every_role_at_every_url(walk, role):
         if refusals_recorded() != audited + 2:
             problems.append(f"{role} {method} {url}: the refusals were not both audited")
     assert problems == []
-    expected_refusals = {"viewer": 40, "operator": 25, "admin": 0}[role]
+    expected_refusals = {"viewer": 60, "operator": 40, "admin": 0}[role]
     assert refused >= expected_refusals and allowed > 20, (refused, allowed)
 
 
