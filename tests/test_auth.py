@@ -10,7 +10,7 @@ from app.auth import is_safe_next
 from tests.fixtures.app import csrf_token_from
 from app.models import User
 
-PUBLIC = {"auth.login", "health.healthz", "static"}
+PUBLIC = {"auth.login", "auth.oidc_login", "auth.oidc_callback", "health.healthz", "static"}  # SSO: tests/test_oidc.py
 
 
 def concrete_url(rule) -> str:
