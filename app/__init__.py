@@ -107,6 +107,7 @@ def register_blueprints(app: Flask) -> None:
     from app.containers import bp as containers_bp
     from app.dashboard import bp as dashboard_bp
     from app.health import bp as health_bp
+    from app.users import bp as users_bp
     from app.wizard import bp as wizard_bp
 
     app.register_blueprint(auth_bp)
@@ -117,6 +118,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(wizard_bp)
     app.register_blueprint(about_bp)
     app.register_blueprint(audit_bp)
+    app.register_blueprint(users_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -149,12 +151,12 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     """Add the ``flask users|pve|ssh|credentials …`` groups and ``flask worker``."""
-    from app.cli import users_cli
     from app.container_templates.cli import templates_cli
     from app.credentials.cli import credentials_cli
     from app.jobs import worker_command
     from app.proxmox.cli import pve_cli
     from app.ssh.cli import ssh_cli
+    from app.users.cli import users_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(pve_cli)

@@ -77,8 +77,8 @@ def load_user(token: str):
     except services.SessionExpired:
         g.session_expired = True
         return None
-    if found is None:
-        return None
+    if found is None or not found.user.is_active:
+        return None  # a disabled user's sessions are ended too; this covers one opened in the same instant
     g.auth_session = found
     found.user.session_token = token
     return found.user

@@ -49,11 +49,11 @@ def check_new_password(password: str) -> None:
         raise ValueError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
 
 
-def create_user(username: str, password: str, role: str | None = None) -> User:
+def create_user(username: str, password: str, role: str | None = None, *, commit: bool = True) -> User:
     """Create a user with ``role`` (one of ``ROLES``; by default ``admin`` for the first user, else ``viewer``).
 
     Raises ``UserExists`` when the name is taken, ``ValueError`` for an empty name, a weak password or an
-    unknown role.
+    unknown role. ``commit=False`` only flushes, for a caller that commits it with its audit entry.
     """
     username = username.strip()
     if not username:
@@ -68,24 +68,30 @@ def create_user(username: str, password: str, role: str | None = None) -> User:
     user = User(username=username, role=role)
     user.set_password(password)
     db.session.add(user)
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
     return user
 
 
 def authenticate(username: str, password: str, ip: str | None = None) -> User | None:
     """The user whose name and password match, else None; either way a ``LoginAttempt`` row records it,
-    and a failure is logged (name as typed and address, never the password)."""
+    and a failure is logged (name as typed and address, never the password). A disabled user is refused
+    like a wrong password (the form says nothing more; the log says why)."""
     username = username.strip()
     user = db.session.scalar(db.select(User).filter_by(username=username))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
-    ok = user is not None and user.check_password(password)
+    matches = user is not None and user.check_password(password)
+    ok = matches and user.is_active
     db.session.add(LoginAttempt(username=username[:80], user_id=user.id if user else None, ip=_cut(ip, 45),
                                 outcome="succeeded" if ok else "failed"))
     if ok:
         user.last_login_at = utcnow()
     else:
-        logger.warning("Failed sign-in for %r from %s", username[:80], ip or "an unknown address")
+        logger.warning("Failed sign-in for %r from %s%s", username[:80], ip or "an unknown address",
+                       ": the account is disabled" if matches else "")
     db.session.commit()
     return user if ok else None
 
