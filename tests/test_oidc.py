@@ -307,3 +307,18 @@ def test_role_map_parsing():
     assert role_for(["a", "b"], {"a": "viewer", "b": "admin"}, None) == "admin"
     assert role_for(["c"], {"a": "viewer"}, "viewer") == "viewer"
     assert role_for([], {"a": "viewer"}, None) is None
+
+
+@SQLITE_ONLY
+def test_groups_only_in_userinfo_are_read_from_there(client, db, oidc_provider, monkeypatch):
+    """Providers such as Authelia keep groups out of the ID token: the userinfo endpoint has them."""
+    from oidc_provider_mock import _app as provider_app
+
+    def id_token_claims_without_groups(self, user, scope):
+        return {name: value for name, value in original(self, user, scope).items() if name != "groups"}
+
+    original = provider_app.OpenIDCode.generate_user_info
+    monkeypatch.setattr(provider_app.OpenIDCode, "generate_user_info", id_token_claims_without_groups)
+    oidc_provider.set_user("sub-una", preferred_username="una", groups=["proxboard-ops"])
+    assert sso_sign_in(client, oidc_provider, "sub-una").location == "/"
+    assert user(db, "una").role == "operator"
