@@ -291,7 +291,7 @@ def test_a_required_second_factor_can_be_a_passkey(app, client, db):
     created = authenticator.create(options(client, "/login/enrol/passkey/options", "/login/enrol"))
     response = client.post("/login/enrol/passkey", data={"name": "", "credential": created,
                                                          "csrf_token": token(client, "/login/enrol")})
-    assert response.status_code == 200 and len(re.findall(r'<code class="fs-6">', response.text)) == 10
+    assert response.status_code == 200 and len(re.findall(r'<li class="col"><code', response.text)) == 10
     assert signed_in(client)
     user = _db.session.scalar(_db.select(User).filter_by(username="alice"))
     assert user.totp_secret is None  # the unused authenticator key of the enrolment page is dropped

@@ -41,7 +41,7 @@ def secret_on(html: str) -> str:
 
 
 def codes_on(html: str) -> list[str]:
-    return re.findall(r"<li class=\"col\"><code class=\"fs-6\">([0-9a-z-]+)</code></li>", html)
+    return re.findall(r'<li class="col"><code class="[^"]*">([0-9a-z-]+)</code></li>', html)
 
 
 def signed_in(client) -> bool:

@@ -1,0 +1,175 @@
+"""Two-factor sign-in in Chromium: an authenticator app set up from the key the page shows (codes by pyotp, as a
+phone would make them), and passkeys through Chromium's virtual authenticator (the DevTools Protocol's WebAuthn
+domain) registered on My account, then used after the password and alone.
+
+Pages are opened on ``localhost``: WebAuthn refuses an IP address as the relying party. Each test has its own
+user (the live server keeps users between tests, and other modules sign in as alice without a second factor).
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import pyotp
+import pytest
+from playwright.sync_api import expect
+
+from tests.fixtures.app import TEST_PASSWORD
+from tests.fixtures.browser import BrowserPage
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 375, "height": 800}
+DESKTOP = {"width": 1400, "height": 900}
+
+
+@pytest.fixture
+def local(chromium, live_server, request):
+    """A browser page on http://localhost:<port> (a host name WebAuthn accepts); fails on console errors."""
+    url = live_server.url.replace("127.0.0.1", "localhost")
+    context = chromium.new_context(viewport=DESKTOP, base_url=url)
+    context.set_default_timeout(10_000)
+    page = BrowserPage(context.new_page(), url, request.node.name.replace("/", "_"))
+    yield page
+    context.close()
+    assert not page.console_errors, f"console errors: {page.console_errors}"
+
+
+def fresh_user(live_server, name: str) -> str:
+    """A user ``name`` with the test password and no second factor (made, or reset from an earlier test)."""
+    from app.auth.services import create_user
+    from app.extensions import db
+    from app.models import User
+
+    with live_server.app.app_context():
+        user = db.session.scalar(db.select(User).filter_by(username=name))
+        if user is None:
+            create_user(name, TEST_PASSWORD, role="operator")
+        else:
+            user.totp_secret = user.totp_enabled_at = user.totp_last_step = None
+            db.session.commit()
+        db.session.remove()
+    return name
+
+
+def virtual_authenticator(page) -> None:
+    """Chromium's virtual platform authenticator: resident keys, user verification that always succeeds."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
+        "isUserVerified": True, "automaticPresenceSimulation": True}})
+
+
+def sign_in_with_password(browser, name):
+    browser.goto("/login")
+    browser.page.fill("input[name=username]", name)
+    browser.page.fill("input[name=password]", TEST_PASSWORD)
+    browser.page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def sign_out(browser):
+    page = browser.page
+    page.get_by_test_id("user-menu").click()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+
+
+def both_widths(browser, name):
+    """Screenshots at the desktop width and at 375 px (and back)."""
+    browser.screenshot(f"{name}-desktop")
+    browser.page.set_viewport_size(PHONE)
+    browser.screenshot(f"{name}-phone")
+    width = browser.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{name}: {width - PHONE['width']} px too wide on a phone"
+    browser.page.set_viewport_size(DESKTOP)
+
+
+def test_authenticator_app_set_up_from_the_shown_key_then_asked_at_sign_in(local, live_server):
+    name = fresh_user(live_server, "tina")
+    page = local.page
+    sign_in_with_password(local, name)
+    expect(page.get_by_test_id("user-menu")).to_be_visible()
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("my-account").click()
+    expect(page.get_by_role("heading", name="My account")).to_be_visible()
+    expect(page.get_by_test_id("totp-status")).to_contain_text("Off")
+    both_widths(local, "account")
+
+    page.get_by_test_id("totp-start").click()
+    expect(page.get_by_test_id("totp-qr")).to_be_visible()
+    both_widths(local, "enrolment")
+    secret = page.get_by_test_id("totp-secret").inner_text().replace(" ", "")
+    totp = pyotp.TOTP(secret)
+    page.get_by_label("Code from the app").fill(totp.at(time.time() - 30))  # keep this step for the sign-in
+    page.get_by_test_id("confirm-totp").click()
+    codes = page.get_by_test_id("recovery-codes").locator("code")
+    expect(codes).to_have_count(10)
+    expect(page.get_by_text("this is the only time they are shown")).to_be_visible()
+    both_widths(local, "recovery-codes")
+    page.get_by_test_id("codes-saved").click()
+    expect(page.get_by_test_id("totp-status")).to_contain_text("On since")
+    expect(page.get_by_test_id("recovery-status")).to_contain_text("10 unused codes left")
+
+    sign_out(local)
+    sign_in_with_password(local, name)
+    expect(page).to_have_url(re.compile(r"/login/verify$"))
+    expect(page.get_by_test_id("pending-user")).to_have_text(name)
+    both_widths(local, "second-step")
+    page.get_by_label("Code from your authenticator app").fill("000000" if totp.now() != "000000" else "111111")
+    page.get_by_test_id("verify-code").click()
+    expect(page.locator(".invalid-feedback")).to_contain_text("not right")
+    page.get_by_label("Code from your authenticator app").fill(totp.now())
+    page.get_by_test_id("verify-code").click()
+    expect(page.get_by_test_id("user-menu")).to_contain_text(name)
+
+
+def test_passkey_registered_on_my_account_then_used_after_the_password_and_alone(local, live_server):
+    name = fresh_user(live_server, "pia")
+    page = local.page
+    virtual_authenticator(page)
+    sign_in_with_password(local, name)
+    expect(page.get_by_test_id("user-menu")).to_be_visible()
+    local.goto("/account")
+    page.get_by_label("Name of the new passkey").fill("Test laptop")
+    page.get_by_test_id("passkey-add").click()
+    # The first second factor: recovery codes, shown once.
+    expect(page.get_by_test_id("recovery-codes").locator("code")).to_have_count(10)
+    page.get_by_test_id("codes-saved").click()
+    expect(page.get_by_test_id("passkey-name")).to_have_text("Test laptop")
+    expect(page.get_by_test_id("passkey-used")).to_have_text("never used")
+    both_widths(local, "account-with-passkey")
+
+    sign_out(local)
+    sign_in_with_password(local, name)
+    expect(page).to_have_url(re.compile(r"/login/verify$"))
+    expect(page.get_by_test_id("passkey-verify")).to_be_visible()
+    both_widths(local, "second-step-passkey")
+    page.get_by_test_id("passkey-verify").click()
+    expect(page.get_by_test_id("user-menu")).to_contain_text(name)
+
+    sign_out(local)
+    expect(page.get_by_test_id("passkey-sign-in")).to_be_visible()
+    page.get_by_test_id("passkey-sign-in").click()  # no name, no password: the passkey finds its user
+    expect(page.get_by_test_id("user-menu")).to_contain_text(name)
+    local.goto("/account")
+    expect(page.get_by_test_id("passkey-used")).to_contain_text("last used")
+
+    page.get_by_test_id("passkey-delete").click()
+    expect(page.get_by_test_id("passkey")).to_have_count(0)
+
+
+def test_a_cancelled_passkey_prompt_says_so_and_keeps_the_form(local, live_server):
+    page = local.page
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {  # holds no passkey of ours
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
+        "isUserVerified": True, "automaticPresenceSimulation": True}})
+    local.goto("/login")
+    page.get_by_test_id("passkey-sign-in").click()
+    error = page.locator("[data-passkey-error]")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("cancelled or timed out")
+    expect(page.get_by_test_id("passkey-sign-in")).to_be_enabled()
+    expect(page).to_have_url(re.compile(r"/login$"))
