@@ -173,3 +173,26 @@ def test_a_cancelled_passkey_prompt_says_so_and_keeps_the_form(local, live_serve
     expect(error).to_contain_text("cancelled or timed out")
     expect(page.get_by_test_id("passkey-sign-in")).to_be_enabled()
     expect(page).to_have_url(re.compile(r"/login$"))
+
+
+def test_a_user_who_must_use_two_factor_sets_it_up_before_the_first_page(local, live_server):
+    from app.extensions import db
+    from app.models import User
+
+    name = fresh_user(live_server, "rita")
+    with live_server.app.app_context():
+        db.session.scalar(db.select(User).filter_by(username=name)).require_2fa = True
+        db.session.commit()
+        db.session.remove()
+    page = local.page
+    sign_in_with_password(local, name)
+    expect(page).to_have_url(re.compile(r"/login/enrol$"))
+    expect(page.get_by_text("Two-factor sign-in is required for")).to_be_visible()
+    expect(page.get_by_test_id("user-menu")).to_have_count(0)  # no session yet
+    both_widths(local, "required-enrolment")
+    totp = pyotp.TOTP(page.get_by_test_id("totp-secret").inner_text().replace(" ", ""))
+    page.get_by_label("Code from the app").fill(totp.now())
+    page.get_by_test_id("confirm-totp").click()
+    expect(page.get_by_test_id("recovery-codes").locator("code")).to_have_count(10)
+    page.get_by_test_id("codes-saved").click()
+    expect(page.get_by_test_id("user-menu")).to_contain_text(name)
