@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.auth import PUBLIC_ENDPOINTS
-from app.auth.roles import PERMISSIONS, allows, can, current_role, refusal, rule_for, unclassified
+from app.auth.roles import PERMISSIONS, allows, can, current_role, enforce, refusal, rule_for, unclassified
 from app.containers.services import ACTIONS
 from app.extensions import db as _db
 from app.models import AuditEntry, Container, ROLES
@@ -271,7 +271,7 @@ ADMIN_AREAS = ("users.", "audit.", "settings.")  # the issue: users, settings (a
 
 @pytest.mark.parametrize(("endpoint", "values"), sorted(ISSUE), ids=lambda v: str(v))
 def test_the_map_says_what_the_issue_asks(walk, endpoint, values):
-    with walk.app.test_request_context():
+    with walk.app.app_context(), walk.app.test_request_context():
         assert rule_for(endpoint, dict(values)).role == ISSUE[(endpoint, values)]
 
 
@@ -313,7 +313,7 @@ def test_an_unclassified_endpoint_is_refused_to_all_but_admins(app, make):
 def test_an_api_token_acts_with_its_own_role_not_its_owners(walk):
     """``current_role`` is the token's when a token authenticated the request (a script held below its owner)."""
     admin = SimpleNamespace(role="admin")
-    with walk.app.test_request_context():
+    with walk.app.app_context(), walk.app.test_request_context():
         g.user = admin
         assert current_role() == "admin" and can("containers.run_action", action="stop")
         g.api_token = SimpleNamespace(role="viewer", id=None)
@@ -322,6 +322,16 @@ def test_an_api_token_acts_with_its_own_role_not_its_owners(walk):
         assert refusal("containers.run_action", action="stop") == \
             "Operators and admins can stop containers; this API token is limited to viewer."
         assert can("containers.run_action", user=admin, action="delete")  # asking about a user ignores the token
+
+
+def test_a_request_with_no_role_is_refused_should_the_sign_in_check_let_it_by(walk):
+    """Fail closed: the role check does not rely on the sign-in check having sent strangers away."""
+    with walk.app.app_context(), walk.app.test_request_context("/about"):
+        g.user = None
+        response = enforce()
+        assert response.status_code == 403
+        assert "Everyone can see this page; you are signed out. Ask an admin." in response.get_data(as_text=True)
+    _db.session.rollback()
 
 
 # -- what each role sees -------------------------------------------------------------------------

@@ -211,16 +211,14 @@ def refusal(endpoint: str, user=None, **values) -> str | None:
 def enforce():
     """``before_request``: refuse (403) a request the current role may not make, and audit the refusal.
 
-    Runs after the sign-in check, so a stranger was already sent to the login form.
+    Runs after the sign-in check, so a stranger was already sent to the login form (and would be refused here).
     """
     endpoint = request.endpoint
     if endpoint is None:
         return None  # the 404 handler answers unknown URLs
     values = request.view_args or {}
     rule = rule_for(endpoint, values)
-    if rule is None or (g.get("user") is None and g.get("api_token") is None):
-        return None
-    if allows(current_role(), rule):
+    if allows(current_role(), rule):  # nobody signed in has no role: refused, should the sign-in check let one by
         return None
     message = f"{refusal(endpoint, **values)} Ask an admin."
     vmid = values.get("vmid")
