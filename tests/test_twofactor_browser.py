@@ -155,6 +155,7 @@ def test_passkey_registered_on_my_account_then_used_after_the_password_and_alone
     local.goto("/account")
     expect(page.get_by_test_id("passkey-used")).to_contain_text("last used")
 
+    page.get_by_test_id("passkey").get_by_text("Remove", exact=True).click()  # asks first
     page.get_by_test_id("passkey-delete").click()
     expect(page.get_by_test_id("passkey")).to_have_count(0)
 
