@@ -45,7 +45,7 @@ def signed_in(client) -> bool:
 
 
 def login_message(client, response) -> str:
-    """The sentence the login page shows after a failed single sign-on (following the redirect there)."""
+    """The login page a failed single sign-on ends on (following its redirect), checked to show why."""
     assert response.status_code == 302 and urlsplit(response.location).path == "/login", response.location
     page = client.get(relative(response.location))
     assert page.status_code == 200
@@ -93,7 +93,8 @@ def test_first_sign_in_creates_the_user_with_the_mapped_role(client, db, oidc_pr
     assert (olivia.oidc_issuer, olivia.oidc_subject) == (oidc_provider.url, "sub-olivia")
     assert olivia.last_login_at is not None
     [created] = audit(db, "user.created")
-    assert created.detail == {"source": "oidc", "role": "operator"} and created.username == "olivia"
+    assert (created.username, created.target) == ("olivia", "user olivia")
+    assert created.detail == {"source": "oidc", "role": "operator"}
     [sign_in] = audit(db, "auth.sign_in")
     assert (sign_in.outcome, sign_in.detail, sign_in.user_id) == ("succeeded", {"method": "oidc"}, olivia.id)
 
@@ -110,7 +111,7 @@ def test_every_sign_in_takes_the_role_from_the_groups_now(client, app, db, oidc_
     assert gus.role == "admin"  # the highest role matched wins
     assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 1  # the same person, not a new user
     [changed] = audit(db, "user.role_changed")
-    assert changed.target == "gus" and changed.detail == {"source": "oidc", "from": "operator", "to": "admin"}
+    assert changed.target == "user gus" and changed.detail == {"source": "oidc", "from": "operator", "to": "admin"}
 
     oidc_provider.set_user("sub-gus", preferred_username="gus", groups="proxboard-viewers")  # one string
     sso_sign_in(app.test_client(), oidc_provider, "sub-gus")

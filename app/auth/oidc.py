@@ -318,9 +318,9 @@ def user_from_claims(claims: Mapping[str, Any]) -> User:
         user.set_password(secrets.token_urlsafe(32))  # never told to anyone: SSO users have no password
         db.session.add(user)
         db.session.flush()
-        audit.record("user.created", user=user, target=user.username, detail={"source": "oidc", "role": role})
+        audit.record("user.created", user=user, target=f"user {user.username}", detail={"source": "oidc", "role": role})
     elif user.role != role:
-        audit.record("user.role_changed", user=user, target=user.username,
+        audit.record("user.role_changed", user=user, target=f"user {user.username}",
                      detail={"source": "oidc", "from": user.role, "to": role})
         user.role = role
     user.last_login_at = utcnow()
