@@ -257,9 +257,15 @@ def test_the_last_active_admin_keeps_the_role_and_demoting_oneself_asks_first(ap
     assert user_named("alice").role == "admin"
     assert user_changes() == [("user.role_changed", "refused", "user alice")]
 
+    response = admin.get(f"/users/{alice_id}/role?role=viewer", follow_redirects=True)
+    assert "alice is the last active admin" in flash_text(response.text)  # said before anything is sent
+
     make.user("bob", role="admin")
-    page = admin.post(f"/users/{alice_id}/role", data={"role": "viewer"})
-    assert page.status_code == 200 and "Make yourself viewer?" in page.text
+    own_page = admin.get(f"/users/{alice_id}").text
+    assert re.search(rf'<form method="get" action="/users/{alice_id}/role"', own_page)  # one's own role: asked first
+    page = admin.get(f"/users/{alice_id}/role?role=viewer")
+    assert page.status_code == 200 and "Make yourself viewer?" in page.text and "this page included" in page.text
+    assert "Make yourself viewer?" in admin.post(f"/users/{alice_id}/role", data={"role": "viewer"}).text  # unconfirmed
     assert user_named("alice").role == "admin"  # not before the confirmation
     response = admin.post(f"/users/{alice_id}/role", data={"role": "viewer", "confirm": "y"})
     assert response.status_code == 302 and response.headers["Location"] == "/"

@@ -8,7 +8,7 @@ from wtforms import BooleanField, PasswordField, RadioField, SelectField, String
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length
 
-from app.forms import fits, strip
+from app.forms import QueryForm, fits, strip
 from app.models import ROLES, User
 
 ROLE_CHOICES = [SelectChoice(role, role.capitalize()) for role in ROLES]
@@ -36,6 +36,12 @@ class RoleForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES, validate_choice=False,
                        validators=[AnyOf(ROLES, message=UNKNOWN_ROLE)])
     confirm = BooleanField()
+
+
+class RoleQuery(QueryForm):
+    """``?role=``: the role one's own page asks to confirm before anything is sent (a GET changes nothing)."""
+
+    role = StringField()
 
 
 class Require2faForm(FlaskForm):

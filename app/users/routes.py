@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 
 from app.users import bp, services
-from app.users.forms import ROLE_HELP, CreateUserForm, Require2faForm, RoleForm
+from app.users.forms import ROLE_HELP, CreateUserForm, Require2faForm, RoleForm, RoleQuery
 
 
 def _user_or_404(user_id: int):
@@ -66,6 +66,19 @@ def detail(user_id: int):
                            role_form=RoleForm(role=user.role), role_help=ROLE_HELP)
 
 
+@bp.get("/<int:user_id>/role")
+def confirm_role(user_id: int):
+    """One's own page sends its role select here first: demoting oneself is asked before anything is posted."""
+    user = _user_or_404(user_id)
+    role = RoleQuery().role.data
+    if user.id != g.user.id or role not in ROLE_HELP or role == user.role:
+        return redirect(_back(user))
+    if services.is_last_active_admin(user):
+        flash(f"{user.username} is the last active admin: make someone else admin first.", "error")
+        return redirect(_back(user))
+    return render_template("users/confirm.html", what="demote", user=user, role=role)
+
+
 @bp.post("/<int:user_id>/role")
 def set_role(user_id: int):
     """Change the role; demoting oneself first shows a confirmation, and the last active admin stays admin."""
@@ -77,8 +90,8 @@ def set_role(user_id: int):
     old = user.role
     try:
         changed = services.set_role(user, form.role.data, actor=g.user, confirmed=form.confirm.data)
-    except services.SelfDemotion as exc:
-        return render_template("users/confirm.html", what="demote", user=user, role=form.role.data, message=str(exc))
+    except services.SelfDemotion:  # a page from before: ask now
+        return render_template("users/confirm.html", what="demote", user=user, role=form.role.data)
     except services.UserError as exc:
         flash(str(exc), "error")
         return redirect(_back(user))

@@ -158,11 +158,11 @@ def set_role(user: User, role: str, *, actor: User | None = None, confirmed: boo
     old = user.role
     if role == old:
         return False
-    if old == "admin" and user.is_active and _other_active_admins(user) == 0:
+    if is_last_active_admin(user):
         _refuse("user.role_changed", user, actor, channel,
                 f"{user.username} is the last active admin: make someone else admin first.", {"from": old, "to": role})
     if actor is not None and actor.id == user.id and ROLES.index(role) < ROLES.index(old) and not confirmed:
-        raise SelfDemotion(f"You are about to make yourself {role}: you will lose what only {old}s may do.")
+        raise SelfDemotion(f"Confirm to make yourself {role}.")
     user.role = role
     audit.record("user.role_changed", user=actor, target=_target(user), detail={"from": old, "to": role},
                  channel=channel)
@@ -180,7 +180,7 @@ def disable(user: User, *, actor: User | None = None, channel: str | None = None
         return 0
     if actor is not None and actor.id == user.id:
         _refuse("user.disabled", user, actor, channel, "You cannot disable your own account.")
-    if user.role == "admin" and _other_active_admins(user) == 0:
+    if is_last_active_admin(user):
         _refuse("user.disabled", user, actor, channel,
                 f"{user.username} is the last active admin: make someone else admin first.")
     user.disabled_at = utcnow()
@@ -209,7 +209,7 @@ def delete(user: User, *, actor: User | None = None, channel: str | None = None)
     """
     if actor is not None and actor.id == user.id:
         _refuse("user.deleted", user, actor, channel, "You cannot delete your own account.")
-    if user.role == "admin" and user.is_active and _other_active_admins(user) == 0:
+    if is_last_active_admin(user):
         _refuse("user.deleted", user, actor, channel,
                 f"{user.username} is the last active admin: make someone else admin first.")
     audit.record("user.deleted", user=actor, target=_target(user), detail={"role": user.role}, channel=channel)
@@ -267,6 +267,11 @@ def reset_2fa(user: User, *, actor: User | None = None, channel: str | None = No
     audit.record("user.2fa_reset", user=actor, target=_target(user), detail=removed, channel=channel)
     db.session.commit()
     return removed
+
+
+def is_last_active_admin(user: User) -> bool:
+    """Whether ``user`` is an active admin and no one else is (so they must stay one)."""
+    return user.role == "admin" and user.is_active and _other_active_admins(user) == 0
 
 
 def _target(user: User) -> str:
