@@ -6,12 +6,15 @@ Through the real login form with CSRF on; ``alice`` (the first user, so an admin
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 
 from app.extensions import db as _db
 from app.models import AuditEntry, Passkey, RecoveryCode, User, utcnow
 from app.models.user import LoginAttempt, UserSession
+from app.users import services
 from tests.fixtures.app import TEST_PASSWORD, AuthActions, csrf_token_from
 
 
@@ -270,6 +273,37 @@ def test_the_last_active_admin_keeps_the_role_and_demoting_oneself_asks_first(ap
     response = admin.post(f"/users/{alice_id}/role", data={"role": "viewer", "confirm": "y"})
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert user_named("alice").role == "viewer" and admin.get("/users/").status_code == 403
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_admins_demoting_each_other_at_the_same_moment_leave_one_admin(app, make, db):
+    """The first demotion holds every active admin's row until it commits; the second then counts again."""
+    alice, bob = make.user("alice", role="admin"), make.user("bob", role="admin")
+    outcome = {}
+
+    def demote_bob():
+        with app.app_context():
+            try:
+                services.set_role(services.find_user("bob"), "viewer", confirmed=True)
+                outcome["bob"] = "demoted"
+            except services.UserRefused as exc:
+                outcome["bob"] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below, not lost in the thread
+                outcome["bob"] = repr(exc)
+            finally:
+                db.session.remove()
+
+    assert not services.is_last_active_admin(alice)  # alice's demotion, between its check and its commit
+    other = threading.Thread(target=demote_bob)
+    other.start()
+    time.sleep(0.5)
+    assert other.is_alive() and outcome == {}  # waiting for alice's demotion to commit
+    alice.role = "viewer"
+    db.session.commit()
+    other.join(10)
+    assert outcome == {"bob": "bob is the last active admin: make someone else admin first."}
+    assert (user_named("alice").role, user_named("bob").role) == ("viewer", "admin")
 
 
 def test_reset_password_shows_a_new_one_once_and_ends_their_sessions(app, admin, make):

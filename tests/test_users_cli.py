@@ -148,3 +148,13 @@ def test_ensure_admin_creates_the_first_admin_once_and_audits_it(runner):
     assert admin.role == "admin" and admin.check_password(password)
     assert password not in users(runner, "ensure-admin").output
     assert user_changes() == [("user.created", "succeeded", "user admin", "cli", None)]
+
+
+def test_reset_password_prints_a_new_one_once_and_ends_their_sessions(app, runner, make):
+    make.user("root", role="admin")
+    browser = app.test_client()
+    assert AuthActions(browser, app).login("root", TEST_PASSWORD, create=False).status_code == 302
+    result = users(runner, "reset-password", "root")
+    password = re.search(r"New password for root: (\S+) \(shown only this once", result.output).group(1)
+    assert user_named("root").check_password(password) and browser.get("/about").status_code == 302
+    assert user_changes() == [("user.password_reset", "succeeded", "user root", "cli", None)]

@@ -120,6 +120,15 @@ def reset_2fa_command(username: str) -> None:
                f"{' and enrol a new second factor' if user.require_2fa else ''}.")
 
 
+@users_cli.command("reset-password")
+@click.argument("username")
+def reset_password_command(username: str) -> None:
+    """Give USERNAME a new random password, printed once, and sign them out everywhere (a forgotten password)."""
+    user = _find(username)
+    password = services.reset_password(user, channel=CLI)
+    click.echo(f"New password for {user.username}: {password} (shown only this once; their sessions have ended)")
+
+
 @users_cli.command("ensure-admin")
 def ensure_admin_command() -> None:
     """On an empty database, create ``admin`` with a random password and print it once."""

@@ -7,8 +7,8 @@ of the guards below is recorded as ``refused`` and committed alone. The guards:
 - there is always at least one *active admin*: the last one cannot be demoted, disabled or deleted;
 - nobody disables or deletes their own account, and demoting oneself needs ``confirmed=True``.
 
-The admin counts read the active admins ``FOR UPDATE`` (PostgreSQL), so two admins demoting each other at
-the same moment cannot both succeed; SQLite runs one writer at a time anyway.
+The admin counts lock every active admin's row (``FOR UPDATE`` on PostgreSQL), so two admins demoting each
+other at the same moment cannot both succeed; SQLite runs one writer at a time anyway.
 
 ``actor`` is the admin doing it (None on the command line); ``channel`` is passed to the audit log
 (``"cli"`` from ``flask users``, the default otherwise).
@@ -284,10 +284,12 @@ def _end_sessions(user: User) -> int:
 
 
 def _other_active_admins(user: User) -> int:
-    """How many active admins there are besides ``user`` (their rows locked until commit on PostgreSQL)."""
-    ids = db.session.scalars(db.select(User.id).where(User.role == "admin", User.disabled_at.is_(None),
-                                                      User.id != user.id).with_for_update())
-    return len(list(ids))
+    """How many active admins there are besides ``user``. Every active admin's row, ``user``'s too, stays locked
+    until commit on PostgreSQL (in id order, so two callers never deadlock): a second caller waits, then counts
+    what the first one left."""
+    ids = db.session.scalars(db.select(User.id).where(User.role == "admin", User.disabled_at.is_(None))
+                             .order_by(User.id).with_for_update())
+    return sum(1 for user_id in ids if user_id != user.id)
 
 
 def _refuse(action: str, user: User, actor: User | None, channel: str | None, message: str,
