@@ -98,3 +98,22 @@ def test_an_admin_creates_promotes_disables_and_deletes_a_user(browser, live_ser
     page.get_by_test_id("confirm").click()
     expect(page.locator("#toasts")).to_contain_text(f"User {NAME} deleted.")
     expect(page.locator(f"[data-username={NAME}]")).to_have_count(0)
+
+
+def test_the_pages_work_without_javascript(nojs_browser, no_dora):
+    page = nojs_browser.page
+    nojs_browser.login()
+    nojs_browser.goto("/users/new")
+    page.fill("#username", NAME)
+    page.select_option("#role", "operator")
+    page.fill("#password", "doras own password")
+    page.get_by_role("button", name="Create user").click()
+    expect(page.get_by_test_id("username")).to_have_text(NAME)
+    expect(page.get_by_test_id("role").first).to_have_text("operator")
+    page.get_by_role("button", name="Require at sign-in").click()
+    expect(page.get_by_test_id("2fa").first).to_contain_text("required")
+    expect(page.get_by_role("button", name="Make optional")).to_be_visible()
+    page.get_by_test_id("delete").click()
+    page.get_by_test_id("confirm").click()
+    expect(page.get_by_role("heading", name="Users")).to_be_visible()
+    expect(page.locator(f"[data-username={NAME}]")).to_have_count(0)
