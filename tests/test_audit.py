@@ -73,6 +73,21 @@ def test_a_lifecycle_action_is_recorded_once_with_its_container(logged_in, db, p
     assert [e.action for e in entries()] == ["auth.sign_in", "container.stop"]  # the poll (a GET) is not recorded
 
 
+def test_how_proxmox_ended_the_task_is_recorded_for_the_user_who_asked(logged_in, client, db, pve):
+    pve.faults.fail_next_task(type="vzstart", vmid=104, message="unable to mount rootfs")
+    logged_in.post("/containers/104/actions/start", {"view": "card"}, headers=HX)
+    logged_in.post("/containers/100/actions/stop", {"view": "card"}, headers=HX)
+    pve.wait_idle(5)
+    for operation in db.session.scalars(select(Operation)).all():  # what a page polling the spinner does
+        assert client.get(f"/containers/{operation.container.vmid}/operations/{operation.id}").status_code == 200
+    started, stopped = entries(channel="worker", action="container.start"), entries(channel="worker", action="container.stop")
+    assert [(e.outcome, e.username, e.ip, e.target) for e in started] == [("failed", "alice", None, "CT 104 (mail01)")]
+    assert "unable to mount rootfs" in started[0].detail["result"]
+    assert [(e.outcome, e.username, e.user_id is not None) for e in stopped] == [("succeeded", "alice", True)]
+    asked = [(e.action, e.outcome) for e in entries(channel="web") if e.action.startswith("container.")]
+    assert asked == [("container.start", "succeeded"), ("container.stop", "succeeded")]  # accepted, recorded once
+
+
 def test_an_action_the_container_refuses_is_recorded_as_failed_with_the_message(logged_in, db, pve):
     response = logged_in.post("/containers/100/actions/start", {"next": "/"})  # CT 100 runs already
     assert response.status_code == 302  # a plain form: flashed error, then back

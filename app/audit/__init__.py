@@ -12,11 +12,13 @@ from typing import Any
 
 from flask import Blueprint, Flask, g, has_request_context, request
 
-from app.audit.naming import describe
+from app.audit.naming import container_target, describe
 from app.extensions import db
 from app.models import AUDIT_OUTCOMES, AuditEntry
 
 bp = Blueprint("audit", __name__, template_folder="templates")
+
+__all__ = ["bp", "container_target", "init_app", "record", "record_request"]
 
 
 def _cut(text: str | None, length: int) -> str | None:
@@ -32,7 +34,8 @@ def record(action: str, *, outcome: str = "succeeded", target: str | None = None
     ``AUDIT_OUTCOMES``; ``container``: a ``Container`` (its id and VMID are kept); ``user`` defaults to the
     signed-in ``g.user`` and ``username`` to that user's name (give it for a sign-in under an unknown name);
     ``channel`` defaults to ``token`` when the request came with an API token (``g.api_token``), ``web``
-    in a request, ``worker`` outside one. ``detail`` must never hold a secret.
+    in a request, ``worker`` outside one; a ``worker`` entry never takes the request's user, address or token.
+    ``detail`` must never hold a secret.
 
     Given the request's own endpoint as ``action`` (``audit.record(request.endpoint, outcome="refused")``),
     the entry is named and targeted as the request hook names it (``container.stop`` on ``CT 101 (web01)``).
@@ -40,7 +43,8 @@ def record(action: str, *, outcome: str = "succeeded", target: str | None = None
     """
     if outcome not in AUDIT_OUTCOMES:
         raise ValueError(f"unknown audit outcome {outcome!r}")
-    in_request = has_request_context()
+    # A worker entry written while a request runs (a page settling an operation) is not that request's.
+    in_request = has_request_context() and channel != "worker"
     if in_request and request.endpoint and action == request.endpoint:
         described = describe(action, request.view_args)
         action, container = described.action, container or described.container
