@@ -217,6 +217,13 @@ def test_a_required_second_factor_is_set_up_before_the_session_opens(app, client
     assert signed_in(client)
     assert ("auth.2fa.totp_enabled", "succeeded", None) in audit_actions()
     assert ("auth.sign_in", "succeeded", {"method": "totp"}) in audit_actions()
+    vera = user_named("vera")
+    app.config["TWO_FACTOR_REQUIRED"] = "Everyone"
+    assert twofactor.second_factor_required(vera)
+    app.config["TWO_FACTOR_REQUIRED"] = "admin"  # a typo fails closed
+    assert twofactor.second_factor_required(vera)
+    app.config["TWO_FACTOR_REQUIRED"] = "none"
+    assert not twofactor.second_factor_required(vera)
 
 
 def test_the_per_user_flag_requires_it_too_and_it_cannot_be_turned_off_then(app, client, logged_in):

@@ -62,8 +62,11 @@ def has_second_factor(user: User) -> bool:
 
 def second_factor_required(user: User) -> bool:
     """Whether ``user`` must use two-factor sign-in: ``TWO_FACTOR_REQUIRED`` ("none", "admins", "everyone")
-    or the per-user flag an admin sets (``User.require_2fa``)."""
-    setting = current_app.config.get("TWO_FACTOR_REQUIRED") or "none"
+    or the per-user flag an admin sets (``User.require_2fa``). A setting that is none of those words (a typo)
+    requires it of everyone: it fails closed, never silently open."""
+    setting = str(current_app.config.get("TWO_FACTOR_REQUIRED") or "none").strip().lower()
+    if setting not in REQUIRED_CHOICES:
+        setting = "everyone"
     return bool(user.require_2fa) or setting == "everyone" or (setting == "admins" and user.role == "admin")
 
 
