@@ -20,6 +20,8 @@ from app.models.user import LoginAttempt
 from tests.fixtures.app import TEST_PASSWORD, AuthActions
 
 HX = {"HX-Request": "true"}
+# What does not depend on the database runs on SQLite alone; queries, deletes and failures run on both.
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def entries(**where) -> list[AuditEntry]:
@@ -73,6 +75,7 @@ def test_a_lifecycle_action_is_recorded_once_with_its_container(logged_in, db, p
     assert [e.action for e in entries()] == ["auth.sign_in", "container.stop"]  # the poll (a GET) is not recorded
 
 
+@sqlite_only
 def test_how_proxmox_ended_the_task_is_recorded_for_the_user_who_asked(logged_in, client, db, pve):
     pve.faults.fail_next_task(type="vzstart", vmid=104, message="unable to mount rootfs")
     logged_in.post("/containers/104/actions/start", {"view": "card"}, headers=HX)
@@ -88,6 +91,7 @@ def test_how_proxmox_ended_the_task_is_recorded_for_the_user_who_asked(logged_in
     assert asked == [("container.start", "succeeded"), ("container.stop", "succeeded")]  # accepted, recorded once
 
 
+@sqlite_only
 def test_an_action_the_container_refuses_is_recorded_as_failed_with_the_message(logged_in, db, pve):
     response = logged_in.post("/containers/100/actions/start", {"next": "/"})  # CT 100 runs already
     assert response.status_code == 302  # a plain form: flashed error, then back
@@ -98,6 +102,7 @@ def test_an_action_the_container_refuses_is_recorded_as_failed_with_the_message(
     assert [e.outcome for e in entries(action="container.start")] == ["failed", "failed"]
 
 
+@sqlite_only
 def test_a_refused_post_is_recorded_as_refused(app, db, pve):
     viewer = signed_in(app, "victor", role="viewer")
     response = viewer.post("/containers/100/actions/stop", {"next": "/"})
@@ -107,6 +112,7 @@ def test_a_refused_post_is_recorded_as_refused(app, db, pve):
     assert pve.containers[100].status == "running"
 
 
+@sqlite_only
 def test_a_form_sent_back_with_errors_is_recorded_as_failed_and_a_good_one_as_succeeded(logged_in, db, pve):
     form = {"name": "", "description": "", "cores": "1", "memory": "512", "swap": "0", "disk": "4", "tags": "",
             "unprivileged": "y"}
@@ -123,12 +129,14 @@ def test_a_form_sent_back_with_errors_is_recorded_as_failed_and_a_good_one_as_su
     assert one(action="template.duplicate").target == "template audited"
 
 
+@sqlite_only
 def test_a_post_without_its_csrf_token_is_recorded_as_failed(logged_in, client, db, pve):
     assert client.post("/containers/100/actions/stop", data={"next": "/"}).status_code == 400
     entry = one(action="container.stop")
     assert entry.outcome == "failed" and entry.detail["status"] == 400
 
 
+@sqlite_only
 def test_credential_reveal_is_recorded_with_the_labels_never_the_values(logged_in, db, pve):
     container = Container(vmid=100, node="pve1", hostname="web01")
     db.session.add(container)
@@ -149,6 +157,7 @@ def test_credential_reveal_is_recorded_with_the_labels_never_the_values(logged_i
     assert "pa55" not in client.get("/audit").text and "pa55" not in client.get("/audit.csv", buffered=True).text
 
 
+@sqlite_only
 def test_preferences_reads_and_strangers_are_not_recorded(auth, client, db, pve):
     assert client.post("/containers/100/actions/stop", data={}).status_code in (302, 400)  # a stranger: refused
     auth.login()
@@ -157,12 +166,14 @@ def test_preferences_reads_and_strangers_are_not_recorded(auth, client, db, pve)
     assert [e.action for e in entries()] == ["auth.sign_in"]
 
 
+@sqlite_only
 def test_a_sign_out_is_recorded_for_the_user_who_left(logged_in, client, db):
     assert logged_in.post("/logout").status_code == 302
     entry = one(action="auth.sign_out")
     assert entry.username == "alice" and entry.outcome == "succeeded"
 
 
+@sqlite_only
 def test_a_throttled_sign_in_is_recorded_as_refused(app, db, pve):
     app.extensions["login_throttle"].reset()
     client = app.test_client()
@@ -175,6 +186,7 @@ def test_a_throttled_sign_in_is_recorded_as_refused(app, db, pve):
     assert len(entries(action="auth.sign_in", outcome="failed")) == 5
 
 
+@sqlite_only
 def test_requests_with_an_api_token_are_recorded_reads_included(app, db, pve):
     from app.auth.tokens import create_token
     from app.auth.services import create_user
@@ -210,6 +222,7 @@ def test_the_hook_never_breaks_the_request_when_the_database_fails(logged_in, db
     assert logged_in._client.get("/").status_code == 200  # the next request is served as usual
 
 
+@sqlite_only
 def test_the_events_tab_names_who_requested_what_an_event_reports(logged_in, client, db):
     container = Container(vmid=100, node="pve1", hostname="web01")
     db.session.add(container)
@@ -267,16 +280,20 @@ def test_the_audit_page_lists_newest_first_and_links_existing_containers(logged_
     assert 'href="/audit"' in client.get("/").text  # in the sidebar, for an admin
 
 
-@pytest.mark.parametrize(("query", "expected"), [
+FILTERS = [
     ("user=bob", [("template.create", "bob"), ("container.start", "bob")]),
     ("user=BOB&action=container", [("container.start", "bob")]),
     ("action=container.stop", [("container.stop", "alice")]),
+    ("action=container.st", []),  # a whole name or a dotted prefix, never half a word
     ("container=104", [("credential.reveal", "alice"), ("container.start", "bob")]),
     ("container=web01", [("container.stop", "alice")]),
+    ("container=WEB", []),
     ("outcome=refused", [("credential.reveal", "alice")]),
-])
-def test_the_audit_page_filters(logged_in, client, log, query, expected):
-    assert listed(client, query) == expected
+]
+
+
+def test_the_audit_page_filters(logged_in, client, log):
+    assert {query: listed(client, query) for query, _ in FILTERS} == dict(FILTERS)
 
 
 def test_the_audit_page_filters_by_time(logged_in, client, log):
@@ -287,17 +304,21 @@ def test_the_audit_page_filters_by_time(logged_in, client, log):
                                                                           "template.create"]
 
 
-@pytest.mark.parametrize(("query", "message"), [
+BAD_FILTERS = [
     ("since=yesterday", "Not a time: write it as YYYY-MM-DD"),
     ("since=2026-05-02&until=2026-05-01", "“To” is before “From”."),
     ("outcome=maybe", "Pick one of: succeeded, failed, refused."),
-])
-def test_bad_filters_get_a_clear_message_and_list_nothing(logged_in, client, log, query, message):
-    page = client.get(f"/audit?{query}")
-    assert page.status_code == 400 and message in page.text
-    assert 'data-testid="audit-row"' not in page.text and 'data-testid="audit-bad-filter"' in page.text
-    export = client.get(f"/audit.csv?{query}", buffered=True)
-    assert export.status_code == 400 and message in export.text
+]
+
+
+@sqlite_only
+def test_bad_filters_get_a_clear_message_and_list_nothing(logged_in, client, log):
+    for query, message in BAD_FILTERS:
+        page = client.get(f"/audit?{query}")
+        assert page.status_code == 400 and message in page.text, query
+        assert 'data-testid="audit-row"' not in page.text and 'data-testid="audit-bad-filter"' in page.text
+        export = client.get(f"/audit.csv?{query}", buffered=True)
+        assert export.status_code == 400 and message in export.text, query
 
 
 def test_the_audit_page_is_paginated_on_the_server(logged_in, client, db):
@@ -310,6 +331,7 @@ def test_the_audit_page_is_paginated_on_the_server(logged_in, client, db):
     assert third.count('data-testid="audit-row"') == 21  # 120 + the sign-in
 
 
+@sqlite_only
 def test_the_audit_page_is_for_admins_only(app, db, log):
     operator = signed_in(app, "olga", role="operator")
     assert operator._client.get("/audit").status_code == 403
@@ -329,6 +351,7 @@ def test_the_csv_export_holds_the_filtered_rows_with_a_header(logged_in, client,
     ]
 
 
+@sqlite_only
 def test_the_csv_export_cannot_smuggle_a_formula_into_a_spreadsheet(logged_in, client, db):
     auth = logged_in
     assert auth.login("=HYPERLINK(\"http://evil\")", password="x", create=False).status_code == 200
@@ -362,6 +385,7 @@ def test_the_retention_sweep_deletes_old_entries_and_login_attempts_in_batches(a
     assert sweep_retention() == Swept(0, 0)
 
 
+@sqlite_only
 def test_retention_zero_keeps_everything(app, db):
     app.config.update(AUDIT_RETENTION_DAYS=0, LOGIN_ATTEMPTS_RETENTION_DAYS=0)
     record("container.stop", username="alice", channel="worker").created_at = utcnow() - timedelta(days=4000)
@@ -371,6 +395,7 @@ def test_retention_zero_keeps_everything(app, db):
     assert len(entries()) == 1
 
 
+@sqlite_only
 def test_the_worker_runs_the_retention_sweep_hourly(app, db):
     from datetime import datetime
 
