@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from app.auth.tokens import create_token
 from app.extensions import db as _db
-from app.models import AuditEntry, Passkey, RecoveryCode, User, utcnow
+from app.models import ApiToken, AuditEntry, Passkey, RecoveryCode, User, utcnow
 from app.models.user import LoginAttempt, UserSession
 from app.users import services
 from tests.fixtures.app import TEST_PASSWORD, AuthActions, csrf_token_from
@@ -177,10 +178,14 @@ def test_a_disabled_user_is_signed_out_at_once_and_cannot_sign_in_until_enabled(
     bob = make.user("bob", role="operator")
     bob_browser = signed_in_client(app, "bob")
     assert bob_browser.get("/about").status_code == 200
+    _, secret = create_token(bob, "nightly script")
+    script = {"Authorization": f"Bearer {secret}"}
+    assert app.test_client().get("/about", headers=script).status_code == 200
 
     response = admin.post(f"/users/{bob.id}/disable", follow_redirects=True)
     assert "bob is disabled; 1 session ended." in flash_text(response.text)
     assert bob_browser.get("/about").status_code == 302  # the open session stopped working at once
+    assert app.test_client().get("/about", headers=script).status_code == 401  # and so did the token
     assert "Invalid username or password." in sign_in_answer(app, "bob", TEST_PASSWORD)  # same as a wrong password
     assert "Invalid username or password." in sign_in_answer(app, "bob", "wrong password")
     attempts = _db.session.scalars(_db.select(LoginAttempt).filter_by(username="bob").order_by(LoginAttempt.id))
@@ -191,6 +196,7 @@ def test_a_disabled_user_is_signed_out_at_once_and_cannot_sign_in_until_enabled(
     response = admin.post(f"/users/{bob.id}/enable", follow_redirects=True)
     assert "bob may sign in again." in flash_text(response.text)
     signed_in_client(app, "bob")
+    assert app.test_client().get("/about", headers=script).status_code == 200
     assert user_changes() == [("user.disabled", "succeeded", "user bob"), ("user.enabled", "succeeded", "user bob")]
     assert audit_entries("user.disabled")[0].detail == {"sessions_ended": 1}
 
@@ -211,6 +217,7 @@ def test_delete_asks_first_then_removes_the_account_and_its_sessions(app, admin,
     signed_in_client(app, "bob")
     db.session.add(RecoveryCode(user_id=bob_id, code_hash="x"))
     db.session.commit()
+    _, secret = create_token(bob, "nightly script")
 
     confirm = admin.get(f"/users/{bob_id}/delete")
     assert confirm.status_code == 200 and "Delete bob?" in confirm.text and "1 session ends now" in confirm.text
@@ -220,6 +227,8 @@ def test_delete_asks_first_then_removes_the_account_and_its_sessions(app, admin,
     assert user_named("bob") is None
     assert db.session.scalar(db.select(db.func.count()).select_from(UserSession).filter_by(user_id=bob_id)) == 0
     assert db.session.scalar(db.select(db.func.count()).select_from(RecoveryCode)) == 0
+    assert db.session.scalar(db.select(db.func.count()).select_from(ApiToken)) == 0
+    assert app.test_client().get("/about", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
     [entry] = audit_entries("user.deleted")
     assert (entry.username, entry.target, entry.detail) == ("alice", "user bob", {"role": "viewer"})
     [bobs_sign_in] = [e for e in audit_entries("auth.sign_in") if e.username == "bob"]
