@@ -101,6 +101,6 @@ def is_safe_next(target: str | None) -> bool:
     return not parts.scheme and not parts.netloc
 
 
-from app.auth import routes, tokens  # noqa: E402,F401  (registers the views on bp)
+from app.auth import routes, token_pages, tokens  # noqa: E402,F401  (registers the views on bp)
 from app.auth import account, second_step  # noqa: E402,F401  (two-factor sign-in and My account on bp)
 from app.auth import oidc  # noqa: E402,F401  (single sign-on views on bp)

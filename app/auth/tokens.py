@@ -13,7 +13,7 @@ token that is unknown, revoked or expired, or whose owner is disabled, gets a 40
 address against the sign-in limit ``LOGIN_LIMIT_PER_CLIENT`` (then 429, whatever the token), logged with their
 prefix only and kept in the audit log (``auth.token``, failed).
 
-A token request acts with ``effective_role``: the lower of the token's role and its owner's current role (an
+The pages (list, create, revoke) are in ``token_pages``. A token request acts with ``effective_role``: the lower of the token's role and its owner's current role (an
 owner demoted after creating a token takes the token down too), also in ``g.api_token_role``. The account
 pages (every ``auth.`` endpoint: password, sessions, second factors, tokens) refuse token requests with a 403.
 """
@@ -28,19 +28,12 @@ import secrets
 import time
 from datetime import UTC, date, datetime, time as clock, timedelta
 
-from flask import (Flask, abort, current_app, flash, g, make_response, redirect, render_template, request,
-                   url_for)
-from flask_wtf import FlaskForm
+from flask import Flask, abort, current_app, g, request
 from limits import parse_many
 from sqlalchemy.orm import joinedload
-from wtforms import DateField, RadioField, SelectField, StringField
-from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Optional
 
 from app import audit
-from app.auth import bp
 from app.extensions import csrf, db, login_manager
-from app.forms import fits, strip
 from app.models import ROLES, ApiToken, User, utcnow
 from app.security_headers import HttpsAwareSessionInterface
 
@@ -346,74 +339,3 @@ def init_app(app: Flask) -> None:
     """Keep the session cookie out of token requests and exempt them from the CSRF check."""
     app.session_interface = TokenAwareSessionInterface()
     csrf.exempt_when(csrf_exempt)
-
-
-# --- Pages: the signed-in user's tokens --------------------------------------------------------------------
-
-class TokenForm(FlaskForm):
-    """A new token: its name, role (no higher than the owner's) and expiry."""
-
-    name = StringField("Name", filters=[strip], validators=[
-        DataRequired("Give the token a name, e.g. the script that will use it."), fits(ApiToken.name)])
-    role = SelectField("Role", validate_choice=False)  # the service refuses a role above the owner's, in words
-    expiry = RadioField("Expires", choices=[SelectChoice(value, label) for value, label in EXPIRY_CHOICES.items()],
-                        default="90")
-    expires_on = DateField("Expiry date", validators=[Optional()])
-
-    def offer_roles(self, user: User) -> TokenForm:
-        """Offer ``user``'s role and the ones below it, theirs chosen unless the form says otherwise."""
-        self.role.choices = [SelectChoice(role, role.capitalize()) for role in ROLES[:role_rank(user.role) + 1]]
-        if not self.role.data:
-            self.role.data = user.role
-        return self
-
-
-def _tokens_page(form: TokenForm):
-    now = utcnow()
-    rows = [(token, token_state(token, now), effective_role(token)) for token in list_tokens(g.user)]
-    return render_template("auth/tokens.html", form=form, rows=rows, now=now)
-
-
-@bp.get("/account/tokens")
-def tokens():
-    """The signed-in user's API tokens (prefix, role, expiry, last use, state) and the form for a new one."""
-    return _tokens_page(TokenForm().offer_roles(g.user))
-
-
-@bp.post("/account/tokens", endpoint="create_token")
-def create_token_view():
-    """Create a token and show it once, in this answer (``Cache-Control: no-store``); the form again when
-    something is wrong (nothing created)."""
-    form = TokenForm().offer_roles(g.user)
-    if form.validate_on_submit():
-        try:
-            expires_at = expiry_for(form.expiry.data, form.expires_on.data)
-            token, secret = create_token(g.user, form.name.data, form.role.data, expires_at)
-        except TokenError as exc:
-            form[exc.field].errors.append(str(exc))
-        else:
-            response = make_response(render_template("auth/tokens_created.html", token=token, secret=secret))
-            response.headers["Cache-Control"] = "no-store"
-            return response
-    return _tokens_page(form)
-
-
-@bp.get("/account/tokens/<int:token_id>/revoke", endpoint="confirm_revoke_token")
-def confirm_revoke_token(token_id: int):
-    """Ask before revoking one of the user's tokens (:raise 404: when it is not theirs)."""
-    try:
-        token = get_token(g.user, token_id)
-    except TokenNotFound:
-        abort(404)
-    return render_template("auth/tokens_revoke.html", token=token, state=token_state(token))
-
-
-@bp.post("/account/tokens/<int:token_id>/revoke", endpoint="revoke_token")
-def revoke_token_view(token_id: int):
-    """Revoke one of the user's tokens (:raise 404: when it is not theirs): scripts using it get 401 at once."""
-    try:
-        token = revoke_token(g.user, token_id)
-    except TokenNotFound:
-        abort(404)
-    flash(f"The token “{token.name}” is revoked; scripts using it are refused from now on.", "success")
-    return redirect(url_for("auth.tokens"))
