@@ -156,7 +156,7 @@ def audit_response(response):
         if request.endpoint == SIGN_IN:
             name = (_SignInName().username.data or "").strip()
             record("auth.sign_in", outcome=outcome, username=name,
-                         detail={"method": "password", "reason": "too many failed sign-ins", "status": 429})
+                   detail={"method": "password", "reason": "too many failed sign-ins", "status": 429})
         else:
             record_request(outcome=outcome, detail=detail, user=acting_user())
         db.session.commit()
