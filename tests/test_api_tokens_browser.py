@@ -54,6 +54,11 @@ def test_create_copy_use_and_revoke_a_token(browser, live_server):
     expect(row).to_contain_text("last used")
     expect(page.locator("body")).not_to_contain_text(secret)
     both_widths(browser, "list")
+    page.emulate_media(color_scheme="dark")
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("data-bs-theme", "dark")
+    browser.screenshot("list-desktop-dark")
+    page.emulate_media(color_scheme=None)
 
     row.get_by_test_id("revoke").click()
     expect(page.get_by_role("heading", name=re.compile("Revoke the token"))).to_be_visible()
