@@ -3,8 +3,10 @@
 ``record`` is the one way to write it. Requests that change something are recorded in one place, the
 ``after_request`` hook of ``hook`` (``init_app``), named and targeted by ``naming``; features call ``record``
 themselves only to say more than the hook can (sign-ins, 2FA, role changes), and the hook then stays silent
-for that request. ``/audit`` lists the log with filters and ``/audit.csv`` exports it (``routes``, admins only);
-``services.sweep_retention`` forgets entries older than ``AUDIT_RETENTION_DAYS``.
+for that request. How Proxmox ended a lifecycle task is a second entry (channel ``worker``, by the user who
+asked), written where the operation settles (``containers.services``). ``/audit`` lists the log with filters
+and ``/audit.csv`` exports it (``routes``, admins only); ``services.sweep_retention`` forgets entries older than
+``AUDIT_RETENTION_DAYS``.
 """
 from __future__ import annotations
 
