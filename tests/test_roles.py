@@ -39,7 +39,7 @@ from app.extensions import db as _db
 from app.models import AuditEntry, Container, ROLES
 from tests.fixtures.app import TEST_PASSWORD, IsolatedClient, app_config, csrf_token_from
 from tests.fixtures.database import _drop_database
-from tests.fixtures.factories import make_operation, make_services, make_user
+from tests.fixtures.factories import make_container, make_operation, make_services, make_user
 
 # Tables a refused request may touch: the refusal is audited, the session's last-seen time moves.
 BOOKKEEPING = {"audit_log", "user_sessions", "login_attempts", "alembic_version"}
@@ -374,3 +374,20 @@ def test_an_admin_sees_every_control(walk):
     assert "you are an admin" not in client.get("/").text + client.get(f"/containers/{vmid}").text
     template = client.get(f"/templates/{ids['template_id']}").text
     assert f'href="/templates/{ids["template_id"]}/edit"' in template and "data-refused" not in template
+
+
+def test_a_failed_creation_offers_retry_to_operators_and_delete_to_admins(walk):
+    """The progress page of a failed creation: viewers see both buttons disabled with the reason, operators may
+    retry, only admins delete (it deletes the guest in Proxmox)."""
+    from app.provisioning.services import ACTION
+
+    container = make_container(990, "pve1", lifecycle="error")
+    make_operation(container, action=ACTION, state="failed", step="packages", error="apt failed")
+    pages = {role: walk.clients[role].client.get("/containers/990/progress").text for role in ROLES}
+    assert "Operators and admins can retry a failed creation; you are a viewer." in pages["viewer"]
+    assert "Admins can delete containers; you are a viewer." in pages["viewer"]
+    assert 'action="/containers/990/progress/retry"' not in pages["viewer"]
+    assert 'action="/containers/990/progress/retry"' in pages["operator"]
+    assert "Admins can delete containers; you are an operator." in pages["operator"]
+    assert 'action="/containers/990/progress/delete"' not in pages["operator"]
+    assert 'action="/containers/990/progress/delete"' in pages["admin"] and "data-refused" not in pages["admin"]
