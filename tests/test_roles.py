@@ -234,6 +234,14 @@ def test_every_endpoint_is_in_the_map(walk):
     assert unclassified(walk.app) == []
 
 
+def test_the_account_prefix_covers_only_the_signed_in_users_own_pages(walk):
+    """``auth.`` is open to viewers as a whole: each of its signed-in URLs must be the user's own account (an
+    ``auth.`` view acting on other people would need its own line in the map)."""
+    for rule in walk.app.url_map.iter_rules():
+        if rule.endpoint.startswith("auth.") and rule.endpoint not in PUBLIC_ENDPOINTS | set(PERMISSIONS):
+            assert rule.rule.startswith(("/account", "/logout", "/theme")), rule.rule
+
+
 # (endpoint, URL arguments) -> the lowest role, straight from the issue.
 ISSUE = {
     ("dashboard.index", ()): "viewer",
