@@ -32,6 +32,10 @@ def seed(live_server, role: str) -> int:
         db.session.flush()
         store_service_credentials(web, {"username": "admin", "password": "s3cret-Pa55"})
         db.session.commit()
+        if role == "viewer":
+            from app.container_templates.services import add_package, create_bucket
+
+            add_package(create_bucket("tools"), "pip", "httpie", "3.2.4")
         return make_template("web").id
 
 
@@ -105,6 +109,13 @@ def test_a_viewer_sees_no_actions_and_forcing_a_stop_is_refused(browser, live_se
     expect(page.locator("[data-testid=edit-template]")).to_be_disabled()
     expect(page.locator("[data-testid=delete-template]")).to_be_disabled()
     expect(page.get_by_role("link", name="Export")).to_be_visible()
+
+    browser.goto("/templates/packages")
+    expect(page.locator("[data-testid=read-only]")).to_contain_text("Admins can edit package lists; you are a viewer.")
+    expect(page.locator("[data-bucket=tools] [data-package=httpie]")).to_be_visible()
+    expect(page.locator("#buckets form")).to_have_count(0)
+    browser.screenshot("buckets-read-only")
+    at_phone_width(browser, "buckets-read-only")
 
 
 def test_an_operator_sees_stop_but_neither_delete_nor_template_editing(browser, live_server, pve):
