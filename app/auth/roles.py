@@ -55,14 +55,17 @@ class ByArgument:
 
 
 def viewer(does: str = "see this page") -> Rule:
+    """Open to every signed-in role."""
     return Rule("viewer", does)
 
 
 def operator(does: str) -> Rule:
+    """For operators and admins; ``does`` completes "Operators and admins can …"."""
     return Rule("operator", does)
 
 
 def admin(does: str) -> Rule:
+    """For admins only; ``does`` completes "Admins can …"."""
     return Rule("admin", does)
 
 
