@@ -232,8 +232,6 @@ def test_effective_role_is_the_lower_of_the_token_and_its_owner(make, db):
 
 
 @SQLITE_ONLY
-@pytest.mark.xfail(strict=True, reason="app.auth.roles.current_role reads g.api_token.role; it must read "
-                   "g.api_token_role (tokens.effective_role): drop this mark when it does")
 def test_a_token_of_a_demoted_owner_acts_with_the_owners_lower_role(make, client, db, pve):
     owner = make.user("olga", role="operator")
     secret = issue(db, "olga", role="operator")

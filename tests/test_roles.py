@@ -318,8 +318,9 @@ def test_an_unclassified_endpoint_is_refused_to_all_but_admins(app, make):
     assert (answers["admin"].status_code, answers["admin"].text) == (200, "open")
 
 
-def test_an_api_token_acts_with_its_own_role_not_its_owners(walk):
-    """``current_role`` is the token's when a token authenticated the request (a script held below its owner)."""
+def test_an_api_token_acts_with_its_own_role_never_above_its_owners(walk):
+    """With a token, ``current_role`` is the lower of the token's role and its owner's (a script held below its
+    owner; an owner demoted since takes it down)."""
     admin = SimpleNamespace(role="admin")
     with walk.app.app_context(), walk.app.test_request_context():
         g.user = admin
@@ -330,6 +331,11 @@ def test_an_api_token_acts_with_its_own_role_not_its_owners(walk):
         assert refusal("containers.run_action", action="stop") == \
             "Operators and admins can stop containers; this API token is limited to viewer."
         assert can("containers.run_action", user=admin, action="delete")  # asking about a user ignores the token
+        g.user, g.api_token = SimpleNamespace(role="viewer"), SimpleNamespace(role="operator", id=None)
+        assert current_role() == "viewer"  # an owner demoted since takes the token down too
+        g.api_token_role = "viewer"  # what app.auth.tokens sets: the lower of the two
+        g.user = admin
+        assert current_role() == "viewer"
 
 
 def test_a_request_with_no_role_is_refused_should_the_sign_in_check_let_it_by(walk):

@@ -176,12 +176,16 @@ def unclassified(app: Flask) -> list[str]:
 
 
 def current_role() -> str | None:
-    """The role this request acts with: its API token's (a script's token may be held below its owner),
-    else the signed-in user's; None for a stranger."""
+    """The role this request acts with: with an API token, the lower of the token's role and its owner's now
+    (``g.api_token_role``, set by ``tokens``: a demoted owner takes their tokens down too), else the signed-in
+    user's; None for a stranger."""
+    user = g.get("user")
     token = g.get("api_token")
     if token is not None:
-        return token.role
-    user = g.get("user")
+        role = g.get("api_token_role") or token.role
+        if user is not None and role in ROLES and user.role in ROLES:
+            role = min(role, user.role, key=ROLES.index)  # never above the owner, even without api_token_role
+        return role
     return user.role if user is not None else None
 
 
