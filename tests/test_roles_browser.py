@@ -81,6 +81,20 @@ def test_a_viewer_sees_no_actions_and_forcing_a_stop_is_refused(browser, live_se
     expect(page.locator("#toasts .toast").filter(has_text="The server answered")).to_have_count(0)
     browser.screenshot("forced-stop-toast", full_page=False)
 
+    # A confirmation link left on a page from before (say, the role was lowered since): the toast, no dialog.
+    page.evaluate("""() => {
+        const link = document.createElement('a');
+        link.href = '/containers/100/actions/shutdown';
+        link.dataset.confirm = '';
+        link.id = 'stale-link';
+        link.textContent = 'Shutdown';
+        document.querySelector('main').append(link);
+    }""")
+    page.locator("#stale-link").click()
+    shutdown_toast = page.locator("#toasts .toast").filter(has_text="Operators and admins can shut down containers")
+    expect(shutdown_toast).to_have_css("opacity", "1")
+    expect(page.locator("#confirm-modal")).to_be_hidden()
+
     # And through a plain form (no JavaScript needed): the 403 page says which role is needed.
     page.evaluate("""() => {
         const form = document.createElement('form');

@@ -79,8 +79,10 @@
       event.preventDefault();
       const modalEl = document.getElementById("confirm-modal");
       if (!modalEl) { window.location = link.href; return; }
+      const content = modalEl.querySelector(".modal-content");
+      content.replaceChildren();  // a refused answer (403: its toast says why) swaps nothing: no stale dialog
       htmx.ajax("GET", link.href, { target: "#confirm-modal .modal-content", swap: "innerHTML" }).then(() => {
-        bootstrap.Modal.getOrCreateInstance(modalEl).show();
+        if (content.childElementCount) bootstrap.Modal.getOrCreateInstance(modalEl).show();
       });
     });
   }
