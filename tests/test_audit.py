@@ -351,6 +351,18 @@ def test_the_csv_export_holds_the_filtered_rows_with_a_header(logged_in, client,
     ]
 
 
+def test_the_csv_is_streamed_in_batches_and_a_client_hanging_up_costs_nothing(logged_in, client, log, monkeypatch):
+    from app.audit import services
+
+    monkeypatch.setattr(services, "CSV_BATCH", 2)
+    response = client.get("/audit.csv")
+    chunks = iter(response.response)
+    assert next(chunks).startswith(b"time,user,") and next(chunks).count(b"\n") == 2  # the header, then 2 rows
+    response.close()  # the client hung up: the export's own session is closed, nothing is left open
+    rows = list(csv.reader(io.StringIO(client.get("/audit.csv", buffered=True).text)))
+    assert len(rows) == 1 + 5 and rows[-1][4] == "container.stop"
+
+
 @sqlite_only
 def test_the_csv_export_cannot_smuggle_a_formula_into_a_spreadsheet(logged_in, client, db):
     auth = logged_in

@@ -2,10 +2,11 @@
 ``app.auth.roles``)."""
 from __future__ import annotations
 
-from flask import Response, render_template, stream_with_context
+from flask import Response, render_template
 
 from app.audit import bp, services
 from app.audit.forms import AuditFilterForm
+from app.extensions import db
 from app.models import utcnow
 
 
@@ -37,7 +38,7 @@ def export():
         problems = "; ".join(f"{form[name].label.text}: {' '.join(errors)}" for name, errors in form.errors.items())
         return Response(f"Bad filter: {problems}\n", status=400, mimetype="text/plain")
     name = f"proxboard-audit-{utcnow():%Y%m%d-%H%M%S}.csv"
-    response = Response(stream_with_context(services.csv_lines(_query(form))), mimetype="text/csv")
+    response = Response(services.csv_lines(_query(form), db.engine), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Engine, Select, delete, func, or_, select
+from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.models import AuditEntry, Container, utcnow
@@ -114,8 +115,12 @@ def csv_row(entry: AuditEntry) -> list[str]:
     return [safe_cell(cell) for cell in cells]
 
 
-def csv_lines(query: AuditQuery) -> Iterator[str]:
-    """The CSV of the entries ``query`` asks for, a header first, streamed a batch of rows at a time."""
+def csv_lines(query: AuditQuery, engine: Engine) -> Iterator[str]:
+    """The CSV of the entries ``query`` asks for, a header first, streamed a batch of rows at a time.
+
+    Reads through its own session on ``engine``: the response is sent after the request's context is gone, and
+    a generator closed elsewhere (a client that hung up) must not pop a context it does not own.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -127,14 +132,16 @@ def csv_lines(query: AuditQuery) -> Iterator[str]:
 
     writer.writerow(CSV_COLUMNS)
     yield flush()
-    rows = 0
-    for entry in db.session.scalars(filtered(query).execution_options(yield_per=CSV_BATCH)):
-        writer.writerow(csv_row(entry))
-        rows += 1
-        if rows % CSV_BATCH == 0:
-            yield flush()
+    with Session(engine) as session:
+        entries = session.scalars(filtered(query).execution_options(yield_per=CSV_BATCH))
+        try:
+            for rows, entry in enumerate(entries, 1):
+                writer.writerow(csv_row(entry))
+                if rows % CSV_BATCH == 0:
+                    yield flush()
+        finally:
+            entries.close()  # PostgreSQL's server-side cursor, also when the client hung up halfway
     yield flush()
-    db.session.rollback()  # end the read transaction (and the server-side cursor) before the connection goes back
 
 
 def _delete_older(model, cutoff: datetime, batch: int) -> int:
