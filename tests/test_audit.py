@@ -277,6 +277,9 @@ def test_the_audit_page_lists_newest_first_and_links_existing_containers(logged_
     assert listed(client) == [("credential.reveal", "alice"), ("auth.sign_in", "alice"), ("template.create", "bob"),
                               ("container.start", "bob"), ("container.stop", "alice")]
     assert '<a href="/containers/104">CT 104 (mail01)</a>' in page.text
+    suggested = page.text.split('id="audit-actions"')[1].split("</datalist>")[0]
+    assert '<option value="container.stop">' in suggested and suggested.count("<option") == 5
+    assert '<option value="alice">' in page.text.split('id="audit-users"')[1]
     assert 'href="/audit"' in client.get("/").text  # in the sidebar, for an admin
 
 
