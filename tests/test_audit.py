@@ -239,6 +239,23 @@ def test_the_events_tab_names_who_requested_what_an_event_reports(logged_in, cli
     assert "requested by bob" in html.split("is stopped.")[1].split("</li>")[0]
 
 
+@sqlite_only
+def test_actions_are_named_and_targeted_from_the_url(app, db):
+    from app.audit.naming import describe
+    from app.models import ContainerTemplate
+
+    template = ContainerTemplate(name="web", description="", tags="")
+    db.session.add_all([template, Container(vmid=104, node="pve2", hostname="mail01")])
+    db.session.commit()
+    stop = describe("containers.run_action", {"vmid": 104, "action": "stop"})
+    assert (stop.action, stop.target, stop.vmid, stop.detail) == ("container.stop", "CT 104 (mail01)", 104, {})
+    service = describe("container_templates.save_service", {"template_id": template.id, "service_id": 7})
+    assert (service.action, service.target, service.detail) == ("template.save_service", "template web", {"service_id": 7})
+    assert describe("users.set_role", {"user_id": 999}).target == "user 999"  # gone since: its id stays
+    assert describe("containers.run_action", {"vmid": 555, "action": "start"}).target == "CT 555"
+    assert describe("container_templates.delete_bucket", {"bucket_id": 3}).action == "package_list.delete"
+
+
 # -- the page, its filters and the export -----------------------------------------------------------------
 
 

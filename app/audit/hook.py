@@ -39,8 +39,10 @@ log = logging.getLogger("app.audit")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Preferences and drafts: they change nothing another user sees; the container the wizard creates is recorded
 # by its last step (wizard.review → container.create).
+# WebAuthn options only hand out a challenge; the step that uses it is recorded.
 SKIPPED = frozenset({"static", "auth.theme", "wizard.template", "wizard.configure", "wizard.node_fields",
-                     "wizard.packages", "wizard.scripts", "wizard.cancel"})
+                     "wizard.packages", "wizard.scripts", "wizard.cancel", "auth.passkey_options",
+                     "auth.enrol_passkey_options", "auth.passkey_sign_in_options", "auth.verify_passkey_options"})
 SIGN_IN = "auth.login"  # records its own successes and failures; only the throttle's 429 never reaches it
 FAILURE_CATEGORIES = frozenset({"error", "danger", "warning"})
 REFUSED_STATUSES = frozenset({401, 403, 429})

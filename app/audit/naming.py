@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.extensions import db
-from app.models import ApiToken, Container, ContainerTemplate, PackageBucket, Service, User
+from app.models import ApiToken, Container, ContainerTemplate, PackageBucket, Passkey, Service, User
 
 # Endpoints whose readable name is not their function's.
 ACTIONS: dict[str, str] = {
@@ -96,9 +96,10 @@ def _named(model, key: int, attribute: str, noun: str) -> str:
 def describe(endpoint: str, view_args: dict | None = None) -> Described:
     """The action name and target of a request to ``endpoint`` with the URL arguments ``view_args``.
 
-    A container is found by ``vmid`` (target ``CT 101 (web01)``); a service (``service_id``) adds its name to
-    ``detail``; a template, package list, user or API token id becomes its name. Other arguments go to
-    ``detail`` as they are (ids and words from the URL, never a secret: URLs carry none).
+    A container is found by ``vmid`` (target ``CT 101 (web01)``); its service (``service_id``) adds the service's
+    name to ``detail``; a template, package list, user, API token or passkey id becomes its name (``template 7``
+    once it is gone). Other arguments go to ``detail`` as they are (ids and words from the URL: URLs carry no
+    secret), a template's own ``service_id`` among them.
     """
     args = dict(view_args or {})
     described = Described(action_name(endpoint, args))
@@ -109,14 +110,15 @@ def describe(endpoint: str, view_args: dict | None = None) -> Described:
         described.target = container_target(described.container) if described.container else f"CT {vmid}"
     if endpoint == "containers.run_action":
         args.pop("action", None)
-    if isinstance(service_id := args.pop("service_id", None), int):
+    if described.vmid is not None and isinstance(service_id := args.pop("service_id", None), int):
         service = db.session.get(Service, service_id)
         described.detail["service"] = service.name if service is not None else service_id
         if service is not None and endpoint == "containers.reveal_credentials":
             # the labels shown, never the values: those stay encrypted and out of the log
             described.detail["labels"] = [credential.key for credential in service.credentials]
     lookups = (("template_id", ContainerTemplate, "name", "template"), ("bucket_id", PackageBucket, "name", "package list"),
-               ("user_id", User, "username", "user"), ("token_id", ApiToken, "name", "API token"))
+               ("user_id", User, "username", "user"), ("token_id", ApiToken, "name", "API token"),
+               ("passkey_id", Passkey, "name", "passkey"))
     for key, model, attribute, noun in lookups:
         value = args.get(key)
         if isinstance(value, int) and described.target is None:
