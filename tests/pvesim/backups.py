@@ -25,6 +25,7 @@ Behaviour follows the real sources:
 from __future__ import annotations
 
 import re
+import shlex
 import time
 import uuid
 from datetime import UTC, datetime
@@ -386,8 +387,8 @@ class SnapshotsAndBackups:
         compress = p.get("compress", "0")
         notes_template = p.get("notes-template")
         protected = _b(p.get("protected", "0"))
-        options = " ".join(f"--{k} {v}" for k, v in sorted(p.items()) if k not in ("node", "vmid"))
-        cmdline = f"vzdump {' '.join(map(str, vmids))} {options} --node {node}".replace("  ", " ")
+        options = "".join(f" --{k} {shlex.quote(v)}" for k, v in sorted(p.items()) if k not in ("node", "vmid"))
+        cmdline = f"vzdump {' '.join(map(str, vmids))}{options} --node {node}"
 
         def worker(task: Task):
             task.log(f"INFO: starting new backup job: {cmdline}")
