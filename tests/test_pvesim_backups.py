@@ -229,12 +229,20 @@ def test_a_locked_guest_fails_alone_and_the_job_ends_with_errors(sim, api):
 
 
 def test_one_backup_job_per_node_at_a_time(sim, api):
-    first = started(api, api.post(f"{sim.url}/nodes/pve1/vzdump", data={"vmid": 100, "storage": "pbs"}))
-    second = started(api, api.post(f"{sim.url}/nodes/pve1/vzdump", data={"vmid": 106, "storage": "pbs"}))
-    assert wait_task(api, sim, first)["exitstatus"] == "OK"
-    assert wait_task(api, sim, second)["exitstatus"] == "OK"
-    log = task_log(api, sim, second)
-    assert "INFO: trying to get global lock - waiting..." in log and "INFO: got global lock" in log
+    """A second vzdump on a node waits for the first's global lock (here held by the test, as a long job would)."""
+    gate = sim.cluster.vzdump_gate("pve1")
+    gate.acquire()
+    try:
+        upid = started(api, api.post(f"{sim.url}/nodes/pve1/vzdump", data={"vmid": 106, "storage": "pbs"}))
+        end = time.monotonic() + 5
+        while "INFO: trying to get global lock - waiting..." not in task_log(api, sim, upid):
+            assert time.monotonic() < end, task_log(api, sim, upid)
+            time.sleep(0.02)
+        assert api.get(f"{sim.url}/nodes/pve1/tasks/{upid}/status").json()["data"]["status"] == "running"
+    finally:
+        gate.release()
+    assert wait_task(api, sim, upid)["exitstatus"] == "OK"
+    assert "INFO: got global lock" in task_log(api, sim, upid)
 
 
 def test_backup_notes_and_protection_change_and_a_protected_backup_cannot_be_deleted(sim, api):
