@@ -21,6 +21,15 @@ def sim_module(request):
     sim.stop()
 
 
+@pytest.fixture
+def slow_tasks(sim):
+    """Tasks that take 0.8 s, so a test polling over HTTP sees the lock they hold even on a loaded machine."""
+    before = sim.task_delay
+    sim.task_delay = 0.8
+    yield
+    sim.task_delay = before
+
+
 def started(api, response) -> str:
     assert response.status_code == 200, (response.status_code, response.reason, response.text)
     upid = response.json()["data"]
@@ -66,7 +75,7 @@ def backups(api, sim, node, storage, vmid=None) -> list[dict]:
 # snapshots
 # --------------------------------------------------------------------------------------------
 
-def test_snapshot_holds_the_snapshot_lock_then_becomes_the_current_parent(sim, api):
+def test_snapshot_holds_the_snapshot_lock_then_becomes_the_current_parent(sim, api, slow_tasks):
     upid = started(api, api.post(ct_url(sim, 100, "/snapshot"), data={"snapname": "before", "description": "pre-upgrade"}))
     assert upid.split(":")[5] == "vzsnapshot"
     assert wait_for_lock(api, sim, 100, "snapshot")
@@ -133,7 +142,7 @@ def test_rollback_to_a_missing_snapshot_fails_in_the_task(sim, api):
     assert status["exitstatus"] == "snapshot 'nope' does not exist"
 
 
-def test_deleting_a_snapshot_relinks_its_children_and_the_current_state(sim, api):
+def test_deleting_a_snapshot_relinks_its_children_and_the_current_state(sim, api, slow_tasks):
     for name in ("s-a", "s-b", "s-c"):
         run(api, sim, api.post(ct_url(sim, 104, "/snapshot"), data={"snapname": name}))
     upid = started(api, api.delete(ct_url(sim, 104, "/snapshot/s-b")))
@@ -179,7 +188,7 @@ def test_locked_containers_name_the_lock_as_proxmox_does(sim, api):
 # vzdump and backup volumes
 # --------------------------------------------------------------------------------------------
 
-def test_vzdump_backs_up_a_running_container_through_a_temporary_snapshot(sim, api):
+def test_vzdump_backs_up_a_running_container_through_a_temporary_snapshot(sim, api, slow_tasks):
     before = {b["volid"] for b in backups(api, sim, "pve1", "local", 100)}
     upid = started(api, api.post(f"{sim.url}/nodes/pve1/vzdump", data={
         "vmid": 100, "storage": "local", "mode": "snapshot", "compress": "zstd",
