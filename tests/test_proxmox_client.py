@@ -135,7 +135,7 @@ def test_cluster_snapshot_gives_containers_and_node_totals_from_one_call(pve, pv
     assert [n.name for n in snapshot.nodes] == ["pve1", "pve2", "pve3"]
     assert snapshot.maxcpu == 40
     assert 0 < snapshot.cpu_percent < 100 and 0 < snapshot.mem_percent < 100
-    assert {s.storage for s in snapshot.storages} == {"local", "local-lvm"}
+    assert {s.storage for s in snapshot.storages} == {"local", "local-lvm", "backup-nfs", "pbs"}
     assert snapshot.running_count == sum(ct.running for ct in pve.containers.values())
 
 
@@ -174,7 +174,7 @@ def test_nodes_storages_templates_bridges(pve, pve_client):
         ("pve1", "online", 16), ("pve2", "online", 8), ("pve3", "online", 16)
     ]
     assert all(0 < n.free_cpus < n.maxcpu and n.free_mem > 0 for n in nodes)
-    assert [s.storage for s in pve_client.storages("pve1")] == ["local", "local-lvm"]
+    assert [s.storage for s in pve_client.storages("pve1")] == ["backup-nfs", "local", "local-lvm", "pbs"]
     assert [s.storage for s in pve_client.storages("pve1", content="rootdir")] == ["local-lvm"]
     templates = pve_client.os_templates("pve1")
     assert "debian-12-standard_12.7-1_amd64" in [t.name for t in templates]

@@ -131,7 +131,7 @@ def test_valid_property_strings_and_list_formats_pass(sim, api):
     ("DELETE", 100, "", {}, 500, "unable to destroy CT 100 - container is running"),
     ("DELETE", 101, "", {"force": "1"}, 500,
      "unable to remove CT 101 - used in HA resources and purge parameter not set."),
-    ("DELETE", 102, "", {}, 500, "CT 102 is locked (backup)"),
+    ("DELETE", 102, "", {}, 500, "CT is locked (backup)"),
 ], ids=["start-running", "stop-stopped", "shutdown-stopped", "reboot-stopped", "delete-running",
         "delete-ha", "delete-locked"])
 def test_prefork_errors_use_reason_phrase_and_message(sim, api, method, vmid, suffix, params, status, message):
@@ -313,7 +313,7 @@ def test_put_config_is_synchronous_and_checks_digest(sim, api):
     r = api.put(url, data={"memory": "256", "digest": "0" * 40})
     assert r.status_code == 500 and r.reason.startswith("detected modified configuration")
     r = api.put(ct_url(sim, 102, "/config"), data={"memory": "256"})
-    assert (r.status_code, r.reason) == (500, "CT 102 is locked (backup)")
+    assert (r.status_code, r.reason) == (500, "CT is locked (backup)")
 
 
 # --------------------------------------------------------------------------------------------

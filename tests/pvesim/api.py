@@ -12,6 +12,7 @@ import re
 import threading
 import time
 
+from .backups import SnapshotsAndBackups
 from .perms import perm_error
 from .schema import parse_property_string, split_list
 from .state import (GiB, HA_STATES, TEMPLATES, Container, PVEError, Task, ha_request_state, mac_for, new_mac,
@@ -117,6 +118,8 @@ class Api:
         R[("POST", "/cluster/ha/groups")] = self.ha_group_create
         R[("GET", "/cluster/ha/groups/{group}")] = self.ha_group_read
         R[("DELETE", "/cluster/ha/groups/{group}")] = self.ha_group_delete
+        self.backups = SnapshotsAndBackups(self)
+        self.backups.register(R)
         if sim.pve_version != "8.4":
             R[("GET", "/cluster/ha/rules")] = self.ha_rules
             R[("POST", "/cluster/ha/rules")] = self.ha_rule_create
@@ -424,8 +427,11 @@ class Api:
 
     def lxc_config(self, ctx, p):
         ct = self.cluster.get_ct(p["node"], p["vmid"])
+        if p.get("snapshot") and p.get("current"):
+            raise param_error({"snapshot": "cannot use 'snapshot' parameter with 'current'",
+                               "current": "cannot use 'snapshot' parameter with 'current'"})
         if p.get("snapshot"):
-            raise PVEError(f"snapshot '{p['snapshot']}' does not exist")
+            return self.backups.snapshot_config_of(ct, p["snapshot"])
         cfg = dict(ct.config)
         cfg["digest"] = ct.digest()
         return cfg
@@ -591,6 +597,8 @@ class Api:
                 raise PVEError(f"storage '{sid}' does not exist")
         elif not ostemplate.startswith("/") and ostemplate != "-":
             raise PVEError(f"unable to parse volume ID '{ostemplate}'")
+        if restore and ":" in ostemplate:
+            return self._restore(ctx, p, node, vmid, existing, storage, ostemplate, ha_managed)
 
         skip = {"node", "vmid", "ostemplate", "storage", "password", "ssh-public-keys", "start",
                 "restore", "force", "unique", "pool", "ignore-unpack-errors", "bwlimit", "debug",
@@ -660,11 +668,85 @@ class Api:
         return self.sim.tasks.spawn(node, "vzrestore" if restore else "vzcreate", vmid, ctx.user,
                                     worker, on_error=on_error)
 
+    def _restore(self, ctx, p, node, vmid, existing, storage, volid, ha_managed):
+        """create_vm with restore=1 from a backup volume: the backed-up config, the given options over
+        it, disks allocated anew on ``storage`` with their backed-up sizes (pve-container
+        API2/LXC.pm, LXC/Create.pm restore_configuration)."""
+        entry = self.backups.restore_source(node, volid)
+        if existing is not None:
+            if existing.node != node:
+                raise PVEError(f"Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist")
+            if existing.running:
+                raise PVEError("can't overwrite running container")
+            if existing.config.get("protection"):
+                raise PVEError(f"unable to restore CT {vmid} - protection mode enabled")
+            if existing.lock:
+                raise PVEError(f"unable to restore CT {vmid} - CT is locked ({existing.lock})")
+        skip = {"node", "vmid", "ostemplate", "storage", "password", "ssh-public-keys", "start", "restore",
+                "force", "unique", "pool", "ignore-unpack-errors", "bwlimit", "debug", "ha-managed"}
+        given = {}
+        for key in sorted(p):
+            if key in skip or key == "rootfs" or re.match(r"^mp\d+$", key):
+                continue
+            if re.match(r"^net\d+$", key):
+                given[key] = self._normalize_net(key, p[key], vmid)
+            elif key == "tags":
+                given["tags"] = normalize_tags(p[key])
+            else:
+                given[key] = self._coerce(key, p[key])
+        cfg = self.backups.restored_config(entry, vmid, given, _b(p.get("unique", "0")))
+        disk_idx = 0
+        for key in sorted(k for k in cfg if k == "rootfs" or re.match(r"^mp\d+$", k)):
+            m = re.search(r"(?:^|,)size=(\d+)([GM])", str(cfg[key]))
+            size = (int(m.group(1)) if m.group(2) == "G" else int(m.group(1)) / 1024) if m else 4
+            rest = [o for o in str(cfg[key]).split(",")[1:] if not o.startswith("size=")]
+            spec = p.get(key) or ",".join([f"{storage}:{size:g}"] + rest)
+            cfg[key] = self._alloc_volume(key, spec, vmid, storage, disk_idx)
+            disk_idx += 1
+        cfg["lock"] = "create"
+        previous = existing
+        ct = Container(vmid=vmid, node=node, config=cfg, pool=p.get("pool") or (previous.pool if previous else None))
+        if previous is not None:
+            ct.ha_state = previous.ha_state
+        self.cluster.containers[vmid] = ct
+        start = _b(p.get("start", "0"))
+
+        def worker(task: Task):
+            task.log(f"restoring '{volid}' now..")
+            if previous is not None:
+                vol = previous.config.get("rootfs", "").split(",")[0]
+                task.log(f'  Logical volume "{vol.split(":")[-1]}" successfully removed.')
+            vol = cfg["rootfs"].split(",")[0]
+            task.log(f'  Logical volume "{vol.split(":")[-1]}" created.')
+            task.log(f"extracting archive '{entry['path']}'")
+            task.log(f"Total bytes read: {entry['size'] * 3} ({entry['size'] * 3 / GiB:.1f}GiB, 210MiB/s)")
+            task.log("merging backed-up and given configuration..")
+            with self.cluster.lock:
+                ct.config.pop("lock", None)
+            if start:
+                self.sim.tasks.sleep(self.sim.task_delay)
+                with self.cluster.lock:
+                    self.cluster._set_running(ct)
+            if ha_managed:
+                task.log("Add as HA resource")
+                with self.cluster.lock:
+                    ct.ha_state = "started" if start else "stopped"
+
+        def on_error(task):
+            with self.cluster.lock:
+                if self.cluster.containers.get(vmid) is ct:
+                    if previous is not None:
+                        self.cluster.containers[vmid] = previous
+                    else:
+                        del self.cluster.containers[vmid]
+
+        return self.sim.tasks.spawn(node, "vzrestore", vmid, ctx.user, worker, on_error=on_error)
+
     # --- update ------------------------------------------------------------------------------
     def lxc_update(self, ctx, p):
         ct = self.cluster.get_ct(p["node"], p["vmid"])
         if ct.lock:
-            raise PVEError(f"CT {ct.vmid} is locked ({ct.lock})")
+            raise PVEError(f"CT is locked ({ct.lock})")
         if p.get("digest") and p["digest"] != ct.digest():
             raise PVEError("detected modified configuration - file changed by other user? Try again.")
         deletes = split_list(p.get("delete", ""))
@@ -703,13 +785,13 @@ class Api:
         vmid = ct.vmid
         if ct.config.get("protection"):
             raise PVEError(f"can't remove CT {vmid} - protection mode enabled")
+        if ct.lock:  # pve-container destroy_vm early_checks: protection, lock, HA, then running
+            raise PVEError(f"CT is locked ({ct.lock})")
         purge = _b(p.get("purge", "0"))
         if ct.ha and not purge:
             raise PVEError(f"unable to remove CT {vmid} - used in HA resources and purge parameter not set.")
         if ct.running and not _b(p.get("force", "0")):
             raise PVEError(f"unable to destroy CT {vmid} - container is running")
-        if ct.lock:
-            raise PVEError(f"CT {vmid} is locked ({ct.lock})")
 
         def worker(task: Task):
             if ct.running:
@@ -720,6 +802,13 @@ class Api:
             task.log(f"  Logical volume \"{vol.split(':')[-1]}\" successfully removed.")
             if purge:
                 task.log(f"purging CT {vmid} from related configurations..")
+                with self.cluster.lock:  # PVE::VZDump::Plugin::remove_vmid_from_backup_jobs
+                    for job in self.cluster.backup_jobs.values():
+                        if job.get("vmid"):
+                            left = [v for v in split_list(str(job["vmid"])) if v != str(vmid)]
+                            job["vmid"] = ",".join(left)
+                        if job.get("exclude"):
+                            job["exclude"] = ",".join(v for v in split_list(str(job["exclude"])) if v != str(vmid))
             with self.cluster.lock:
                 if self.cluster.containers.get(vmid) is ct:
                     del self.cluster.containers[vmid]
@@ -729,7 +818,7 @@ class Api:
     # --- power -------------------------------------------------------------------------------
     def _check_lock(self, ct, p):
         if ct.lock and not _b(p.get("skiplock", "0")) and ct.lock != "mounted":
-            raise TaskFailed(f"CT {ct.vmid} is locked ({ct.lock})")
+            raise TaskFailed(f"CT is locked ({ct.lock})")
 
     def _ha_request(self, ctx, ct, state, typ):
         """hastart / hastop tasks of pve-container Status.pm: they only ask ha-manager

@@ -28,6 +28,8 @@ TEMPLATES = [
 STORAGES = [
     ("local", "dir", "backup,iso,vztmpl", 0, 100 * GiB),
     ("local-lvm", "lvmthin", "images,rootdir", 0, 800 * GiB),
+    ("backup-nfs", "nfs", "backup", 1, 2048 * GiB),
+    ("pbs", "pbs", "backup", 1, 4096 * GiB),
 ]
 
 HOSTNAMES = ["web", "db", "cache", "proxy", "mail", "dns", "git", "ci", "mon", "log",
@@ -108,6 +110,7 @@ class Container:
     started_at: float | None = None
     pid: int | None = None
     ignore_shutdown: bool = False
+    snapshots: dict = field(default_factory=dict)  # name -> the snapshot's config section
 
     # convenient attribute views on the config -------------------------------------------------
     @property
@@ -319,10 +322,16 @@ class Cluster:
             self.ha_digest_n = 0
             self._pid = 0x3A000
             self._pstart = 0x1C2D000
+            self.backups: dict[str, dict] = {}  # volid -> backup volume (see backups.py)
+            self.backup_jobs: dict[str, dict] = {}  # /cluster/backup
+            self._vzdump_gates: dict[str, threading.Lock] = {}
             self._generate(self.containers_count, self.seed)
+            from .backups import seed_backups
+            seed_backups(self, time.time())
 
     # persistence (``python -m tests.pvesim --state FILE``) ------------------------------------
-    STATE_FIELDS = ("status", "config", "ha_state", "ha_group", "pool", "started_at", "pid", "ignore_shutdown")
+    STATE_FIELDS = ("status", "config", "ha_state", "ha_group", "pool", "started_at", "pid", "ignore_shutdown",
+                    "snapshots")
 
     def to_dict(self) -> dict:
         """What a restart needs: nodes, containers, pools, HA groups and rules (no tasks).
@@ -337,6 +346,7 @@ class Cluster:
                 "containers": [{"vmid": ct.vmid, "node": ct.node, **{k: getattr(ct, k) for k in self.STATE_FIELDS}}
                                for ct in sorted(self.containers.values(), key=lambda c: c.vmid)],
                 "pools": sorted(self.pools), "ha_groups": self.ha_groups, "ha_rules": self.ha_rules,
+                "backups": self.backups, "backup_jobs": self.backup_jobs,
                 "counters": {"pid": self._pid, "pstart": self._pstart, "mac_serial": next(_MAC_SERIAL)},
             }
 
@@ -359,6 +369,8 @@ class Cluster:
             self.pools = set(data.get("pools", self.pools))
             self.ha_groups = dict(data.get("ha_groups", {}))
             self.ha_rules = dict(data.get("ha_rules", {}))
+            self.backups = dict(data.get("backups", {}))
+            self.backup_jobs = dict(data.get("backup_jobs", {}))
             self.tasks, self.tasks_by_upid = [], {}
             counters = data.get("counters", {})
             self._pid = max(self._pid, int(counters.get("pid", 0)))
@@ -499,11 +511,23 @@ class Cluster:
             raise PVEError(f"no such cluster node '{node}'", 595)
 
     # storage ---------------------------------------------------------------------------------
+    def vzdump_gate(self, node: str) -> threading.Lock:
+        """The node's vzdump global lock (/var/run/vzdump.lock): one backup job per node at a time."""
+        with self.lock:
+            return self._vzdump_gates.setdefault(node, threading.Lock())
+
+    def backups_on(self, node: str, sid: str) -> list[dict]:
+        """The backup volumes of storage ``sid`` that ``node`` sees (shared storages: all of them)."""
+        return sorted((b for b in self.backups.values()
+                       if b["storage"] == sid and b["node"] in (None, node)), key=lambda b: (b["vmid"], b["ctime"]))
+
     def storage_status(self, node: str) -> list[dict]:
         out = []
         for sid, typ, content, shared, total in STORAGES:
             if sid == "local":
-                used = 18 * GiB + sum(t[1] for t in TEMPLATES)
+                used = 18 * GiB + sum(t[1] for t in TEMPLATES) + sum(b["size"] for b in self.backups_on(node, sid))
+            elif content == "backup":
+                used = sum(b["size"] for b in self.backups_on(node, sid))
             else:
                 used = sum(ct.maxdisk // 3 for ct in self.containers.values() if ct.node == node)
             used = min(used, total)
@@ -533,6 +557,8 @@ class Cluster:
                 if vol.startswith("local-lvm:"):
                     out.append({"volid": vol, "format": "raw", "size": ct.maxdisk, "vmid": ct.vmid,
                                 "content": "rootdir", "ctime": int(self.boot_time)})
+        from .backups import backup_entry_for_listing
+        out.extend(backup_entry_for_listing(b) for b in self.backups_on(node, sid))
         return out
 
     def template_exists(self, volid: str) -> bool:
