@@ -18,6 +18,17 @@ class Page(Generic[T]):
     number: int
     pages: int
 
+    def links(self, around: int = 2) -> list[int | None]:
+        """The page numbers to link: the first, the last and ``around`` either side of this one, None where
+        numbers are left out (drawn as an ellipsis), so a list of 5,000 pages has about nine links."""
+        shown = {1, self.pages, *range(max(1, self.number - around), min(self.pages, self.number + around) + 1)}
+        out: list[int | None] = []
+        for number in sorted(shown):
+            if out and number - (out[-1] or 0) > 1:
+                out.append(None if number - out[-1] > 2 else number - 1)
+            out.append(number)
+        return out
+
 
 def bounds(total: int, number: int, per_page: int) -> tuple[int, int, int]:
     """``(number, pages, offset)`` for ``total`` items, ``per_page`` a page: ``number`` clamped to

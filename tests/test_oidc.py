@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from app.auth.oidc import parse_role_map, role_for
+from app.auth.oidc import _create_sso_user, parse_role_map, role_for
 from app.models import AuditEntry, User
 from tests.fixtures.app import TEST_PASSWORD, csrf_token_from
 from tests.fixtures.oidc import PROVIDER_WARNINGS, relative
@@ -97,6 +97,20 @@ def test_first_sign_in_creates_the_user_with_the_mapped_role(client, db, oidc_pr
     assert created.detail == {"source": "oidc", "role": "operator"}
     [sign_in] = audit(db, "auth.sign_in")
     assert (sign_in.outcome, sign_in.detail, sign_in.user_id) == ("succeeded", {"method": "oidc"}, olivia.id)
+
+
+def test_two_first_sign_ins_of_one_person_at_once_make_one_user(client, app, db, oidc_provider):
+    """The other sign-in created the user between this one's lookup and its insert: the unique identity
+    turns the second insert into that user, not a 500."""
+    oidc_provider.set_user("sub-twin", preferred_username="twin", groups=["proxboard-ops"])
+    back = oidc_provider.sign_in(urlunsplit(urlsplit(start(client))), "sub-twin")
+    assert client.get(relative(back)).status_code == 302
+    first = user(db, "twin")
+    with app.test_request_context():
+        again = _create_sso_user("twin", "operator", oidc_provider.url, "sub-twin")
+        assert again.id == first.id
+    assert db.session.scalar(db.select(db.func.count()).select_from(User)
+                             .filter_by(oidc_subject="sub-twin")) == 1
 
 
 def test_every_sign_in_takes_the_role_from_the_groups_now(client, app, db, oidc_provider):

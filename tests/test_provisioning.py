@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from app.container_templates.services import add_package, add_script, create_template, save_file, save_service
-from app.models import Container, Credential, Event, Operation, Service, WizardDraft, utcnow
+from app.models import AuditEntry, Container, Credential, Event, Operation, Service, WizardDraft, utcnow
 from app.provisioning import start_provisioning, sweep_stale
 from tests.fixtures.factories import make_container, make_operation
 from tests.fixtures.ssh import FakeUnit
@@ -171,6 +171,11 @@ def test_full_flow_creates_a_ready_container_with_services_and_credentials(logge
     page = client.get(f"/containers/{VMID}/progress").text
     assert "is ready" in page and "configuring" in page and 'data-state="done"' in page
     assert client.get(f"/containers/{VMID}").status_code == 200
+    # the audit log: the request and what came of it (here the job ran inline, before the request ended)
+    entries = {(e.action, e.channel, e.outcome, e.username) for e in db.session.scalars(
+        db.select(AuditEntry).where(AuditEntry.vmid == VMID))}
+    assert entries == {("container.create", "web", "succeeded", "alice"),
+                       ("container.create", "worker", "succeeded", "alice")}
 
 
 def test_double_submit_creates_one_container(logged_in, client, db, template, fake_ct):
@@ -187,6 +192,9 @@ def test_create_failure_offers_delete_not_retry(logged_in, client, db, template,
     assert ct.lifecycle == "error"
     error = messages(db, "error")[-1]
     assert "Create the container failed" in error and "is full" in error
+    result = db.session.scalars(db.select(AuditEntry).where(AuditEntry.channel == "worker")).one()
+    assert (result.action, result.outcome, result.vmid) == ("container.create", "failed", VMID)
+    assert "is full" in result.detail["result"]
     page = client.get(f"/containers/{VMID}/progress").text
     assert "Retry from the failed step" not in page and "Delete this container" in page
     assert db.session.scalar(db.select(WizardDraft.secret_encrypted)) is None

@@ -279,6 +279,7 @@ def test_the_last_active_admin_keeps_the_role_and_demoting_oneself_asks_first(ap
     assert page.status_code == 200 and "Make yourself viewer?" in page.text and "this page included" in page.text
     assert "Make yourself viewer?" in admin.post(f"/users/{alice_id}/role", data={"role": "viewer"}).text  # unconfirmed
     assert user_named("alice").role == "admin"  # not before the confirmation
+    assert user_changes() == [("user.role_changed", "refused", "user alice")]  # asking is not a change
     response = admin.post(f"/users/{alice_id}/role", data={"role": "viewer", "confirm": "y"})
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert user_named("alice").role == "viewer" and admin.get("/users/").status_code == 403

@@ -116,4 +116,5 @@ def test_the_pages_work_without_javascript(nojs_browser, no_dora):
     page.get_by_test_id("delete").click()
     page.get_by_test_id("confirm").click()
     expect(page.get_by_role("heading", name="Users")).to_be_visible()
+    expect(page.locator("#toasts .toast", has_text=f"User {NAME} deleted.")).to_be_visible()  # flashed, shown without JS
     expect(page.locator(f"[data-username={NAME}]")).to_have_count(0)

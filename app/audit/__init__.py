@@ -16,7 +16,9 @@ from flask import Blueprint, Flask, g, has_request_context, request
 
 from app.audit.naming import container_target, describe
 from app.extensions import db
-from app.models import AUDIT_OUTCOMES, AuditEntry
+from app.models import AUDIT_OUTCOMES, AuditEntry, User
+
+MESSAGE_CHARS = 1000  # of a result kept in an entry's detail
 
 bp = Blueprint("audit", __name__, template_folder="templates")
 
@@ -49,10 +51,11 @@ def record(action: str, *, outcome: str = "succeeded", target: str | None = None
     in_request = has_request_context() and channel != "worker"
     if in_request and request.endpoint and action == request.endpoint:
         described = describe(action, request.view_args)
-        action, container = described.action, container or described.container
-        vmid = vmid if vmid is not None else described.vmid
+        named = g.get("audit_container")  # a view that made its container (``about``)
+        action, container = described.action, container or described.container or named
+        vmid = vmid if vmid is not None else (described.vmid or (named.vmid if named is not None else None))
         if target is None or target == request.path:
-            target = described.target or target
+            target = described.target or (container_target(named) if named is not None else None) or target
         detail = {**described.detail, **(detail or {})}
     token = g.get("api_token") if in_request else None
     if user is None and in_request:
@@ -79,6 +82,28 @@ def record_request(*, outcome: str = "succeeded", detail: dict[str, Any] | None 
     and URL arguments, see ``naming.describe``), with ``outcome`` and extra ``detail``, by ``user`` (default
     the signed-in ``g.user``); the caller commits."""
     return record(request.endpoint, outcome=outcome, detail=detail, user=user)
+
+
+def record_result(operation, container, outcome: str, message: str) -> AuditEntry:
+    """The entry of how an operation's work ended (a Proxmox task, a provisioning run), under the user who
+    asked (``operation.requested_by``), channel ``worker``: the request that asked was recorded when it was
+    accepted; this says what came of it. Added to the session; the caller commits with the operation."""
+    requester = db.session.scalar(db.select(User).filter_by(username=operation.requested_by)) \
+        if operation.requested_by else None
+    return record(f"container.{operation.action}", outcome=outcome, container=container, user=requester,
+                  username=operation.requested_by, channel="worker", target=container_target(container),
+                  detail={"result": message[:MESSAGE_CHARS], "upid": operation.upid})
+
+
+def about(container) -> None:
+    """Tell the audit hook which container this request acted on when its URL does not name one (the
+    wizard's last step creates it)."""
+    g.audit_container = container
+
+
+def nothing_done() -> None:
+    """Tell the audit hook that this state-changing request changed nothing (it only asked to confirm)."""
+    g.audit_nothing_done = True
 
 
 def init_app(app: Flask) -> None:

@@ -131,7 +131,7 @@ def acting_user():
 def wanted() -> bool:
     """Whether the hook records this request (see the module docstring)."""
     endpoint = request.endpoint
-    if endpoint is None or endpoint in SKIPPED:
+    if endpoint is None or endpoint in SKIPPED or g.get("audit_nothing_done"):
         return False
     if g.get("api_token") is not None:
         return True

@@ -37,6 +37,16 @@ ACTIONS: dict[str, str] = {
     "container_templates.import_bucket_packages": "package_list.import_packages",
     "container_templates.remove_bucket_package": "package_list.remove_package",
     "container_templates.delete_bucket": "package_list.delete",
+    # The Users page's views record their own entries under these names; a refused or invalid form, which
+    # the hook records, is named the same so the log can be filtered by one action.
+    "users.create": "user.created",
+    "users.set_role": "user.role_changed",
+    "users.disable": "user.disabled",
+    "users.enable": "user.enabled",
+    "users.delete": "user.deleted",
+    "users.reset_password": "user.password_reset",
+    "users.reset_2fa": "user.2fa_reset",
+    "users.require_2fa": "user.2fa_required",
 }
 # Blueprint to the noun of its actions (the default name is ``<noun>.<view function>``).
 NOUNS: dict[str, str] = {

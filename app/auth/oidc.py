@@ -22,8 +22,8 @@ The contract it keeps:
 from __future__ import annotations
 
 import logging
-import time
 import secrets
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +33,7 @@ from authlib.integrations.base_client import MismatchingStateError
 from authlib.integrations.flask_client import OAuth, OAuthError
 from flask import Response, abort, current_app, redirect, render_template, request, session, url_for
 from joserfc.errors import JoseError
+from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.auth import bp, is_safe_next
@@ -314,16 +315,30 @@ def user_from_claims(claims: Mapping[str, Any]) -> User:
                           username=user.username if user is not None else wanted_name,
                           detail={settings["role_claim"][:64]: [value[:80] for value in values[:20]]})
     if user is None:
-        user = User(username=_free_username(wanted_name), role=role, oidc_issuer=issuer, oidc_subject=subject)
-        user.set_password(secrets.token_urlsafe(32))  # never told to anyone: SSO users have no password
-        db.session.add(user)
-        db.session.flush()
-        audit.record("user.created", user=user, target=f"user {user.username}", detail={"source": "oidc", "role": role})
-    elif user.role != role:
+        user = _create_sso_user(wanted_name, role, issuer, subject)
+    if user.role != role:
         audit.record("user.role_changed", user=user, target=f"user {user.username}",
                      detail={"source": "oidc", "from": user.role, "to": role})
         user.role = role
     user.last_login_at = utcnow()
+    return user
+
+
+def _create_sso_user(wanted_name: str, role: str, issuer: str, subject: str) -> User:
+    """The new user for a first sign-in, or, when the same person's other first sign-in (a second tab, a
+    double click) created them a moment ago, that user: the unique identity decides, in a savepoint."""
+    user = User(username=_free_username(wanted_name), role=role, oidc_issuer=issuer, oidc_subject=subject)
+    user.set_password(secrets.token_urlsafe(32))  # never told to anyone: SSO users have no password
+    try:
+        with db.session.begin_nested():
+            db.session.add(user)
+    except IntegrityError:
+        existing = db.session.scalar(db.select(User).filter_by(oidc_issuer=issuer, oidc_subject=subject))
+        if existing is None:  # the name was taken in between, not the identity: try once more
+            return _create_sso_user(f"{wanted_name[:_USERNAME_LENGTH - 13]}-{secrets.token_hex(4)}", role,
+                                    issuer, subject)
+        return existing
+    audit.record("user.created", user=user, target=f"user {user.username}", detail={"source": "oidc", "role": role})
     return user
 
 

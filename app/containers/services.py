@@ -20,7 +20,7 @@ from app.containers.inventory import record_for, snapshot_of
 from app.db_faults import PLAIN_MESSAGE, is_db_fault
 from app.events import record_event
 from app.extensions import db
-from app.models import Container, Operation, User, utcnow
+from app.models import Container, Operation, utcnow
 from app.provisioning import ProvisioningRefused, latest_operation, wipe_secret
 from app.proxmox import ContainerSummary, ProxmoxError, get_proxmox
 
@@ -282,20 +282,10 @@ def _succeed(operation: Operation, container: Container, name: str, spec: Action
     if spec.name == "delete":
         container.lifecycle = "deleted"
     record_event(container.id, "complete", message, meta)
-    _audit_result(operation, container, "succeeded", message)
+    audit.record_result(operation, container, "succeeded", message)
     db.session.commit()
     get_proxmox().invalidate()
     return Outcome(message, "success")
-
-
-def _audit_result(operation: Operation, container: Container, outcome: str, message: str) -> None:
-    """The audit entry of how Proxmox's task ended, by the user who asked (channel ``worker``: whichever page or
-    sweep settled it, the request that asked was recorded when it was accepted)."""
-    requester = db.session.scalar(select(User).filter_by(username=operation.requested_by)) \
-        if operation.requested_by else None
-    audit.record(f"container.{operation.action}", outcome=outcome, container=container, user=requester,
-                 username=operation.requested_by, channel="worker", target=audit.container_target(container),
-                 detail={"result": message, "upid": operation.upid})
 
 
 def _ha_state(container: Container) -> str | None:
@@ -321,7 +311,7 @@ def _fail(operation: Operation, name: str, spec: Action, reason: str) -> Outcome
         message = (f"{name} (CT {container.vmid}) did not shut down within {timeout} s and is still running. "
                    "Use Stop to force it off.")
     record_event(container.id, "error", message, {"action": spec.name, "upid": operation.upid, "exitstatus": reason})
-    _audit_result(operation, container, "failed", message)
+    audit.record_result(operation, container, "failed", message)
     db.session.commit()
     log.warning("%s of CT %s on %s failed: %s", spec.name, container.vmid, container.node, reason)
     get_proxmox().invalidate()

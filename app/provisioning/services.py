@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import jobs
+from app import audit, jobs
 from app.credentials import CredentialsKeyError
 from app.db_faults import PLAIN_MESSAGE, RETRY_DELAYS, counters, is_db_fault, retry_on_fault
 from app.events import record_event
@@ -342,6 +342,7 @@ def _succeed(operation_id: int, container_id: int, ip: str | None) -> None:
         container.ip = ip
     record_event(container_id, "complete", f"{container.display_name()} (CT {container.vmid}) is ready.",
                  {"step": "complete", "percent": 100, "operation_id": operation_id})
+    audit.record_result(operation, container, "succeeded", f"{container.display_name()} is ready.")
     db.session.commit()
     get_proxmox().invalidate()
 
@@ -360,6 +361,7 @@ def _fail(operation_id: int, container_id: int, step: str, message: str, *, conf
     record_event(container_id, "error", message,
                  {"step": step, "percent": operation.progress, "operation_id": operation_id,
                   "retryable": step != "create" or nothing_done, "configuration": config})
+    audit.record_result(operation, container, "failed", f"{step}: {message}")
     db.session.commit()
     get_proxmox().invalidate()
 

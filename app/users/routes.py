@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 
+from app import audit
 from app.users import bp, services
 from app.users.forms import ROLE_HELP, CreateUserForm, Require2faForm, RoleForm, RoleQuery
 
@@ -91,6 +92,7 @@ def set_role(user_id: int):
     try:
         changed = services.set_role(user, form.role.data, actor=g.user, confirmed=form.confirm.data)
     except services.SelfDemotion:  # a page from before: ask now
+        audit.nothing_done()
         return render_template("users/confirm.html", what="demote", user=user, role=form.role.data)
     except services.UserError as exc:
         flash(str(exc), "error")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from wtforms.fields.choices import SelectChoice
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 
+from app import audit
 from app.container_templates.services import all_tags, list_templates, split_tags
 from app.containers.inventory import propose_vmid, vmid_available
 from app.extensions import db
@@ -250,6 +251,7 @@ def create():
         abort(404)
     try:
         container = services.submit(draft_id, g.user.username, get_proxmox())
+        audit.about(container)
     except DraftConsumed as done:
         if session.get(services.SESSION_KEY) == draft_id:
             session.pop(services.SESSION_KEY)

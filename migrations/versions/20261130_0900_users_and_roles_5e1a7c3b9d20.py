@@ -128,10 +128,12 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_audit_log_user_id'), ['user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_log_action'), ['action'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_log_container_id'), ['container_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_log_vmid'), ['vmid'], unique=False)
 
 
 def downgrade():
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_audit_log_vmid'))
         batch_op.drop_index(batch_op.f('ix_audit_log_container_id'))
         batch_op.drop_index(batch_op.f('ix_audit_log_action'))
         batch_op.drop_index(batch_op.f('ix_audit_log_user_id'))
