@@ -97,6 +97,8 @@ def test_first_sign_in_creates_the_user_with_the_mapped_role(client, db, oidc_pr
     assert created.detail == {"source": "oidc", "role": "operator"}
     [sign_in] = audit(db, "auth.sign_in")
     assert (sign_in.outcome, sign_in.detail, sign_in.user_id) == ("succeeded", {"method": "oidc"}, olivia.id)
+    account = client.get("/account").text  # no password of her own to change here
+    assert 'data-testid="sso-password"' in account and 'href="/account/password"' not in account
 
 
 def test_two_first_sign_ins_of_one_person_at_once_make_one_user(client, app, db, oidc_provider):
@@ -132,6 +134,19 @@ def test_every_sign_in_takes_the_role_from_the_groups_now(client, app, db, oidc_
     assert user(db, "gus").role == "viewer"
     assert signed_in(client)  # their earlier session lives on, with the role of today
     assert len(audit(db, "user.role_changed")) == 2
+
+
+def test_admins_see_that_sso_sets_the_role_and_keeps_the_password(client, db, make, oidc_provider):
+    oidc_provider.set_user("sub-sam", preferred_username="sam", groups=["proxboard-ops"])
+    client.get(relative(oidc_provider.sign_in(urlunsplit(urlsplit(start(client))), "sub-sam")))
+    sam = user(db, "sam")
+    client.post("/logout", data={"csrf_token": csrf_token_from(client.get("/account").text)})
+    make.user("root-admin")
+    client.post("/login", data={"username": "root-admin", "password": TEST_PASSWORD,
+                                "csrf_token": csrf_token_from(client.get("/login").text)})
+    page = client.get(f"/users/{sam.id}").text
+    assert 'data-testid="sso-role-note"' in page and 'data-testid="sso-no-password"' in page
+    assert 'data-testid="reset-password"' not in page
 
 
 def test_a_local_account_is_never_taken_over_by_name(client, db, make, oidc_provider):
