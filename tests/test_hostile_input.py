@@ -302,7 +302,8 @@ class Thrower:
             self.failures.append((what, response.status_code))
         elif must_not_store:
             self.last = snapshot(self.db)  # the state the next checked request starts from
-            if response.status_code not in (301, 302, 303) and self.last != before:
+            # a success redirects, or answers 201 Created with what it shows once (a generated password, a token)
+            if response.status_code not in (201, 301, 302, 303) and self.last != before:
                 self.stored.append((what, response.status_code))
         return response
 

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from werkzeug.routing import AnyConverter
 
 from app.container_templates import manifest
+from tests.fixtures.app import TEST_PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -32,6 +33,9 @@ NOT_PAGES = {
     "containers.refresh_services_status": "htmx polling fragment",
     "containers.progress_events": "htmx polling fragment",
     "wizard.node_fields": "htmx fragment of the configure step",
+    "audit.export": "a CSV download",
+    "auth.oidc_login": "a redirect to the single sign-on provider (404 while single sign-on is off)",
+    "auth.oidc_callback": "the provider's redirect back (404 while single sign-on is off)",
 }
 
 
@@ -66,6 +70,16 @@ def seeded(live_server, pve):
                               ("step", "Install packages"), ("error", "E: Unable to locate package nginx-extras")):
             db.session.add(Event(container_id=failed.id, type=kind, message=message))
         db.session.commit()
+        from app.auth.services import create_user
+        from app.auth.tokens import create_token
+        from app.models import ApiToken, User
+
+        if db.session.scalar(db.select(User).filter_by(username="bob-the-operator-with-a-long-name")) is None:
+            create_user("bob-the-operator-with-a-long-name", TEST_PASSWORD, role="operator")
+        alice = db.session.scalar(db.select(User).filter_by(username="alice"))
+        if not db.session.scalar(db.select(db.func.count()).select_from(ApiToken).filter_by(user_id=alice.id)):
+            create_token(alice, "backup script", role="viewer")
+        db.session.commit()
         db.session.remove()
     return live_server
 
@@ -74,15 +88,18 @@ def argument_values(app, pve) -> dict[str, list]:
     """Every real value of each URL argument in the seeded data."""
     from app.containers.services import ACTIONS
     from app.extensions import db
-    from app.models import ContainerTemplate, PackageBucket
+    from app.models import ApiToken, ContainerTemplate, PackageBucket, User
 
     with app.app_context():
         templates = db.session.scalars(db.select(ContainerTemplate.id).order_by(ContainerTemplate.id)).all()
         buckets = db.session.scalars(db.select(PackageBucket.id).order_by(PackageBucket.id)).all()
+        users = db.session.scalars(db.select(User.id).order_by(User.id)).all()
+        tokens = db.session.scalars(db.select(ApiToken.id).order_by(ApiToken.id)).all()
         db.session.remove()
     assert templates and buckets, "the catalog seeds templates and package buckets"
+    assert len(users) > 1 and tokens, "the seeded fixture adds a second user and a token"
     return {"vmid": sorted(pve.containers) + [FAILED_VMID], "template_id": templates, "bucket_id": buckets,
-            "action": list(ACTIONS)}
+            "action": list(ACTIONS), "user_id": users, "token_id": tokens}
 
 
 def page_urls(app, pve) -> list[tuple[str, str]]:

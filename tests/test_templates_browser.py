@@ -64,7 +64,8 @@ def test_detail_tabs(browser, seeded):
     expect(page.get_by_text("PASSWORD for postgresql")).to_be_visible()
     browser.screenshot("config")
     page.click('[data-tab="scripts"]')
-    assert page.url.endswith("/scripts")
+    expect(page).to_have_url(re.compile(r"/scripts$"))
+    expect(page.locator("[data-script]")).to_have_count(3)
     assert page.locator("[data-script]").evaluate_all("els => els.map(e => e.dataset.script)") == [
         "update", "install postgresql", "admin role"]
     page.locator('[data-script="admin role"] summary').click()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
+from app.forms import column_length
 from app.models import ROLES, THEMES, User, utcnow
 from app.models.user import LoginAttempt, UserSession
 
@@ -49,15 +51,33 @@ def check_new_password(password: str) -> None:
         raise ValueError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
 
 
+# A name people type at the sign-in form and read in logs and the audit log: no spaces, slashes or markup.
+USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
+USERNAME_RULE = "Usernames use letters, digits and . _ @ - and start with a letter or a digit."
+
+
+def check_username(username: str) -> str:
+    """``username`` without surrounding spaces; raises ``ValueError`` with a sentence for the user when it is
+    empty, longer than the column takes, or outside ``USERNAME_RE`` (single sign-on names are kept as the
+    provider gives them: this rule is for names chosen here)."""
+    username = (username or "").strip()
+    if not username:
+        raise ValueError("Username must not be empty.")
+    limit = column_length(User.username)
+    if len(username) > limit:
+        raise ValueError(f"Username must be at most {limit} characters.")
+    if not USERNAME_RE.fullmatch(username):
+        raise ValueError(USERNAME_RULE)
+    return username
+
+
 def create_user(username: str, password: str, role: str | None = None, *, commit: bool = True) -> User:
     """Create a user with ``role`` (one of ``ROLES``; by default ``admin`` for the first user, else ``viewer``).
 
-    Raises ``UserExists`` when the name is taken, ``ValueError`` for an empty name, a weak password or an
-    unknown role. ``commit=False`` only flushes, for a caller that commits it with its audit entry.
+    Raises ``UserExists`` when the name is taken, ``ValueError`` for a name outside ``check_username``, a weak
+    password or an unknown role. ``commit=False`` only flushes, for a caller that commits it with its audit entry.
     """
-    username = username.strip()
-    if not username:
-        raise ValueError("Username must not be empty.")
+    username = check_username(username)
     if role is not None and role not in ROLES:
         raise ValueError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.")
     check_new_password(password)

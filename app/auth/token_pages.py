@@ -61,7 +61,7 @@ def create_token_view():
         except TokenError as exc:
             form[exc.field].errors.append(str(exc))
         else:
-            response = make_response(render_template("auth/tokens_created.html", token=token, secret=secret))
+            response = make_response(render_template("auth/tokens_created.html", token=token, secret=secret), 201)
             response.headers["Cache-Control"] = "no-store"
             return response
     return _tokens_page(form)

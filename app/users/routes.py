@@ -27,8 +27,10 @@ def _back(user) -> str:
 
 
 def _reveal(user, password: str, reason: str):
-    """The page showing ``password`` this once; never cached, never in the cookie."""
-    response = make_response(render_template("users/password.html", user=user, password=password, reason=reason))
+    """The page showing ``password`` this once; never cached, never in the cookie. A new user's answers
+    201 Created (the page stands in for the redirect a form's success gives)."""
+    response = make_response(render_template("users/password.html", user=user, password=password, reason=reason),
+                             201 if reason == "created" else 200)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -23,11 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from app import audit
 from app.auth import services as auth_services
 from app.extensions import db
-from app.forms import column_length
 from app.models import ROLES, Passkey, RecoveryCode, User, utcnow
 from app.models.user import UserSession
 
-USERNAME_MAX = column_length(User.username)
 UserExists = auth_services.UserExists
 
 
@@ -101,16 +99,12 @@ def row_for(user: User) -> UserRow:
 
 
 def check_username(username: str) -> str:
-    """``username`` without surrounding spaces; raises ``UserError`` when it is empty, longer than the column
-    takes, or holds a control character (a line break would forge lines in logs)."""
-    username = (username or "").strip()
-    if not username:
-        raise UserError("Username must not be empty.")
-    if len(username) > USERNAME_MAX:
-        raise UserError(f"Username must be at most {USERNAME_MAX} characters.")
-    if not username.isprintable():
-        raise UserError("Username must not contain control characters.")
-    return username
+    """``username`` without surrounding spaces; raises ``UserError`` with the rule it breaks (see
+    ``app.auth.services.check_username``: not empty, fits the column, letters, digits and . _ @ -)."""
+    try:
+        return auth_services.check_username(username)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def check_role(role: str) -> str:
