@@ -1,7 +1,7 @@
 """Every page at a 375 px phone width and at 1400 px, in the light and the dark theme.
 
-The pages come from the app's URL map, filled with the ids the seeded data really has, so a new
-page is walked (or has to be named below as not being a page) without anyone listing it here.
+The pages come from the app's URL map, filled with the ids the seeded data really has (a container of each
+state), so a new page is walked (or has to be named below as not being a page) without anyone listing it here.
 """
 from __future__ import annotations
 
@@ -98,7 +98,11 @@ def argument_values(app, pve) -> dict[str, list]:
         db.session.remove()
     assert templates and buckets, "the catalog seeds templates and package buckets"
     assert len(users) > 1 and tokens, "the seeded fixture adds a second user and a token"
-    return {"vmid": sorted(pve.containers) + [FAILED_VMID], "template_id": templates, "bucket_id": buckets,
+    # Containers in every state the seeded cluster has (running, HA, locked, template, stopped, no hostname), the
+    # longest name, and the failed creation; the other seeded containers repeat these pages.
+    longest = max(pve.containers, key=lambda vmid: len(pve.containers[vmid].name))
+    vmids = sorted({100, 101, 102, 103, 104, longest} & set(pve.containers)) + [FAILED_VMID]
+    return {"vmid": vmids, "template_id": templates, "bucket_id": buckets,
             "action": list(ACTIONS), "user_id": users, "token_id": tokens}
 
 

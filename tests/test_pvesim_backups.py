@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
@@ -23,10 +24,19 @@ def sim_module(request):
 
 @pytest.fixture
 def slow_tasks(sim):
-    """Tasks that take 0.8 s, so a test polling over HTTP sees the lock they hold even on a loaded machine."""
+    """``with slow_tasks():`` tasks started inside take 0.8 s, so a test polling over HTTP sees the lock they
+    hold even on a loaded machine; the others keep the module's short delay."""
     before = sim.task_delay
-    sim.task_delay = 0.8
-    yield
+
+    @contextmanager
+    def slow():
+        sim.task_delay = 0.8
+        try:
+            yield
+        finally:
+            sim.task_delay = before
+
+    yield slow
     sim.task_delay = before
 
 
@@ -76,9 +86,10 @@ def backups(api, sim, node, storage, vmid=None) -> list[dict]:
 # --------------------------------------------------------------------------------------------
 
 def test_snapshot_holds_the_snapshot_lock_then_becomes_the_current_parent(sim, api, slow_tasks):
-    upid = started(api, api.post(ct_url(sim, 100, "/snapshot"), data={"snapname": "before", "description": "pre-upgrade"}))
-    assert upid.split(":")[5] == "vzsnapshot"
-    assert wait_for_lock(api, sim, 100, "snapshot")
+    with slow_tasks():
+        upid = started(api, api.post(ct_url(sim, 100, "/snapshot"), data={"snapname": "before", "description": "pre-upgrade"}))
+        assert upid.split(":")[5] == "vzsnapshot"
+        assert wait_for_lock(api, sim, 100, "snapshot")
     assert wait_task(api, sim, upid)["exitstatus"] == "OK"
     assert lock_of(api, sim, 100) is None
     started(api, api.post(ct_url(sim, 100, "/snapshot"), data={"snapname": "after"}))
@@ -145,9 +156,10 @@ def test_rollback_to_a_missing_snapshot_fails_in_the_task(sim, api):
 def test_deleting_a_snapshot_relinks_its_children_and_the_current_state(sim, api, slow_tasks):
     for name in ("s-a", "s-b", "s-c"):
         run(api, sim, api.post(ct_url(sim, 104, "/snapshot"), data={"snapname": name}))
-    upid = started(api, api.delete(ct_url(sim, 104, "/snapshot/s-b")))
-    assert upid.split(":")[5] == "vzdelsnapshot"
-    assert wait_for_lock(api, sim, 104, "snapshot-delete")
+    with slow_tasks():
+        upid = started(api, api.delete(ct_url(sim, 104, "/snapshot/s-b")))
+        assert upid.split(":")[5] == "vzdelsnapshot"
+        assert wait_for_lock(api, sim, 104, "snapshot-delete")
     assert wait_task(api, sim, upid)["exitstatus"] == "OK"
     listed = snapshots(api, sim, 104)
     assert set(listed) == {"s-a", "s-c", "current"} and listed["s-c"]["parent"] == "s-a"
@@ -190,11 +202,12 @@ def test_locked_containers_name_the_lock_as_proxmox_does(sim, api):
 
 def test_vzdump_backs_up_a_running_container_through_a_temporary_snapshot(sim, api, slow_tasks):
     before = {b["volid"] for b in backups(api, sim, "pve1", "local", 100)}
-    upid = started(api, api.post(f"{sim.url}/nodes/pve1/vzdump", data={
-        "vmid": 100, "storage": "local", "mode": "snapshot", "compress": "zstd",
-        "notes-template": "{{guestname}} ({{vmid}})", "protected": 1}))
-    assert upid.split(":")[5:7] == ["vzdump", "100"]
-    assert wait_for_lock(api, sim, 100, "backup")
+    with slow_tasks():
+        upid = started(api, api.post(f"{sim.url}/nodes/pve1/vzdump", data={
+            "vmid": 100, "storage": "local", "mode": "snapshot", "compress": "zstd",
+            "notes-template": "{{guestname}} ({{vmid}})", "protected": 1}))
+        assert upid.split(":")[5:7] == ["vzdump", "100"]
+        assert wait_for_lock(api, sim, 100, "backup")
     status = wait_task(api, sim, upid)
     log = task_log(api, sim, upid)
     assert status["exitstatus"] == "OK"
