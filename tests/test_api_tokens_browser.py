@@ -9,18 +9,6 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 375, "height": 800}
-DESKTOP = {"width": 1400, "height": 900}
-
-
-def both_widths(browser, name: str) -> None:
-    page = browser.page
-    for label, size in (("desktop", DESKTOP), ("375", PHONE)):
-        page.set_viewport_size(size)
-        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, f"{name} at {label}"
-        browser.screenshot(f"{name}-{label}")
-    page.set_viewport_size(DESKTOP)
-
 
 def test_create_copy_use_and_revoke_a_token(browser, live_server):
     page = browser.page
@@ -38,7 +26,7 @@ def test_create_copy_use_and_revoke_a_token(browser, live_server):
     value = page.get_by_test_id("new-token-value")
     expect(value).to_have_value(re.compile(r"^pxb_[A-Za-z0-9_-]{43}$"))
     secret = value.input_value()
-    both_widths(browser, "created")
+    browser.both_widths("created")
     page.get_by_test_id("copy-token").click()
     expect(page.locator("#toasts")).to_contain_text("Copied to the clipboard.")
     assert page.evaluate("navigator.clipboard.readText()") == secret
@@ -53,7 +41,7 @@ def test_create_copy_use_and_revoke_a_token(browser, live_server):
     expect(row).to_contain_text(secret[:12] + "…")
     expect(row).to_contain_text("last used")
     expect(page.locator("body")).not_to_contain_text(secret)
-    both_widths(browser, "list")
+    browser.both_widths("list")
     page.emulate_media(color_scheme="dark")
     page.reload()
     expect(page.locator("html")).to_have_attribute("data-bs-theme", "dark")
@@ -62,7 +50,7 @@ def test_create_copy_use_and_revoke_a_token(browser, live_server):
 
     row.get_by_test_id("revoke").click()
     expect(page.get_by_role("heading", name=re.compile("Revoke the token"))).to_be_visible()
-    both_widths(browser, "revoke")
+    browser.both_widths("revoke")
     page.get_by_test_id("confirm").click()
     expect(page.get_by_test_id("token")).to_have_attribute("data-state", "revoked")
     expect(page.locator("#toasts")).to_contain_text("is revoked")

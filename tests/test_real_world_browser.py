@@ -8,14 +8,6 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 
-def both_widths(browser, name: str):
-    """Screenshots at desktop width and at a 375 px phone width."""
-    browser.screenshot(name)
-    browser.page.set_viewport_size({"width": 375, "height": 800})
-    browser.screenshot(f"{name}-375")
-    browser.page.set_viewport_size({"width": 1400, "height": 900})
-
-
 def test_an_offline_node_as_a_user_sees_it(browser, pve):
     browser.login()  # the first render records every guest's last known state
     guest = next(ct for ct in pve.containers.values() if ct.node == "pve2" and ct.hostname and ct.running
@@ -28,11 +20,11 @@ def test_an_offline_node_as_a_user_sees_it(browser, pve):
     card = page.locator(f"#ct-{guest.vmid}")
     expect(card).to_contain_text(guest.hostname)
     expect(card.get_by_test_id("stale-reason")).to_contain_text("Node pve2 is offline")
-    both_widths(browser, "dashboard")
+    browser.both_widths("dashboard")
     card.get_by_role("link", name=guest.hostname).click()
     expect(page.get_by_test_id("stale-reason")).to_contain_text("Node pve2 is offline")
     expect(page.locator('#ct-header button[data-action="stop"]')).to_be_disabled()
-    both_widths(browser, "detail")
+    browser.both_widths("detail")
 
 
 def test_a_missing_privilege_as_a_user_sees_it(browser, pve):
@@ -45,10 +37,10 @@ def test_a_missing_privilege_as_a_user_sees_it(browser, pve):
     expect(toast).to_be_visible()
     expect(toast).to_contain_text("Start of ")
     expect(page.get_by_test_id("proxmox-banner")).to_have_count(0)
-    both_widths(browser, "toast")
+    browser.both_widths("toast")
     browser.goto("/about")
     expect(page.locator('[data-privilege="VM.PowerMgmt"]')).to_have_attribute("data-state", "missing")
-    both_widths(browser, "about")
+    browser.both_widths("about")
 
 
 def test_an_ipv6_only_container_as_a_user_sees_it(browser, pve):
@@ -61,7 +53,7 @@ def test_an_ipv6_only_container_as_a_user_sees_it(browser, pve):
     expect(page.locator('[data-fact="ip"]')).to_contain_text("2001:db8:")
     expect(page.locator('[data-net="eth0"] [data-family="ipv6"]')).to_contain_text("SLAAC")
     expect(page.locator('[data-net="eth1"] [data-family="ipv6"]')).to_contain_text("gateway 2001:db8:5::1")
-    both_widths(browser, "overview")
+    browser.both_widths("overview")
 
 
 def test_a_guest_in_ha_error_as_a_user_sees_it(browser, pve):
@@ -70,10 +62,10 @@ def test_a_guest_in_ha_error_as_a_user_sees_it(browser, pve):
     page = browser.page
     card = page.locator("#ct-104")
     expect(card.get_by_test_id("ha-state")).to_have_text("HA: error")
-    both_widths(browser, "dashboard")
+    browser.both_widths("dashboard")
     browser.goto("/containers/104")
     start = page.locator('#ct-header button[data-action="start"]')
     expect(start).to_be_disabled()
     why = start.locator("xpath=..").evaluate("el => el.getAttribute('title') || el.getAttribute('data-bs-original-title')")
     assert "HA error is cleared" in why
-    both_widths(browser, "detail")
+    browser.both_widths("detail")

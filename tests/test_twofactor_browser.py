@@ -19,7 +19,6 @@ from tests.fixtures.browser import BrowserPage
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 375, "height": 800}
 DESKTOP = {"width": 1400, "height": 900}
 
 
@@ -75,16 +74,6 @@ def sign_out(browser):
     expect(page).to_have_url(re.compile(r"/login$"))
 
 
-def both_widths(browser, name):
-    """Screenshots at the desktop width and at 375 px (and back)."""
-    browser.screenshot(f"{name}-desktop")
-    browser.page.set_viewport_size(PHONE)
-    browser.screenshot(f"{name}-phone")
-    width = browser.page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"{name}: {width - PHONE['width']} px too wide on a phone"
-    browser.page.set_viewport_size(DESKTOP)
-
-
 def test_authenticator_app_set_up_from_the_shown_key_then_asked_at_sign_in(local, live_server):
     name = fresh_user(live_server, "tina")
     page = local.page
@@ -94,11 +83,11 @@ def test_authenticator_app_set_up_from_the_shown_key_then_asked_at_sign_in(local
     page.get_by_test_id("my-account").click()
     expect(page.get_by_role("heading", name="My account")).to_be_visible()
     expect(page.get_by_test_id("totp-status")).to_contain_text("Off")
-    both_widths(local, "account")
+    local.both_widths("account")
 
     page.get_by_test_id("totp-start").click()
     expect(page.get_by_test_id("totp-qr")).to_be_visible()
-    both_widths(local, "enrolment")
+    local.both_widths("enrolment")
     secret = page.get_by_test_id("totp-secret").inner_text().replace(" ", "")
     totp = pyotp.TOTP(secret)
     page.get_by_label("Code from the app").fill(totp.at(time.time() - 30))  # keep this step for the sign-in
@@ -106,7 +95,7 @@ def test_authenticator_app_set_up_from_the_shown_key_then_asked_at_sign_in(local
     codes = page.get_by_test_id("recovery-codes").locator("code")
     expect(codes).to_have_count(10)
     expect(page.get_by_text("this is the only time they are shown")).to_be_visible()
-    both_widths(local, "recovery-codes")
+    local.both_widths("recovery-codes")
     page.get_by_test_id("codes-saved").click()
     expect(page.get_by_test_id("totp-status")).to_contain_text("On since")
     expect(page.get_by_test_id("recovery-status")).to_contain_text("10 unused codes left")
@@ -115,7 +104,7 @@ def test_authenticator_app_set_up_from_the_shown_key_then_asked_at_sign_in(local
     sign_in_with_password(local, name)
     expect(page).to_have_url(re.compile(r"/login/verify$"))
     expect(page.get_by_test_id("pending-user")).to_have_text(name)
-    both_widths(local, "second-step")
+    local.both_widths("second-step")
     page.get_by_label("Code from your authenticator app").fill("000000" if totp.now() != "000000" else "111111")
     page.get_by_test_id("verify-code").click()
     expect(page.locator(".invalid-feedback")).to_contain_text("not right")
@@ -138,13 +127,13 @@ def test_passkey_registered_on_my_account_then_used_after_the_password_and_alone
     page.get_by_test_id("codes-saved").click()
     expect(page.get_by_test_id("passkey-name")).to_have_text("Test laptop")
     expect(page.get_by_test_id("passkey-used")).to_have_text("never used")
-    both_widths(local, "account-with-passkey")
+    local.both_widths("account-with-passkey")
 
     sign_out(local)
     sign_in_with_password(local, name)
     expect(page).to_have_url(re.compile(r"/login/verify$"))
     expect(page.get_by_test_id("passkey-verify")).to_be_visible()
-    both_widths(local, "second-step-passkey")
+    local.both_widths("second-step-passkey")
     page.get_by_test_id("passkey-verify").click()
     expect(page.get_by_test_id("user-menu")).to_contain_text(name)
 
@@ -190,7 +179,7 @@ def test_a_user_who_must_use_two_factor_sets_it_up_before_the_first_page(local, 
     expect(page).to_have_url(re.compile(r"/login/enrol$"))
     expect(page.get_by_text("Two-factor sign-in is required for")).to_be_visible()
     expect(page.get_by_test_id("user-menu")).to_have_count(0)  # no session yet
-    both_widths(local, "required-enrolment")
+    local.both_widths("required-enrolment")
     totp = pyotp.TOTP(page.get_by_test_id("totp-secret").inner_text().replace(" ", ""))
     page.get_by_label("Code from the app").fill(totp.now())
     page.get_by_test_id("confirm-totp").click()

@@ -18,16 +18,6 @@ DESKTOP = {"width": 1400, "height": 900}
 NAME = "dora"
 
 
-def both_widths(browser, name: str) -> None:
-    """Screenshots at desktop width and 375 px; nothing may scroll sideways at either."""
-    page = browser.page
-    for label, size in (("desktop", DESKTOP), ("375", PHONE)):
-        page.set_viewport_size(size)
-        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, f"{name} at {label}"
-        browser.screenshot(f"{name}-{label}")
-    page.set_viewport_size(DESKTOP)
-
-
 @pytest.fixture
 def no_dora(live_server):
     """The live server keeps its users between tests: remove the one this walk creates, whatever happens."""
@@ -54,12 +44,12 @@ def test_an_admin_creates_promotes_disables_and_deletes_a_user(browser, live_ser
     page.get_by_test_id("new-user").click()
     page.fill("#username", NAME)
     page.select_option("#role", "viewer")
-    both_widths(browser, "new")
+    browser.both_widths("new")
     page.get_by_role("button", name="Create user").click()
     shown = page.get_by_test_id("password")
     expect(shown).to_have_value(re.compile(r"^[A-Za-z0-9_-]{16}$"))
     password = shown.input_value()
-    both_widths(browser, "created")
+    browser.both_widths("created")
 
     # Dora signs in elsewhere with the password she was given.
     elsewhere = chromium.new_context(base_url=live_server.url)
@@ -77,7 +67,7 @@ def test_an_admin_creates_promotes_disables_and_deletes_a_user(browser, live_ser
     page.get_by_role("button", name="Save role").click()
     expect(page.locator("#toasts")).to_contain_text(f"{NAME} is now operator (was viewer).")
     expect(page.get_by_test_id("role").first).to_have_text("operator")
-    both_widths(browser, "detail")
+    browser.both_widths("detail")
 
     page.get_by_test_id("disable").click()
     expect(page.locator("#toasts")).to_contain_text(f"{NAME} is disabled; 1 session ended.")
@@ -90,11 +80,11 @@ def test_an_admin_creates_promotes_disables_and_deletes_a_user(browser, live_ser
     row = page.locator(f"[data-username={NAME}]")
     expect(row).to_contain_text("operator")
     expect(row).to_contain_text("disabled")
-    both_widths(browser, "list")
+    browser.both_widths("list")
     row.get_by_role("link", name=NAME).click()
     page.get_by_test_id("delete").click()
     expect(page.get_by_role("heading", name=f"Delete {NAME}?")).to_be_visible()
-    both_widths(browser, "delete")
+    browser.both_widths("delete")
     page.get_by_test_id("confirm").click()
     expect(page.locator("#toasts")).to_contain_text(f"User {NAME} deleted.")
     expect(page.locator(f"[data-username={NAME}]")).to_have_count(0)
