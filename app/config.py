@@ -76,6 +76,7 @@ class DefaultConfig:
     PVE_TIMEOUT = 10
     PVE_CACHE_SECONDS = 5
     PVE_REQUEST_DEADLINE = 6  # seconds all the Proxmox calls of one web request may take together (0: none)
+    PVE_BACKUP_INDEX_SECONDS = 300  # the cluster-wide backup index (card ages, backup: search) is swept this often
     PVE_CACHE_PREFIX = None  # Redis key prefix of the shared read cache (default: per Proxmox address)
     DEMO_MODE = False
     TEMPLATES_DIR = None

@@ -18,7 +18,7 @@ import weakref
 from flask import Flask, current_app
 
 from .cache import ReadCache
-from .client import ProxmoxClient
+from .client import BACKUP_INDEX_SECONDS, ProxmoxClient
 from .errors import (
     ProxmoxAPIError,
     ProxmoxAuthError,
@@ -31,6 +31,9 @@ from .errors import (
     TaskTimeout,
 )
 from .models import (
+    BackupIndex,
+    BackupJob,
+    BackupVolume,
     Bridge,
     ClusterSnapshot,
     ClusterVersion,
@@ -43,6 +46,7 @@ from .models import (
     NetInterface,
     Node,
     OsTemplate,
+    Snapshot,
     Storage,
     Task,
     TaskLogLine,
@@ -54,6 +58,9 @@ __all__ = [
     "guest_networks",
     "needs_interfaces",
     "primary_address",
+    "BackupIndex",
+    "BackupJob",
+    "BackupVolume",
     "Bridge",
     "ClusterSnapshot",
     "ClusterVersion",
@@ -75,6 +82,7 @@ __all__ = [
     "ProxmoxSettings",
     "ProxmoxSlow",
     "ProxmoxUnreachable",
+    "Snapshot",
     "Storage",
     "Task",
     "TaskFailed",
@@ -95,14 +103,18 @@ def init_app(app: Flask) -> ProxmoxClient:
     ProxmoxConfigError, ``health()`` says "not configured"); other invalid PVE_*
     values raise ProxmoxConfigError now, at startup. With ``REDIS_URL`` the read cache lives in
     Redis under ``PVE_CACHE_PREFIX`` (default per Proxmox address), shared by every process;
-    ``PVE_REQUEST_DEADLINE`` bounds all the Proxmox calls of one web request together.
+    ``PVE_REQUEST_DEADLINE`` bounds all the Proxmox calls of one web request together;
+    ``PVE_BACKUP_INDEX_SECONDS`` is how long the cluster-wide backup index is served before it is swept again.
     """
     if app.config.get("PVE_HOST"):
         settings = ProxmoxSettings.from_config(app.config)
         prefix = app.config.get("PVE_CACHE_PREFIX") or f"proxboard:pve:{settings.address}"
         cache = ReadCache(settings.cache_seconds, redis_url=app.config.get("REDIS_URL") or None, prefix=prefix,
                           lock_timeout=settings.timeout * 2 + 5)
-        client = ProxmoxClient(settings, cache=cache)
+        backup_cache = ReadCache(float(app.config.get("PVE_BACKUP_INDEX_SECONDS") or BACKUP_INDEX_SECONDS),
+                                 redis_url=app.config.get("REDIS_URL") or None, prefix=f"{prefix}:backups",
+                                 lock_timeout=settings.timeout * 4 + 5)
+        client = ProxmoxClient(settings, cache=cache, backup_cache=backup_cache)
     else:
         logging.getLogger("app.proxmox").warning("PVE_HOST is not set: Proxmox features are off")
         client = ProxmoxClient(None)

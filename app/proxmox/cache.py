@@ -105,6 +105,16 @@ class ReadCache:
             self._report_redis(exc)
             return loader()
 
+    def put(self, key: Hashable, value: Any) -> None:
+        """Store ``value`` for ``key`` now (fresh for one interval), replacing what was there."""
+        if self.ttl <= 0:
+            return
+        try:
+            generation = self._shared_generation() if self._redis is not None else self._generation
+            self._region.set(self._key(generation, key), value)
+        except Exception as exc:  # noqa: BLE001 - a cache that cannot be written is simply not updated
+            self._report_redis(exc)
+
     def peek(self, key: Hashable) -> Any:
         """The cached value of ``key`` (expired or not), or None; never loads."""
         if self.ttl <= 0:

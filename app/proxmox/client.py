@@ -7,12 +7,15 @@ single-flight caching and typed results.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import requests
 from proxmoxer import AuthenticationError, ProxmoxAPI, ProxmoxResource, ResourceException
@@ -33,6 +36,9 @@ from .errors import (
     TaskTimeout,
 )
 from .models import (
+    BackupIndex,
+    BackupJob,
+    BackupVolume,
     Bridge,
     ClusterSnapshot,
     ClusterVersion,
@@ -42,6 +48,7 @@ from .models import (
     ContainerSummary,
     Node,
     OsTemplate,
+    Snapshot,
     Storage,
     Task,
     TaskLogLine,
@@ -67,23 +74,34 @@ _TASK_LABELS = {
     "vzdestroy": "Delete",
     "hastart": "Start (HA)",
     "hastop": "Stop (HA)",
+    "vzsnapshot": "Snapshot",
+    "vzdelsnapshot": "Snapshot deletion",
+    "vzrollback": "Rollback",
+    "vzdump": "Backup",
+    "imgdel": "Backup deletion",
 }
+# How long the cluster-wide backup index is served before a background sweep reloads it.
+BACKUP_INDEX_SECONDS = 300.0
+BACKUP_INDEX_KEY = ("backup-index",)
 
 
 class ProxmoxClient:
     """Thread-safe access to one Proxmox VE cluster; see the package docstring for usage."""
 
     def __init__(self, settings: ProxmoxSettings | None, *, not_configured: str = "",
-                 cache: ReadCache | None = None) -> None:
+                 cache: ReadCache | None = None, backup_cache: ReadCache | None = None) -> None:
         """Create the client; nothing touches the network until the first call.
 
         ``cache`` defaults to an in-process cache of ``settings.cache_seconds``; pass a
-        Redis-backed one to share reads between processes (see ``init_app``).
+        Redis-backed one to share reads between processes (see ``init_app``). ``backup_cache``
+        holds the cluster-wide backup index (``backup_index``) for its own, longer interval.
         """
         _protect_wire_logs()
         self.settings = settings
         self._not_configured = not_configured or "Proxmox is not configured (set PVE_HOST)"
         self._cache = cache if cache is not None else ReadCache(settings.cache_seconds if settings else 0)
+        self._backup_cache = backup_cache if backup_cache is not None else ReadCache(BACKUP_INDEX_SECONDS)
+        self._backup_sweep = threading.Lock()
         self._lock = threading.Lock()
         self._api: ProxmoxAPI | None = None
 
@@ -104,6 +122,7 @@ class ProxmoxClient:
             api, self._api = self._api, None
         _close(api)
         self._cache.close()
+        self._backup_cache.close()
 
     @property
     def cache(self) -> ReadCache:
@@ -528,6 +547,203 @@ class ProxmoxClient:
             # Even a refused action means our cached view may be stale ("already running").
             self._cache.invalidate()
         return _expect_upid(upid, op, node, vmid)
+
+    # -- snapshots ------------------------------------------------------------------
+
+    def snapshots(self, node: str, vmid: int) -> tuple[Snapshot, ...]:
+        """The container's snapshots, oldest first, then ``current`` (GET nodes/{node}/lxc/{vmid}/snapshot)."""
+
+        def load() -> tuple[Snapshot, ...]:
+            raws = self._call("get", f"nodes/{node}/lxc/{vmid}/snapshot", op="snapshots", node=node, vmid=vmid)
+            found = [parse.snapshot(raw) for raw in raws or () if isinstance(raw, Mapping)]
+            found.sort(key=lambda snap: (snap.current, snap.snaptime or 0, snap.name))
+            return tuple(found)
+
+        return self._cached(("snapshots", node, int(vmid)), load)
+
+    def can_snapshot(self, node: str, vmid: int) -> bool:
+        """Whether every volume of the container supports snapshots (GET …/lxc/{vmid}/feature?feature=snapshot)."""
+
+        def load() -> bool:
+            raw = self._call("get", f"nodes/{node}/lxc/{vmid}/feature", op="can_snapshot", node=node, vmid=vmid,
+                             params={"feature": "snapshot"})
+            return parse.as_bool((raw or {}).get("hasFeature"))
+
+        return self._cached(("feature", "snapshot", node, int(vmid)), load)
+
+    def create_snapshot(self, node: str, vmid: int, name: str, description: str | None = None) -> str:
+        """Take a snapshot (task ``vzsnapshot``; POST nodes/{node}/lxc/{vmid}/snapshot); returns the UPID."""
+        return self._action("create_snapshot", node, vmid, "post", "snapshot",
+                            {"snapname": name, "description": description or None})
+
+    def delete_snapshot(self, node: str, vmid: int, name: str, force: bool = False) -> str:
+        """Delete a snapshot (task ``vzdelsnapshot``; DELETE …/snapshot/{snapname}); returns the UPID."""
+        return self._action("delete_snapshot", node, vmid, "delete", f"snapshot/{quote(name, safe='')}",
+                            {"force": force or None})
+
+    def rollback_snapshot(self, node: str, vmid: int, name: str, start: bool = False) -> str:
+        """Roll back to a snapshot (task ``vzrollback``; POST …/snapshot/{snapname}/rollback).
+
+        Proxmox stops a running container first; ``start`` starts it once rolled back.
+        """
+        return self._action("rollback_snapshot", node, vmid, "post", f"snapshot/{quote(name, safe='')}/rollback",
+                            {"start": start or None})
+
+    # -- backups --------------------------------------------------------------------
+
+    def backups(self, node: str, storage: str, vmid: int | None = None) -> tuple[BackupVolume, ...]:
+        """Backup volumes on ``storage`` as seen from ``node``, newest first; only CT ``vmid``'s when given.
+
+        GET nodes/{node}/storage/{storage}/content?content=backup[&vmid=…]. Not cached: the Backups
+        tab shows what is there now.
+        """
+        raws = self._call("get", f"nodes/{node}/storage/{storage}/content", op="backups", node=node, vmid=vmid,
+                          params={"content": "backup", "vmid": vmid})
+        found = (parse.backup_volume(raw, node) for raw in raws or () if isinstance(raw, Mapping))
+        return tuple(sorted((b for b in found if vmid is None or b.vmid == vmid),
+                            key=lambda b: (b.ctime or 0, b.volid), reverse=True))
+
+    def backup_now(self, node: str, vmid: int, storage: str, mode: str = "snapshot", compress: str | None = "zstd",
+                   notes_template: str | None = None, protected: bool = False) -> str:
+        """Back up one container (task ``vzdump``; POST nodes/{node}/vzdump); returns the UPID.
+
+        ``mode`` is snapshot, suspend or stop; ``compress`` 0, gzip, lzo or zstd (ignored by PBS).
+        Proxmox answers ``OK`` without a task when the guest is not on ``node``: that raises ProxmoxAPIError.
+        """
+        params = {"vmid": str(vmid), "storage": storage, "mode": mode, "compress": compress,
+                  "notes-template": notes_template or None, "protected": protected or None}
+        try:
+            answer = self._call("post", f"nodes/{node}/vzdump", op="backup_now", node=node, vmid=vmid, params=params)
+        finally:
+            self._cache.invalidate()
+        if answer == "OK":
+            raise ProxmoxAPIError(f"CT {vmid} is not on node {node}: Proxmox started no backup", status_code=200,
+                                  operation="backup_now", node=node, vmid=vmid)
+        return _expect_upid(answer, "backup_now", node, vmid)
+
+    def update_backup(self, node: str, volid: str, *, notes: str | None = None, protected: bool | None = None) -> None:
+        """Change a backup's notes or protection (PUT nodes/{node}/storage/{storage}/content/{volume})."""
+        storage = volid.partition(":")[0]
+        params = {"notes": notes, "protected": protected}
+        self._call("put", f"nodes/{node}/storage/{storage}/content/{quote(volid, safe='')}", op="update_backup",
+                   node=node, params={k: v for k, v in params.items() if v is not None})
+
+    def delete_backup(self, node: str, volid: str) -> str:
+        """Remove a backup volume (task ``imgdel``; DELETE nodes/{node}/storage/{storage}/content/{volume}).
+
+        A protected volume fails inside the task (``cannot remove protected volume …``).
+        """
+        storage = volid.partition(":")[0]
+        answer = self._call("delete", f"nodes/{node}/storage/{storage}/content/{quote(volid, safe='')}",
+                            op="delete_backup", node=node)
+        return _expect_upid(answer, "delete_backup", node, 0)
+
+    def restore(self, node: str, vmid: int, archive: str, *, storage: str | None = None, force: bool = False,
+                unique: bool = False, start: bool = False) -> str:
+        """Restore a backup as CT ``vmid`` (task ``vzcreate``; POST nodes/{node}/lxc with ``restore=1``).
+
+        ``force`` overwrites an existing, stopped container; ``storage`` places the root disk (default: where
+        the backup's config says); ``unique`` gives new MAC addresses.
+        """
+        params = {"vmid": vmid, "ostemplate": archive, "restore": True, "force": force or None,
+                  "storage": storage, "unique": unique or None, "start": start or None}
+        try:
+            answer = self._call("post", f"nodes/{node}/lxc", op="restore", node=node, vmid=vmid, params=params)
+        finally:
+            self._cache.invalidate()
+        return _expect_upid(answer, "restore", node, vmid)
+
+    def backup_jobs(self) -> tuple[BackupJob, ...]:
+        """Scheduled backup jobs (GET /cluster/backup), by id."""
+
+        def load() -> tuple[BackupJob, ...]:
+            raws = self._call("get", "cluster/backup", op="backup_jobs")
+            return tuple(sorted((parse.backup_job(r) for r in raws or () if isinstance(r, Mapping)),
+                                key=lambda job: job.id))
+
+        return self._cached(("backup-jobs",), load)
+
+    def not_backed_up(self) -> tuple[int, ...]:
+        """VMIDs of the containers no backup job selects (GET /cluster/backup-info/not-backed-up), sorted.
+
+        Proxmox counts a disabled job as covering its guests.
+        """
+
+        def load() -> tuple[int, ...]:
+            raws = self._call("get", "cluster/backup-info/not-backed-up", op="not_backed_up")
+            return tuple(sorted(parse.as_int(r.get("vmid")) for r in raws or ()
+                                if isinstance(r, Mapping) and r.get("type") == "lxc"))
+
+        return self._cached(("not-backed-up",), load)
+
+    def backup_index(self, *, wait: bool = False) -> BackupIndex | None:
+        """The newest backup of every guest, from a sweep of every backup storage of the cluster.
+
+        Served from its own cache (``backup_cache``); once older than that cache's interval, a
+        background thread sweeps again while the old index is still served. With no index yet,
+        returns None at once unless ``wait`` (then waits for the sweep, raising ProxmoxError if it
+        fails). One sweep per interval however many readers: dogpile elects the loader, across
+        processes when the cache lives in Redis.
+        """
+        index = self._backup_cache.peek(BACKUP_INDEX_KEY)
+        stale = index is None or time.time() - index.loaded_at >= self._backup_cache.ttl
+        if index is None and wait:
+            return self._backup_cache.get_or_load(BACKUP_INDEX_KEY, lambda: self._sweep_backups(None))
+        if stale:
+            self._sweep_in_background(index)
+        return index
+
+    def refresh_backup_index(self) -> None:
+        """Sweep again now, in the background (after Proxboard made or removed a backup)."""
+        self._sweep_in_background(self._backup_cache.peek(BACKUP_INDEX_KEY), force=True)
+
+    def _sweep_in_background(self, previous: BackupIndex | None, force: bool = False) -> None:
+        if not self._backup_sweep.acquire(blocking=False):
+            return  # this process is sweeping already
+
+        def run() -> None:
+            try:
+                if force:
+                    self._backup_cache.put(BACKUP_INDEX_KEY, self._sweep_backups(previous))
+                else:
+                    self._backup_cache.get_or_load(BACKUP_INDEX_KEY, lambda: self._sweep_backups(previous))
+            except ProxmoxError as exc:
+                logger.warning("backup index not refreshed: %s", exc.message)
+            except Exception:  # noqa: BLE001 - a background thread has nobody else to tell
+                logger.exception("backup index not refreshed")
+            finally:
+                self._backup_sweep.release()
+
+        # A fresh context: no request deadline applies to the sweep, only each call's own timeout.
+        threading.Thread(target=contextvars.Context().run, args=(run,), name="proxboard-backup-index",
+                         daemon=True).start()
+
+    def _sweep_backups(self, previous: BackupIndex | None) -> BackupIndex:
+        """Read every active backup storage once (a shared one on one node only), in parallel."""
+        storages: dict[str, tuple[str, str]] = {}
+        for store in self.cluster_snapshot().storages:
+            if not store.active or not store.holds("backup") or not store.node:
+                continue
+            key = store.storage if store.shared else f"{store.storage}@{store.node}"
+            storages.setdefault(key, (store.node, store.storage))
+        failed: list[str] = []
+        entries: dict[str, tuple[tuple[int, int], ...]] = {}
+
+        def read(key: str) -> tuple[tuple[int, int], ...]:
+            node, storage = storages[key]
+            return tuple((b.vmid, b.ctime or 0) for b in self.backups(node, storage) if b.vmid is not None)
+
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="proxboard-backup-sweep") as pool:
+            futures = {key: pool.submit(read, key) for key in storages}
+            for key, future in futures.items():
+                try:
+                    entries[key] = future.result()
+                except ProxmoxError as exc:
+                    failed.append(key)
+                    logger.warning("backups on %s not read: %s", key, exc.message)
+                    if previous is not None and key in previous.entries:
+                        entries[key] = previous.entries[key]
+        return BackupIndex.build(entries, time.time(), tuple(failed))
 
     @property
     def _pinned_node(self) -> str | None:

@@ -540,3 +540,110 @@ class ContainerSpec:
             "description": self.description,
             "pool": self.pool,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One snapshot of a container, or (``current``) the container's present state.
+
+    ``parent`` names the snapshot this one was taken on top of; following parents gives the tree.
+    ``snapstate`` is ``prepare`` or ``delete`` while a snapshot task is working on it.
+    """
+
+    name: str
+    description: str = ""
+    snaptime: int | None = None  # epoch seconds
+    parent: str | None = None
+    current: bool = False
+    running: bool = False  # only for ``current``
+    snapstate: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackupVolume:
+    """A backup (``vzdump``) volume of a guest on a storage (GET …/storage/{storage}/content?content=backup)."""
+
+    volid: str  # "local:backup/vzdump-lxc-101-2026_11_30-01_00_00.tar.zst", "pbs:backup/ct/101/2026-11-30T01:00:00Z"
+    storage: str
+    vmid: int | None
+    ctime: int | None  # epoch seconds
+    size: int = 0  # bytes
+    format: str = ""  # "tar.zst", "pbs-ct", …
+    notes: str = ""
+    protected: bool = False
+    verification: str | None = None  # "ok" or "failed" where the storage verifies (PBS), else None
+    encrypted: bool = False
+    node: str | None = None  # the node the storage was read on (None only for unknown)
+
+    @property
+    def subtype_ct(self) -> bool:
+        """True for a container backup (``vzdump-lxc-…`` or PBS ``ct/…``), False for a VM's."""
+        name = self.volid.partition(":")[2]
+        return "vzdump-lxc-" in name or name.startswith("backup/ct/")
+
+
+@dataclass(frozen=True, slots=True)
+class BackupJob:
+    """A scheduled backup job from GET /cluster/backup (pve-manager ``API2/Backup.pm``)."""
+
+    id: str
+    schedule: str
+    enabled: bool = True
+    storage: str | None = None
+    all: bool = False
+    vmids: tuple[int, ...] = ()
+    exclude: tuple[int, ...] = ()
+    pool: str | None = None
+    node: str | None = None  # only guests on this node, when set
+    mode: str = "snapshot"
+    compress: str | None = None
+    comment: str = ""
+    next_run: int | None = None  # epoch seconds
+    notes_template: str | None = None
+
+    def selects(self, vmid: int, node: str | None, pool: str | None) -> bool:
+        """Whether this job backs up the guest (whatever ``enabled`` says).
+
+        Follows ``PVE::VZDump::get_included_guests``: ``all`` minus ``exclude``, else the listed
+        VMIDs, else the pool's members; a job with ``node`` set only takes guests on that node.
+        """
+        if self.node and node and self.node != node:
+            return False
+        if self.all:
+            return vmid not in self.exclude
+        if self.vmids:
+            return vmid in self.vmids
+        return bool(self.pool) and pool == self.pool
+
+
+@dataclass(frozen=True, slots=True)
+class BackupIndex:
+    """The newest backup of every guest on every backup storage of the cluster, from one sweep.
+
+    ``entries`` maps a storage key (``"<storage>"`` for a shared storage, ``"<storage>@<node>"`` for a
+    node-local one) to its backups as ``(vmid, ctime)`` pairs. A storage that could not be read this
+    time is listed in ``failed`` and keeps the entries of the previous sweep.
+    """
+
+    entries: dict[str, tuple[tuple[int, int], ...]]
+    loaded_at: float  # epoch seconds
+    failed: tuple[str, ...] = ()
+    newest: dict[int, int] = field(default_factory=dict)  # vmid -> ctime of its newest backup
+    count: dict[int, int] = field(default_factory=dict)  # vmid -> number of backups
+
+    @classmethod
+    def build(cls, entries: dict[str, tuple[tuple[int, int], ...]], loaded_at: float,
+              failed: tuple[str, ...] = ()) -> BackupIndex:
+        """An index with ``newest`` and ``count`` worked out from ``entries``."""
+        newest: dict[int, int] = {}
+        count: dict[int, int] = {}
+        for pairs in entries.values():
+            for vmid, ctime in pairs:
+                count[vmid] = count.get(vmid, 0) + 1
+                if ctime > newest.get(vmid, -1):
+                    newest[vmid] = ctime
+        return cls(entries=entries, loaded_at=loaded_at, failed=failed, newest=newest, count=count)
+
+    def newest_of(self, vmid: int) -> int | None:
+        """Epoch seconds of the guest's newest backup anywhere, or None when it has none."""
+        return self.newest.get(vmid)

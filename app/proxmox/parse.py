@@ -13,6 +13,8 @@ from typing import Any
 
 from .models import (
     GIB,
+    BackupJob,
+    BackupVolume,
     Bridge,
     ClusterSnapshot,
     ClusterVersion,
@@ -25,6 +27,7 @@ from .models import (
     NetInterface,
     Node,
     OsTemplate,
+    Snapshot,
     Storage,
     Task,
     TaskLogLine,
@@ -440,4 +443,71 @@ def container_interface(raw: Raw) -> ContainerInterface:
         ipv4=tuple(ipv4),
         ipv6=tuple(ipv6),
         ipv6_cidrs=tuple(cidrs6),
+    )
+
+
+def snapshot(raw: Raw) -> Snapshot:
+    """One entry of GET nodes/{node}/lxc/{vmid}/snapshot (``current`` is the present state)."""
+    name = str(raw.get("name") or "")
+    return Snapshot(
+        name=name,
+        description="" if name == "current" else str(raw.get("description") or "").strip(),
+        snaptime=as_opt_int(raw.get("snaptime")),
+        parent=as_opt_str(raw.get("parent")),
+        current=name == "current",
+        running=as_bool(raw.get("running")),
+        snapstate=as_opt_str(raw.get("snapstate")),
+    )
+
+
+_BACKUP_VMID = re.compile(r"^(?:backup/)?(?:vzdump-(?:lxc|qemu|openvz)-(\d+)-|ct/(\d+)/|vm/(\d+)/)")
+
+
+def backup_volume(raw: Raw, node: str | None = None) -> BackupVolume:
+    """One entry of GET nodes/{node}/storage/{storage}/content?content=backup.
+
+    ``vmid`` comes from the entry, else from the volume name (``vzdump-lxc-<vmid>-…``, ``ct/<vmid>/…``).
+    """
+    volid = str(raw.get("volid") or "")
+    vmid = as_opt_int(raw.get("vmid"))
+    if vmid is None and (match := _BACKUP_VMID.match(volid.partition(":")[2])):
+        vmid = int(next(group for group in match.groups() if group))
+    verification = raw.get("verification")
+    state = verification.get("state") if isinstance(verification, dict) else None
+    return BackupVolume(
+        volid=volid,
+        storage=volid.partition(":")[0],
+        vmid=vmid,
+        ctime=as_opt_int(raw.get("ctime")),
+        size=as_int(raw.get("size")),
+        format=str(raw.get("format") or ""),
+        notes=str(raw.get("notes") or ""),
+        protected=as_bool(raw.get("protected")),
+        verification=str(state) if state else None,
+        encrypted=bool(raw.get("encrypted")),
+        node=node,
+    )
+
+
+def _vmid_list(value: Any) -> tuple[int, ...]:
+    return tuple(int(part) for part in split_list(value) if part.isdigit())
+
+
+def backup_job(raw: Raw) -> BackupJob:
+    """One entry of GET /cluster/backup."""
+    return BackupJob(
+        id=str(raw.get("id") or ""),
+        schedule=str(raw.get("schedule") or raw.get("starttime") or ""),
+        enabled=as_bool(raw.get("enabled", 1)),
+        storage=as_opt_str(raw.get("storage")),
+        all=as_bool(raw.get("all")),
+        vmids=_vmid_list(raw.get("vmid")),
+        exclude=_vmid_list(raw.get("exclude")),
+        pool=as_opt_str(raw.get("pool")),
+        node=as_opt_str(raw.get("node")),
+        mode=str(raw.get("mode") or "snapshot"),
+        compress=as_opt_str(raw.get("compress")),
+        comment=str(raw.get("comment") or ""),
+        next_run=as_opt_int(raw.get("next-run")),
+        notes_template=as_opt_str(raw.get("notes-template")),
     )

@@ -86,6 +86,7 @@ class SnapshotsAndBackups:
         R[("POST", base + "/{snapname}/rollback")] = self.snapshot_rollback
         R[("GET", base + "/{snapname}/config")] = self.snapshot_config
         R[("PUT", base + "/{snapname}/config")] = self.snapshot_update
+        R[("GET", "/nodes/{node}/lxc/{vmid}/feature")] = self.feature
         R[("POST", "/nodes/{node}/vzdump")] = self.vzdump
         R[("GET", "/nodes/{node}/vzdump/defaults")] = self.vzdump_defaults
         R[("GET", "/nodes/{node}/storage/{storage}/content/{volume}")] = self.volume_info
@@ -120,8 +121,8 @@ class SnapshotsAndBackups:
         self.cluster.get_ct(p["node"], p["vmid"])
         return [{"cmd": "rollback"}, {"cmd": "config"}]
 
-    def _snapshot_feature(self, ct: Container) -> bool:
-        for key, value in ct.config.items():
+    def _snapshot_feature(self, ct: Container, config: dict | None = None) -> bool:
+        for key, value in (ct.config if config is None else config).items():
             if key == "rootfs" or re.match(r"^mp\d+$", key):
                 volume = value.split(",")[0]
                 if ":" not in volume:  # a bind mount: no snapshot support
@@ -130,6 +131,21 @@ class SnapshotsAndBackups:
                 if cfg is None or cfg[1] not in SNAPSHOT_STORAGE_TYPES:
                     return False
         return True
+
+    def feature(self, ctx, p):
+        """API2/LXC.pm ``vm_feature``: ``has_feature`` over the config's volumes, and the nodes sharing them."""
+        ct = self.cluster.get_ct(p["node"], p["vmid"])
+        ctx.check(f"/vms/{ct.vmid}", ["VM.Audit"])
+        config = ct.config
+        if p.get("snapname"):
+            if p["snapname"] not in ct.snapshots:
+                raise PVEError(f"snapshot '{p['snapname']}' does not exist")
+            config = ct.snapshots[p["snapname"]]
+        has = self._snapshot_feature(ct, config) if p["feature"] == "snapshot" else True
+        shared = all(self._shared(str(v).split(",")[0].split(":", 1)[0]) for k, v in config.items()
+                     if (k == "rootfs" or re.match(r"^mp\d+$", k)) and ":" in str(v).split(",")[0])
+        nodes = [n for n in self.cluster.nodes if n != ct.node] if shared else []
+        return {"hasFeature": 1 if has else 0, "nodes": nodes}
 
     def _take_snapshot(self, ct: Container, name: str, description: str | None, task: Task | None) -> None:
         """AbstractConfig::snapshot_create with the config lock held by the caller's thread."""
