@@ -51,6 +51,7 @@ class DefaultConfig:
     SHUTDOWN_TIMEOUT = 30
     SHUTDOWN_FORCE_AFTER_TIMEOUT = False
     ACTION_TIMEOUT = 120
+    TASK_GIVE_UP_HOURS = 12  # a snapshot, backup or restore whose task cannot be read this long is marked failed
     SERVICE_CHECK_SECONDS = 300
     SERVICE_CHECK_TIMEOUT = 30
     SERVICE_CHECK_CONCURRENCY = 4  # containers of one node checked at once, over one SSH connection

@@ -1,4 +1,5 @@
-"""A container's page: a header with every lifecycle action, and its Overview, Services and Events tabs.
+"""A container's page: a header with every lifecycle action, and its Overview, Services, Snapshots, Backups
+and Events tabs (the Snapshots and Backups tabs live in ``snapshots.py`` and ``backups.py``).
 
 Each tab has its own URL and works as a plain page; htmx asks for ``#ct-live`` (header and
 tab) when switching tabs or auto-refreshing, and for ``#ct-tab`` (the tab alone) when a
@@ -10,6 +11,7 @@ answer time, not three, and all of them share the request's deadline.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -43,7 +45,10 @@ from app.guest_services import RefreshRefused, request_refresh
 log = logging.getLogger(__name__)
 
 TABS = {"overview": ("Overview", "bi-info-circle"), "services": ("Services", "bi-hdd-stack"),
+        "snapshots": ("Snapshots", "bi-camera"), "backups": ("Backups", "bi-archive"),
         "events": ("Events", "bi-clock-history")}
+# What the tabs other modules of this package own show (``snapshots``, ``backups``): tab -> context of a view.
+TAB_CONTEXTS: dict[str, Callable[[ContainerView], dict]] = {}
 # The creation wizard's progress view; until it exists, a container being created shows its events.
 PROGRESS_ENDPOINT = "containers.progress"
 EVENTS_PER_PAGE = 50
@@ -239,6 +244,8 @@ def _load(vmid: int) -> ContainerView:
 
 
 def _tab_context(view: ContainerView, tab: str) -> dict:
+    if tab in TAB_CONTEXTS:
+        return TAB_CONTEXTS[tab](view)
     if tab == "services":
         return services_context(view)
     if tab == "events":
@@ -279,7 +286,7 @@ def detail(vmid: int):
     return detail_tab(vmid, "overview")
 
 
-@bp.get("/<int:vmid>/<any(overview, services, events):tab>")
+@bp.get("/<int:vmid>/<any(overview, services, snapshots, backups, events):tab>")
 def detail_tab(vmid: int, tab: str):
     """A container's page on one of its tabs."""
     view = _load(vmid)

@@ -1,4 +1,5 @@
-"""Lifecycle actions (start, shutdown, stop, reboot, delete): the one place they are decided.
+"""Lifecycle actions (start, shutdown, stop, reboot, delete) and the other Proxmox tasks Proxboard follows
+for a container (snapshots, backups, restores): the one place they are decided and settled.
 
 A request checks the live state, records an ``Operation`` and asks Proxmox; the
 pending operation lives on the server with its task id, so spinners survive page
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -46,6 +48,25 @@ ACTIONS: dict[str, Action] = {
     "stop": Action("stop", "Stop", "bi-stop-fill", "stopped", "running", True, True),
     "reboot": Action("reboot", "Restart", "bi-arrow-clockwise", "restarted", "running", True, False),
     "delete": Action("delete", "Delete", "bi-trash", "deleted", "any", True, True),
+}
+
+
+@dataclass(frozen=True)
+class TaskAction:
+    """A Proxmox task Proxboard follows for a container besides the lifecycle ``ACTIONS`` (``Operation.action``)."""
+
+    name: str
+    label: str
+    backups: bool = False  # it adds or removes a backup: the backup index is swept again when it ends
+
+
+TASK_ACTIONS: dict[str, TaskAction] = {
+    "snapshot": TaskAction("snapshot", "Snapshot"),
+    "rollback": TaskAction("rollback", "Rollback"),
+    "snapshot-delete": TaskAction("snapshot-delete", "Snapshot deletion"),
+    "backup": TaskAction("backup", "Backup", backups=True),
+    "restore": TaskAction("restore", "Restore", backups=False),
+    "backup-delete": TaskAction("backup-delete", "Backup deletion", backups=True),
 }
 
 
@@ -222,12 +243,16 @@ class Outcome:
 
 
 def refresh_operation(operation: Operation) -> Outcome | None:
-    """Settle a pending lifecycle operation whose Proxmox task has ended.
+    """Settle a pending lifecycle or ``TASK_ACTIONS`` operation whose Proxmox task has ended.
 
     Returns the outcome when it ended now, None while it is still running (or when
     Proxmox cannot be asked right now: the spinner simply keeps polling).
     """
-    if not operation.pending or operation.action not in ACTIONS or not operation.upid:
+    if not operation.pending or not operation.upid:
+        return None
+    if operation.action in TASK_ACTIONS:
+        return _settle_task(operation)
+    if operation.action not in ACTIONS:
         return None
     container = operation.container
     spec = ACTIONS[operation.action]
@@ -316,6 +341,105 @@ def _fail(operation: Operation, name: str, spec: Action, reason: str) -> Outcome
     log.warning("%s of CT %s on %s failed: %s", spec.name, container.vmid, container.node, reason)
     get_proxmox().invalidate()
     return Outcome(message, "danger")
+
+
+def start_task(vmid: int, action: str, username: str, call: Callable[[ContainerSummary], str], *, what: str,
+               done: str, params: dict | None = None, container: Container | None = None,
+               live: ContainerSummary | None = None) -> Operation:
+    """Start a ``TASK_ACTIONS`` task on CT ``vmid`` and record it as a pending Operation; returns it.
+
+    ``call(live)`` asks Proxmox and returns the UPID. ``what`` names the work in messages ("Snapshot
+    'before-upgrade' of web (CT 101)") and ``done`` is the message once it succeeded; both are kept in the
+    operation's params with ``params``. ``container`` is the record to attach it to (default: CT
+    ``vmid``'s, created on first touch). Raises ActionRefused when another operation is pending, the
+    container is locked or being created, or Proxmox refuses (then kept as an error event; nothing
+    changed), and ProxmoxError when the container cannot be looked up.
+    """
+    spec = TASK_ACTIONS[action]
+    live = live or locate(vmid)
+    container = container or get_or_create_record(live)
+    pending = db.session.scalar(select(Operation).where(
+        Operation.container_id == container.id, Operation.state.in_(("queued", "running"))))
+    if pending is not None:
+        db.session.rollback()
+        raise ActionRefused(f"Another operation is in progress ({pending.action}).")
+    if container.lifecycle == "creating":
+        db.session.rollback()
+        raise ActionRefused("The container is still being created.")
+    operation = Operation(container_id=container.id, action=action, state="running", requested_by=username,
+                          params={**(params or {}), "what": what, "done": done, "node": live.node})
+    db.session.add(operation)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise ActionRefused("Another operation is in progress.") from None
+    try:
+        operation.upid = call(live)
+    except ProxmoxError as exc:
+        operation.state, operation.error, operation.finished_at = "failed", exc.message, utcnow()
+        message = f"{what} failed: {exc.message}"
+        record_event(container.id, "error", message, {"action": action, "node": live.node, "vmid": vmid,
+                                                     "requested_by": username})
+        db.session.commit()
+        raise ActionRefused(message) from exc
+    operation.heartbeat_at = utcnow()
+    record_event(container.id, "step", f"{spec.label} requested by {username}: {what}",
+                 {"action": action, "upid": operation.upid, "node": live.node})
+    db.session.commit()
+    return operation
+
+
+def _settle_task(operation: Operation) -> Outcome | None:
+    """``refresh_operation`` for a ``TASK_ACTIONS`` operation."""
+    container, spec, params = operation.container, TASK_ACTIONS[operation.action], operation.params or {}
+    node = params.get("node") or container.node
+    what = params.get("what") or f"{spec.label} of CT {container.vmid}"
+    try:
+        task = get_proxmox().task_status(node, operation.upid)
+    except ProxmoxError as exc:
+        if utcnow() - operation.started_at > timedelta(hours=int(current_app.config["TASK_GIVE_UP_HOURS"])):
+            return _end_task(operation, spec, f"{what} failed: gave up waiting for Proxmox: {exc.message}", False)
+        return None
+    if task.running:
+        operation.heartbeat_at = utcnow()
+        db.session.commit()
+        return None
+    if task.ok:
+        return _end_task(operation, spec, params.get("done") or f"{what} succeeded.", True)
+    return _end_task(operation, spec, f"{what} failed: {task_error(node, operation.upid, task.exitstatus)}", False)
+
+
+def task_error(node: str, upid: str, exitstatus: str | None) -> str:
+    """The reason a task failed: its exit status, or for ``job errors`` (vzdump) the log's ``ERROR:`` lines."""
+    reason = exitstatus or "task failed"
+    if reason != "job errors":
+        return reason
+    try:
+        lines = get_proxmox().task_log(node, upid, limit=1000)
+    except ProxmoxError:
+        return reason
+    errors = [line.text.removeprefix("ERROR:").strip() for line in lines if line.text.startswith("ERROR:")]
+    return "; ".join(errors) or reason
+
+
+def _end_task(operation: Operation, spec: TaskAction, message: str, ok: bool) -> Outcome:
+    container = operation.container
+    operation.finished_at = utcnow()
+    if ok:
+        operation.state, operation.progress = "succeeded", 100
+    else:
+        operation.state, operation.error = "failed", message
+    record_event(container.id, "complete" if ok else "error", message, {"action": spec.name, "upid": operation.upid})
+    audit.record_result(operation, container, "succeeded" if ok else "failed", message)
+    db.session.commit()
+    if not ok:
+        log.warning("%s of CT %s failed: %s", spec.name, container.vmid, message)
+    pve = get_proxmox()
+    pve.invalidate()
+    if spec.backups:
+        pve.refresh_backup_index()
+    return Outcome(message, "success" if ok else "danger")
 
 
 def shutdown_timed_out(operation: Operation | None) -> bool:
