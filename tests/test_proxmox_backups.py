@@ -116,3 +116,17 @@ def test_a_storage_that_fails_keeps_its_last_known_backups(pve, pve_settings):
             time.sleep(0.05)
         assert index.failed == ("pbs",)
         assert index.entries["pbs"] == first.entries["pbs"] and index.newest_of(102) == first.newest_of(102)
+
+
+def test_processes_sharing_redis_sweep_the_backup_storages_once_between_them(pve, pve_settings, redis_prefix):
+    from tests.fixtures.redis import REDIS_URL
+
+    prefix, _server = redis_prefix
+    caches = [ReadCache(300, redis_url=REDIS_URL, prefix=f"{prefix}:backups") for _ in range(2)]
+    with ProxmoxClient(pve_settings, backup_cache=caches[0]) as one, \
+            ProxmoxClient(pve_settings, backup_cache=caches[1]) as two:
+        first = one.backup_index(wait=True)
+        pve.clear_requests()
+        seen = two.backup_index()
+        assert seen is not None and seen.newest == first.newest
+        assert not [r for r in pve.requests if "/content" in r["path"]]  # the second process swept nothing
