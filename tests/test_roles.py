@@ -273,7 +273,8 @@ ISSUE = {
     ("audit.index", ()): "admin",
 }
 # GET pages that are only the form of an action: they need that action's role.
-ACTION_FORMS = {"containers.confirm_action", "wizard.start", "wizard.node_fields", "wizard.review"}
+ACTION_FORMS = {"containers.confirm_action", "wizard.start", "wizard.node_fields", "wizard.review",
+                "containers.snapshot_new", "containers.snapshot_confirm_rollback", "containers.snapshot_confirm_delete"}
 ADMIN_AREAS = ("users.", "audit.", "settings.")  # the issue: users, settings (and the audit log) are for admins
 
 

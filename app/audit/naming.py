@@ -26,6 +26,10 @@ ACTIONS: dict[str, str] = {
     "containers.reveal_credentials": "credential.reveal",
     "containers.progress_retry": "container.create_retry",
     "containers.progress_delete": "container.delete_failed_creation",
+    # named like the worker's entry of how the task ended (``audit.record_result``: container.<Operation.action>)
+    "containers.snapshot_create": "container.snapshot",
+    "containers.snapshot_rollback": "container.rollback",
+    "containers.snapshot_delete": "container.snapshot-delete",
     "wizard.review": "container.create",
     "wizard.create": "container.create",
     "container_templates.create": "template.create",

@@ -105,6 +105,12 @@ PERMISSIONS: dict[str, Rule | ByArgument] = {
     "containers.reveal_credentials": operator("see credentials"),
     "containers.progress_retry": operator("retry a failed creation"),
     "containers.progress_delete": admin("delete containers"),  # it deletes the guest in Proxmox
+    "containers.snapshot_new": operator("take and roll back snapshots"),
+    "containers.snapshot_create": operator("take and roll back snapshots"),
+    "containers.snapshot_confirm_rollback": operator("take and roll back snapshots"),
+    "containers.snapshot_rollback": operator("take and roll back snapshots"),
+    "containers.snapshot_confirm_delete": operator("delete snapshots"),
+    "containers.snapshot_delete": operator("delete snapshots"),
     "wizard.start": operator("create containers"),
     "wizard.template": operator("create containers"),
     "wizard.configure": operator("create containers"),

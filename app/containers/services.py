@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import audit
 from app.containers.inventory import record_for, snapshot_of
@@ -286,8 +287,29 @@ def settle_within(operation: Operation, seconds: float, interval: float = 0.25) 
         time.sleep(interval)
 
 
-def _succeed(operation: Operation, container: Container, name: str, spec: Action) -> Outcome:
-    operation.state, operation.finished_at, operation.progress = "succeeded", utcnow(), 100
+def _claim_end(operation: Operation, state: str, error: str | None = None) -> bool:
+    """End ``operation`` as ``state`` if it is still pending; False when another request ended it first.
+
+    The spinner of the card, the header and a tab may all poll the same operation: one conditional
+    UPDATE decides which of them tells its outcome, so it is recorded (event, audit entry) once.
+    """
+    values = {"state": state, "finished_at": utcnow(), "error": error}
+    if state == "succeeded":
+        values["progress"] = 100
+    claimed = db.session.execute(
+        update(Operation).where(Operation.id == operation.id, Operation.state.in_(("queued", "running")))
+        .values(**values).execution_options(synchronize_session=False)).rowcount == 1
+    if not claimed:
+        db.session.rollback()
+        return False
+    for key, value in values.items():
+        set_committed_value(operation, key, value)
+    return True
+
+
+def _succeed(operation: Operation, container: Container, name: str, spec: Action) -> Outcome | None:
+    if not _claim_end(operation, "succeeded"):
+        return None
     message = f"{name} (CT {container.vmid}) is {spec.done}."
     meta = {"action": spec.name, "upid": operation.upid}
     params = operation.params or {}
@@ -327,9 +349,10 @@ def _task_type(upid: str | None) -> str:
     return parts[5] if len(parts) > 5 else ""
 
 
-def _fail(operation: Operation, name: str, spec: Action, reason: str) -> Outcome:
+def _fail(operation: Operation, name: str, spec: Action, reason: str) -> Outcome | None:
     container = operation.container
-    operation.state, operation.finished_at, operation.error = "failed", utcnow(), reason
+    if not _claim_end(operation, "failed", reason):
+        return None
     message = f"{spec.label} of {name} (CT {container.vmid}) failed: {reason}"
     if shutdown_timed_out(operation):
         timeout = (operation.params or {}).get("timeout", 30)
@@ -423,13 +446,12 @@ def task_error(node: str, upid: str, exitstatus: str | None) -> str:
     return "; ".join(errors) or reason
 
 
-def _end_task(operation: Operation, spec: TaskAction, message: str, ok: bool) -> Outcome:
+def _end_task(operation: Operation, spec: TaskAction, message: str, ok: bool) -> Outcome | None:
     container = operation.container
-    operation.finished_at = utcnow()
-    if ok:
-        operation.state, operation.progress = "succeeded", 100
-    else:
-        operation.state, operation.error = "failed", message
+    if not _claim_end(operation, "succeeded" if ok else "failed", None if ok else message):
+        return None
+    if not ok and (operation.params or {}).get("new_guest"):
+        container.lifecycle = "deleted"  # a failed restore to a new VMID: Proxmox removes the half-made guest
     record_event(container.id, "complete" if ok else "error", message, {"action": spec.name, "upid": operation.upid})
     audit.record_result(operation, container, "succeeded" if ok else "failed", message)
     db.session.commit()
@@ -459,6 +481,22 @@ def view_reason(action: str, view, reachable: bool = True) -> str | None:
                               (view.stale and view.stale_reason is None), pending=view.pending,
                               lifecycle=view.lifecycle, template=view.template, ha_state=view.ha_state,
                               blocked=view.stale_reason if view.stale else None)
+
+
+def task_busy_reason(view) -> str | None:
+    """Why no ``TASK_ACTIONS`` task (snapshot, backup…) can start on a ``ContainerView`` now (another operation,
+    the guest gone or unreachable, being created, locked), or None: what ``start_task`` and Proxmox would refuse."""
+    if view.pending is not None:
+        return f"Another operation is in progress ({view.pending.action})."
+    if view.lifecycle == "gone":
+        return "Proxmox no longer has this container."
+    if view.stale:
+        return view.stale_reason or "Proxmox cannot be reached."
+    if view.lifecycle == "creating":
+        return "The container is still being created."
+    if view.lock:
+        return f"The container is locked ({view.lock})."
+    return None
 
 
 def clear_gone(vmid: int, username: str) -> Container:
