@@ -4,8 +4,8 @@ A render costs two Proxmox calls beside the page's own (GET …/lxc/{vmid}/snaps
 and, while a snapshot operation is pending, one task status call. Each action is a Proxmox task started through
 ``services.start_task`` and followed to its end like a lifecycle action: the tab shows it in progress while the
 header's spinner polls ``containers.operation_status``, which settles it (an event, an audit entry) and shows the
-outcome's toast; the toast refreshes the page's live part, tab included. (A second poller in the tab would race
-the header's and settle the task twice.) A page without JavaScript settles it when it renders the tab. A
+outcome's toast; the toast refreshes the page's live part, tab included (a poller of the tab's own would only
+double the task status calls). A page without JavaScript settles it when it renders the tab. A
 Proxmox that fails shows its error in the tab, never an empty tree. Names are checked as Proxmox checks them
 (format ``pve-configid``, at most 40 characters, ``current`` and ``vzdump`` reserved, not already used)
 before Proxmox is asked.
