@@ -78,6 +78,7 @@ class DefaultConfig:
     PVE_CACHE_SECONDS = 5
     PVE_REQUEST_DEADLINE = 6  # seconds all the Proxmox calls of one web request may take together (0: none)
     PVE_BACKUP_INDEX_SECONDS = 300  # the cluster-wide backup index (card ages, backup: search) is swept this often
+    BACKUP_WARN_DAYS = 7  # a newest backup older than this shows as a warning (cards, the Backups page)
     PVE_CACHE_PREFIX = None  # Redis key prefix of the shared read cache (default: per Proxmox address)
     DEMO_MODE = False
     TEMPLATES_DIR = None

@@ -4,6 +4,10 @@
    fetching /cluster/resources through proxmoxer and decoding it. Fragment size gzipped.
 2. 50 concurrent clients refreshing the dashboard against gunicorn for --duration seconds:
    upstream /cluster/resources calls per cache interval and client errors.
+3. Backup ages on the cards at 1,000 containers with backups on three storages (a directory per node,
+   an NFS share, a Backup Server): the dashboard with the backup index not loaded yet (cold) and
+   loaded (warm), its /cluster/resources calls per render, one sweep of the index, a ``backup:>7d``
+   search and the Backups page.
 
 The simulator runs in its own process so it does not share the app's interpreter.
 """
@@ -230,6 +234,61 @@ def concurrency_table(clients: int, duration: float, cache_seconds: float) -> No
                 session.close()
 
 
+def backup_table(size: int, runs: int) -> None:
+    from app.proxmox import ProxmoxClient, ProxmoxSettings
+    from app.proxmox.cache import ReadCache
+    from tests.fixtures.app import join_app_threads as join_background  # the backup index sweep
+
+    print(f"\nBackup ages at {size} containers, backups on 3 storages (median of {runs}, Proxmox cache off)")
+    with simulator(size) as (env, sim_base), tempfile.TemporaryDirectory() as folder:
+        app = build_app(env, folder, cache_seconds=0)
+        client = app.test_client()
+        login(client)
+        pve = app.extensions["proxmox"]
+        client.get("/")  # first render records the containers
+        join_background()
+
+        cold_times = []
+        for _ in range(runs):
+            pve._backup_cache = ReadCache(300)  # as after a restart: no index yet, the render starts a sweep
+            cold_times.append(median_ms(lambda: client.get("/"), 1))
+            join_background()  # not timed: the sweep runs beside the page, not in it
+        cold_ms = statistics.median(cold_times)
+        settings = ProxmoxSettings.from_config(app.config)
+
+        def sweep():
+            with ProxmoxClient(settings, backup_cache=ReadCache(300)) as fresh:
+                fresh.backup_index(wait=True)
+
+        sweep_ms = median_ms(sweep, max(3, runs // 3))
+        pve.backup_index(wait=True)
+        warm_ms = median_ms(lambda: client.get("/"), runs)
+        body = client.get("/").text
+        badges = body.count('data-testid="backup-age"')
+        requests.delete(sim_base + "/_sim/requests", verify=False, timeout=5)
+        renders = 10
+        for _ in range(renders):
+            client.get("/")
+            client.get("/", headers={"HX-Request": "true"})
+        log = requests.get(sim_base + "/_sim/requests", verify=False, timeout=5).json()
+        entries = log if isinstance(log, list) else log.get("requests", [])
+        calls = sum(1 for r in entries if r["method"] == "GET" and "/cluster/resources" in r["path"])
+        search_ms = median_ms(lambda: client.get("/?q=backup:%3E7d"), runs)
+        page_ms = median_ms(lambda: client.get("/backups"), runs)
+        index = pve.backup_index()
+        print(f"{'backups':>8} | {'storages':>8} | {'sweep ms':>8} | {'cold page ms':>12} | {'warm page ms':>12} | "
+              f"{'badges':>6} | {'resources calls/render':>22} | {'backup:>7d ms':>13} | {'/backups ms':>11}")
+        print("-" * 126)
+        print(f"{sum(index.count.values()):>8} | {len(index.entries):>8} | {sweep_ms:>8.1f} | "
+              f"{cold_ms:>12.1f} | {warm_ms:>12.1f} | {badges:>6} | {calls / (2 * renders):>22.2f} | "
+              f"{search_ms:>13.1f} | {page_ms:>11.1f}")
+        join_background()
+        with app.app_context():
+            from app.extensions import db
+
+            db.engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,100,1000")
@@ -238,9 +297,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--cache-seconds", type=float, default=5)
     parser.add_argument("--skip-concurrency", action="store_true")
+    parser.add_argument("--backups-size", type=int, default=1000)
+    parser.add_argument("--only-backups", action="store_true", help="only table 3")
     args = parser.parse_args()
     warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+    if args.only_backups:
+        backup_table(args.backups_size, args.runs)
+        return
     dashboard_table([int(s) for s in args.sizes.split(",")], args.runs)
+    backup_table(args.backups_size, args.runs)
     if not args.skip_concurrency:
         concurrency_table(args.clients, args.duration, args.cache_seconds)
 

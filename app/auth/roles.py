@@ -76,6 +76,7 @@ PERMISSIONS: dict[str, Rule | ByArgument] = {
     # Seeing: every page and fragment, including what polls while an operator's action runs.
     "dashboard.index": viewer(),
     "about.index": viewer(),
+    "backups.index": viewer(),
     "containers.index": viewer(),
     "containers.detail": viewer(),
     "containers.detail_tab": viewer(),
