@@ -130,3 +130,17 @@ def test_processes_sharing_redis_sweep_the_backup_storages_once_between_them(pve
         seen = two.backup_index()
         assert seen is not None and seen.newest == first.newest
         assert not [r for r in pve.requests if "/content" in r["path"]]  # the second process swept nothing
+
+
+def test_after_a_failed_sweep_renders_do_not_sweep_again_at_once(pve, pve_settings):
+    with ProxmoxClient(pve_settings, backup_cache=ReadCache(300)) as client:
+        pve.faults.fail_path("GET", r"^/cluster/resources", 500, "cluster filesystem not ready")
+        assert client.backup_index() is None
+        deadline = time.monotonic() + 10
+        while not client._backup_sweep_failed and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pve.clear_requests()
+        for _ in range(5):
+            assert client.backup_index() is None
+        time.sleep(0.2)
+        assert [r for r in pve.requests if r["path"].startswith("/cluster/resources")] == []

@@ -83,6 +83,7 @@ _TASK_LABELS = {
 # How long the cluster-wide backup index is served before a background sweep reloads it.
 BACKUP_INDEX_SECONDS = 300.0
 BACKUP_INDEX_KEY = ("backup-index",)
+SWEEP_RETRY_SECONDS = 30.0  # after a failed sweep, the next one waits this long (unless forced)
 
 
 class ProxmoxClient:
@@ -102,6 +103,7 @@ class ProxmoxClient:
         self._cache = cache if cache is not None else ReadCache(settings.cache_seconds if settings else 0)
         self._backup_cache = backup_cache if backup_cache is not None else ReadCache(BACKUP_INDEX_SECONDS)
         self._backup_sweep = threading.Lock()
+        self._backup_sweep_failed = 0.0  # monotonic time of the last failed sweep
         self._lock = threading.Lock()
         self._api: ProxmoxAPI | None = None
 
@@ -551,12 +553,23 @@ class ProxmoxClient:
     # -- snapshots ------------------------------------------------------------------
 
     def snapshots(self, node: str, vmid: int) -> tuple[Snapshot, ...]:
-        """The container's snapshots, oldest first, then ``current`` (GET nodes/{node}/lxc/{vmid}/snapshot)."""
+        """The container's snapshots, oldest first (a parent before its children), then ``current``.
+
+        GET nodes/{node}/lxc/{vmid}/snapshot.
+        """
 
         def load() -> tuple[Snapshot, ...]:
             raws = self._call("get", f"nodes/{node}/lxc/{vmid}/snapshot", op="snapshots", node=node, vmid=vmid)
             found = [parse.snapshot(raw) for raw in raws or () if isinstance(raw, Mapping)]
-            found.sort(key=lambda snap: (snap.current, snap.snaptime or 0, snap.name))
+            parents = {snap.name: snap.parent for snap in found}
+
+            def depth(name: str) -> int:  # snapshots taken within one second share a snaptime
+                seen: set[str] = set()
+                while (name := parents.get(name)) and name not in seen:
+                    seen.add(name)
+                return len(seen)
+
+            found.sort(key=lambda snap: (snap.current, snap.snaptime or 0, depth(snap.name), snap.name))
             return tuple(found)
 
         return self._cached(("snapshots", node, int(vmid)), load)
@@ -698,6 +711,8 @@ class ProxmoxClient:
         self._sweep_in_background(self._backup_cache.peek(BACKUP_INDEX_KEY), force=True)
 
     def _sweep_in_background(self, previous: BackupIndex | None, force: bool = False) -> None:
+        if not force and time.monotonic() - self._backup_sweep_failed < SWEEP_RETRY_SECONDS:
+            return  # Proxmox failed the last sweep a moment ago: every page render need not try again
         if not self._backup_sweep.acquire(blocking=False):
             return  # this process is sweeping already
 
@@ -708,8 +723,10 @@ class ProxmoxClient:
                 else:
                     self._backup_cache.get_or_load(BACKUP_INDEX_KEY, lambda: self._sweep_backups(previous))
             except ProxmoxError as exc:
+                self._backup_sweep_failed = time.monotonic()
                 logger.warning("backup index not refreshed: %s", exc.message)
             except Exception:  # noqa: BLE001 - a background thread has nobody else to tell
+                self._backup_sweep_failed = time.monotonic()
                 logger.exception("backup index not refreshed")
             finally:
                 self._backup_sweep.release()
