@@ -274,7 +274,8 @@ ISSUE = {
 }
 # GET pages that are only the form of an action: they need that action's role.
 ACTION_FORMS = {"containers.confirm_action", "wizard.start", "wizard.node_fields", "wizard.review",
-                "containers.snapshot_new", "containers.snapshot_confirm_rollback", "containers.snapshot_confirm_delete"}
+                "containers.snapshot_new", "containers.snapshot_confirm_rollback", "containers.snapshot_confirm_delete",
+                "containers.backup_form", "containers.backup_restore_form", "containers.backup_delete_form"}
 ADMIN_AREAS = ("users.", "audit.", "settings.")  # the issue: users, settings (and the audit log) are for admins
 
 

@@ -26,6 +26,10 @@ ACTIONS: dict[str, str] = {
     "containers.reveal_credentials": "credential.reveal",
     "containers.progress_retry": "container.create_retry",
     "containers.progress_delete": "container.delete_failed_creation",
+    "containers.backup_now": "container.backup",
+    "containers.backup_restore": "container.restore",
+    "containers.backup_delete": "container.backup-delete",
+    "containers.backup_protection": "container.backup-protection",
     # named like the worker's entry of how the task ended (``audit.record_result``: container.<Operation.action>)
     "containers.snapshot_create": "container.snapshot",
     "containers.snapshot_rollback": "container.rollback",

@@ -84,6 +84,7 @@ PERMISSIONS: dict[str, Rule | ByArgument] = {
     "containers.progress": viewer(),
     "containers.progress_events": viewer(),
     "containers.refresh_services_status": viewer(),
+    "containers.backup_task": viewer(),  # the Backups tab follows a task whoever started it
     "container_templates.index": viewer(),
     "container_templates.detail": viewer(),
     "container_templates.export": viewer(),  # a download: reading a template, not changing it
@@ -103,6 +104,18 @@ PERMISSIONS: dict[str, Rule | ByArgument] = {
     }, default=operator("run container actions")),
     "containers.clear": operator("clear gone containers from the dashboard"),  # nothing changes in Proxmox
     "containers.refresh_services": operator("refresh services"),
+    "containers.backup_form": operator("back up containers"),
+    "containers.backup_now": operator("back up containers"),
+    "containers.backup_protection": operator("protect backups"),
+    # Restoring to a new VMID creates a container (as the wizard does); restoring over one destroys its disks.
+    "containers.backup_restore_form": ByArgument("target", {
+        "new": operator("restore backups as new containers"), "over": admin("restore backups over containers"),
+    }, default=admin("restore backups over containers")),
+    "containers.backup_restore": ByArgument("target", {
+        "new": operator("restore backups as new containers"), "over": admin("restore backups over containers"),
+    }, default=admin("restore backups over containers")),
+    "containers.backup_delete_form": admin("delete backups"),
+    "containers.backup_delete": admin("delete backups"),
     "containers.reveal_credentials": operator("see credentials"),
     "containers.progress_retry": operator("retry a failed creation"),
     "containers.progress_delete": admin("delete containers"),  # it deletes the guest in Proxmox
