@@ -349,6 +349,19 @@ def test_protect_and_unprotect(logged_in, client, db, pve):
     assert "no longer protected" in toast_of(response)["message"] and not pve.cluster.backups[target]["protected"]
 
 
+def test_notes_of_a_backup_change_and_too_long_ones_change_nothing(logged_in, client, db, pve):
+    target = volids(client.get("/containers/111/backups").text)[1]
+    response = logged_in.post("/containers/111/backups/notes", {"volid": target, "notes": " weekly <archive> "},
+                              headers=TAB)
+    assert toast_of(response)["category"] == "success" and pve.cluster.backups[target]["notes"] == "weekly <archive>"
+    assert 'data-testid="backup-notes">weekly &lt;archive&gt;<' in row(response.text, target)
+    response = logged_in.post("/containers/111/backups/notes", {"volid": target, "notes": "x" * 1025}, headers=TAB)
+    assert toast_of(response) == {"message": "Notes take at most 1024 characters.", "category": "danger"}
+    assert pve.cluster.backups[target]["notes"] == "weekly <archive>"
+    logged_in.post("/containers/111/backups/notes", {"volid": target, "notes": ""}, headers=TAB)
+    assert not pve.cluster.backups[target]["notes"]
+
+
 # -- roles --------------------------------------------------------------------------------------------------------
 
 def sign_in_as(app, auth, role):
@@ -367,7 +380,8 @@ def test_a_viewer_sees_the_backups_but_cannot_change_them(app, auth, client, db,
     for url, data in (("/containers/111/backups", {"storage": "local", "mode": "snapshot", "compress": "zstd"}),
                       ("/containers/111/backups/restore/new", {"volid": target, "vmid": 150}),
                       ("/containers/111/backups/delete", {"volid": target}),
-                      ("/containers/111/backups/protection", {"volid": target, "protected": "y"})):
+                      ("/containers/111/backups/protection", {"volid": target, "protected": "y"}),
+                      ("/containers/111/backups/notes", {"volid": target, "notes": "mine"})):
         assert auth.post(url, data, headers=TAB).status_code == 403, url
     assert client.get("/containers/111/backups/new").status_code == 403
     assert changes(pve) == 0

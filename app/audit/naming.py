@@ -30,6 +30,7 @@ ACTIONS: dict[str, str] = {
     "containers.backup_restore": "container.restore",
     "containers.backup_delete": "container.backup-delete",
     "containers.backup_protection": "container.backup-protection",
+    "containers.backup_notes": "container.backup-notes",
     # named like the worker's entry of how the task ended (``audit.record_result``: container.<Operation.action>)
     "containers.snapshot_create": "container.snapshot",
     "containers.snapshot_rollback": "container.rollback",

@@ -107,6 +107,7 @@ PERMISSIONS: dict[str, Rule | ByArgument] = {
     "containers.backup_form": operator("back up containers"),
     "containers.backup_now": operator("back up containers"),
     "containers.backup_protection": operator("protect backups"),
+    "containers.backup_notes": operator("change the notes of backups"),
     # Restoring to a new VMID creates a container (as the wizard does); restoring over one destroys its disks.
     "containers.backup_restore_form": ByArgument("target", {
         "new": operator("restore backups as new containers"), "over": admin("restore backups over containers"),

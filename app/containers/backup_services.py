@@ -247,20 +247,26 @@ def delete_backup(vmid: int, username: str, *, volid: str) -> Operation:
         done=f"The backup {label} of {name} (CT {vmid}) is deleted.", params={"volid": volid}, live=live)
 
 
-def set_protection(vmid: int, username: str, *, volid: str, protected: bool) -> str:
-    """Protect a backup of CT ``vmid`` from deletion, or remove the protection (PUT …/content/{volume}); the
-    message to show. Raises ActionRefused when it is not this container's backup or Proxmox refuses."""
+def update_backup(vmid: int, username: str, *, volid: str, protected: bool | None = None,
+                  notes: str | None = None) -> str:
+    """Protect a backup of CT ``vmid`` from deletion or remove the protection, or change its notes (PUT
+    nodes/{node}/storage/{storage}/content/{volume}; None leaves a field as it is); the message to show.
+    Raises ActionRefused when it is not this container's backup or Proxmox refuses."""
     live = locate(vmid)
     backup = find_backup(live.node, vmid, volid)
     label = BackupRow(backup, None).label
     try:
-        get_proxmox().update_backup(live.node, volid, protected=protected)
+        get_proxmox().update_backup(live.node, volid, protected=protected, notes=notes)
     except ProxmoxError as exc:
-        raise ActionRefused(f"Proxmox refused to change the protection of {label}: {exc.message}") from exc
-    message = f"The backup {label} is {'protected' if protected else 'no longer protected'} ({username})."
+        raise ActionRefused(f"Proxmox refused to change the backup {label}: {exc.message}") from exc
+    if protected is not None:
+        message = f"The backup {label} is {'protected' if protected else 'no longer protected'} ({username})."
+    else:
+        message = f"The notes of the backup {label} are {'changed' if notes else 'removed'} ({username})."
     container = Container.current(vmid)
     if container is not None:
-        record_event(container.id, "log", message, {"action": "backup-protect", "volid": volid, "protected": protected})
+        record_event(container.id, "log", message, {"action": "backup-update", "volid": volid, "protected": protected,
+                                                    "notes": notes})
         db.session.commit()
     return message
 

@@ -93,6 +93,13 @@ class ProtectionForm(VolumeForm):
     protected = BooleanField()
 
 
+class NotesForm(VolumeForm):
+    """A backup's notes."""
+
+    notes = StringField("Notes", filters=[strip],
+                        validators=[Length(max=NOTES_MAX, message="Notes take at most %(max)d characters.")])
+
+
 # -- the tab ---------------------------------------------------------------------------------------------------
 
 def over_reason(view: ContainerView) -> str | None:
@@ -307,22 +314,35 @@ def backup_delete(vmid: int):
     return _started(vmid, operation)
 
 
-@bp.post("/<int:vmid>/backups/protection")
-def backup_protection(vmid: int):
-    """Protect a backup from deletion, or remove its protection; the tab again with a toast."""
-    form = ProtectionForm()
+def _updated(vmid: int, form: FlaskForm, **change):
+    """Change a backup's protection or notes; the tab again with a toast (a redirect with a flash without htmx)."""
     if not form.validate_on_submit():
-        message, category = "The form expired or named no backup; reload the page and try again.", "danger"
+        errors = [e for field_errors in form.errors.values() for e in field_errors]
+        message, category = errors[0] if errors else "The form named no backup.", "danger"
     else:
         try:
-            message, category = backups.set_protection(vmid, g.user.username, volid=form.volid.data,
-                                                       protected=form.protected.data), "success"
+            message, category = backups.update_backup(vmid, g.user.username, volid=form.volid.data,
+                                                      **change), "success"
         except (ActionRefused, ProxmoxError) as exc:
             message, category = exc.message, "danger"
     if not is_htmx():
         flash(message, category)
         return redirect(url_for("containers.detail_tab", vmid=vmid, tab="backups"))
     return trigger(render_detail(_load(vmid), "backups"), {"toast": toast(message, category)})
+
+
+@bp.post("/<int:vmid>/backups/protection")
+def backup_protection(vmid: int):
+    """Protect a backup from deletion, or remove its protection."""
+    form = ProtectionForm()
+    return _updated(vmid, form, protected=form.protected.data)
+
+
+@bp.post("/<int:vmid>/backups/notes")
+def backup_notes(vmid: int):
+    """Change a backup's notes (empty: none)."""
+    form = NotesForm()
+    return _updated(vmid, form, notes=form.notes.data or "")
 
 
 @bp.get("/<int:vmid>/backups/tasks/<int:operation_id>")
