@@ -46,7 +46,7 @@ def test_header_shows_identity_status_uptime_tags_and_the_dhcp_lease(logged_in, 
     lease = re.search(r'data-fact="ip"[^>]*>([\d.]+)<', header).group(1)
     assert lease.startswith("10.") and pve.count_requests("GET", "/nodes/pve1/lxc/100/interfaces") == 1
     assert [a.strip() for a in re.findall(r'data-tab="\w+"\s*(?:aria-current="page")?><i[^>]*></i>([^<]+)<', html)] \
-        == ["Overview", "Services", "Events"]
+        == ["Overview", "Services", "Snapshots", "Backups", "Events"]
 
 
 def test_a_stopped_container_costs_no_interfaces_call(logged_in, client, pve):
@@ -57,7 +57,7 @@ def test_a_stopped_container_costs_no_interfaces_call(logged_in, client, pve):
     assert pve.count_requests("GET", "/nodes/pve2/lxc/104/config") == 1
 
 
-@pytest.mark.parametrize("tab", ["overview", "services", "events"])
+@pytest.mark.parametrize("tab", ["overview", "services", "snapshots", "backups", "events"])
 def test_each_tab_has_its_own_url_and_fragments_vary_on_htmx(logged_in, client, tab):
     page = client.get(f"/containers/100/{tab}")
     assert page.status_code == 200 and "<html" in page.text
@@ -357,7 +357,7 @@ def test_unreachable_proxmox_renders_the_last_known_state_with_a_banner(logged_i
     record_ = db.session.scalar(db.select(Container).where(Container.vmid == 100))
     assert record_ is not None and record_.snapshot
     pve.faults.unreachable = True
-    for tab in ("overview", "services", "events"):
+    for tab in ("overview", "services", "snapshots", "backups", "events"):
         response = client.get(f"/containers/100/{tab}")
         assert response.status_code == 200
         assert 'data-testid="proxmox-banner"' in response.text and "web01" in response.text
@@ -378,7 +378,7 @@ def test_unreachable_proxmox_and_no_record_is_not_a_500(logged_in, client, pve):
 
 # -- cost per render ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("tab", ["overview", "services", "events"])
+@pytest.mark.parametrize("tab", ["overview", "services", "snapshots", "backups", "events"])
 def test_queries_and_proxmox_calls_per_render_are_constant(logged_in, client, db, pve, count_queries, tab):
     counts = []
     for vmid, node, size in ((100, "pve1", 3), (104, "pve2", 30)):

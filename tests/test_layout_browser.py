@@ -24,6 +24,7 @@ DESKTOP = {"width": 1400, "height": 900}
 FAILED_VMID = 950
 
 # GET endpoints that answer something other than a page, and why.
+SNAPSHOT = "before-upgrade"
 NOT_PAGES = {
     "static": "files",
     "wizard.static": "files",
@@ -32,6 +33,7 @@ NOT_PAGES = {
     "containers.operation_status": "htmx polling fragment",
     "containers.refresh_services_status": "htmx polling fragment",
     "containers.progress_events": "htmx polling fragment",
+    "containers.backup_task": "htmx polling fragment (a backup task's new log lines)",
     "wizard.node_fields": "htmx fragment of the configure step",
     "audit.export": "a CSV download",
     "auth.oidc_login": "a redirect to the single sign-on provider (404 while single sign-on is off)",
@@ -81,6 +83,11 @@ def seeded(live_server, pve):
             create_token(alice, "backup script", role="viewer")
         db.session.commit()
         db.session.remove()
+        from app.proxmox import get_proxmox
+
+        pve_client = get_proxmox()  # a snapshot tree to show (its rollback and delete pages are walked)
+        if SNAPSHOT not in {s.name for s in pve_client.snapshots("pve1", 100)}:
+            pve_client.wait_task(pve_client.create_snapshot("pve1", 100, SNAPSHOT, "before the upgrade"))
     return live_server
 
 
@@ -103,7 +110,7 @@ def argument_values(app, pve) -> dict[str, list]:
     longest = max(pve.containers, key=lambda vmid: len(pve.containers[vmid].name))
     vmids = sorted({100, 101, 102, 103, 104, longest} & set(pve.containers)) + [FAILED_VMID]
     return {"vmid": vmids, "template_id": templates, "bucket_id": buckets,
-            "action": list(ACTIONS), "user_id": users, "token_id": tokens}
+            "action": list(ACTIONS), "user_id": users, "token_id": tokens, "snapname": [SNAPSHOT]}
 
 
 def page_urls(app, pve) -> list[tuple[str, str]]:

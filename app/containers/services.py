@@ -25,7 +25,7 @@ from app.events import record_event
 from app.extensions import db
 from app.models import Container, Operation, utcnow
 from app.provisioning import ProvisioningRefused, latest_operation, wipe_secret
-from app.proxmox import ContainerSummary, ProxmoxError, get_proxmox
+from app.proxmox import ContainerSummary, ProxmoxError, Task, get_proxmox
 
 log = logging.getLogger(__name__)
 
@@ -258,19 +258,28 @@ def refresh_operation(operation: Operation) -> Outcome | None:
     container = operation.container
     spec = ACTIONS[operation.action]
     name = container.hostname or (container.snapshot or {}).get("name") or f"CT {container.vmid}"
-    try:
-        task = get_proxmox().task_status(container.node, operation.upid)
-    except ProxmoxError as exc:
-        if utcnow() - operation.started_at > timedelta(seconds=int(current_app.config["ACTION_TIMEOUT"]) * 5):
-            return _fail(operation, name, spec, f"Gave up waiting for Proxmox: {exc.message}")
+    task = _ended_task(operation, container.node, timedelta(seconds=int(current_app.config["ACTION_TIMEOUT"]) * 5))
+    if task is None:
         return None
+    if isinstance(task, ProxmoxError):
+        return _fail(operation, name, spec, f"Gave up waiting for Proxmox: {task.message}")
+    if task.ok:
+        return _succeed(operation, container, name, spec)
+    return _fail(operation, name, spec, task.exitstatus or "task failed")
+
+
+def _ended_task(operation: Operation, node: str, give_up: timedelta) -> Task | ProxmoxError | None:
+    """The operation's Proxmox task once it has ended; None while it runs (its heartbeat is recorded) or while
+    Proxmox cannot be asked; the error once Proxmox could not be asked for longer than ``give_up``."""
+    try:
+        task = get_proxmox().task_status(node, operation.upid)
+    except ProxmoxError as exc:
+        return exc if utcnow() - operation.started_at > give_up else None
     if task.running:
         operation.heartbeat_at = utcnow()
         db.session.commit()
         return None
-    if task.ok:
-        return _succeed(operation, container, name, spec)
-    return _fail(operation, name, spec, task.exitstatus or "task failed")
+    return task
 
 
 def settle_within(operation: Operation, seconds: float, interval: float = 0.25) -> Outcome | None:
@@ -418,16 +427,11 @@ def _settle_task(operation: Operation) -> Outcome | None:
     container, spec, params = operation.container, TASK_ACTIONS[operation.action], operation.params or {}
     node = params.get("node") or container.node
     what = params.get("what") or f"{spec.label} of CT {container.vmid}"
-    try:
-        task = get_proxmox().task_status(node, operation.upid)
-    except ProxmoxError as exc:
-        if utcnow() - operation.started_at > timedelta(hours=int(current_app.config["TASK_GIVE_UP_HOURS"])):
-            return _end_task(operation, spec, f"{what} failed: gave up waiting for Proxmox: {exc.message}", False)
+    task = _ended_task(operation, node, timedelta(hours=int(current_app.config["TASK_GIVE_UP_HOURS"])))
+    if task is None:
         return None
-    if task.running:
-        operation.heartbeat_at = utcnow()
-        db.session.commit()
-        return None
+    if isinstance(task, ProxmoxError):
+        return _end_task(operation, spec, f"{what} failed: gave up waiting for Proxmox: {task.message}", False)
     if task.ok:
         return _end_task(operation, spec, params.get("done") or f"{what} succeeded.", True)
     return _end_task(operation, spec, f"{what} failed: {task_error(node, operation.upid, task.exitstatus)}", False)

@@ -257,6 +257,13 @@ def _existing(view: ContainerView, snapname: str) -> str | None:
     return None if snapname in names else f"There is no snapshot “{snapname}” any more."
 
 
+def _snapshot_in_url(snapname: str) -> str:
+    """``snapname`` from a URL, or the 404 page when no snapshot could ever have that name (Proxmox's format)."""
+    if len(snapname) > SNAPNAME_MAX or not SNAPNAME_RE.match(snapname):
+        abort(404, description="There is no such snapshot.")
+    return snapname
+
+
 def _reason(view: ContainerView, snapname: str | None = None) -> str | None:
     reason = busy_reason(view)
     if reason is None and snapname is not None:
@@ -320,6 +327,7 @@ def _invalid(view: ContainerView, form: SnapshotForm):
 @bp.get("/<int:vmid>/snapshots/<snapname>/rollback")
 def snapshot_confirm_rollback(vmid: int, snapname: str):
     """Confirm a rollback: what is lost, and whether to start the container afterwards (on if it runs now)."""
+    snapname = _snapshot_in_url(snapname)
     view = _load(vmid)
     return _dialog(view, "rollback", RollbackForm(start=view.pve_status == "running"), snapname,
                    _reason(view, snapname))
@@ -328,16 +336,20 @@ def snapshot_confirm_rollback(vmid: int, snapname: str):
 @bp.post("/<int:vmid>/snapshots/<snapname>/rollback")
 def snapshot_rollback(vmid: int, snapname: str):
     """Roll the container back to ``snapname``."""
+    snapname = _snapshot_in_url(snapname)
     view = _load(vmid)
     form = RollbackForm()
     if not form.validate():
         return _started(view, None, "The form expired; please try again.")
+    if missing := _existing(view, snapname):
+        return _started(view, None, missing)
     return _act(view, lambda: roll_back(view, snapname, bool(form.start.data), g.user.username))
 
 
 @bp.get("/<int:vmid>/snapshots/<snapname>/delete")
 def snapshot_confirm_delete(vmid: int, snapname: str):
     """Confirm the deletion of a snapshot."""
+    snapname = _snapshot_in_url(snapname)
     view = _load(vmid)
     return _dialog(view, "delete", DeleteSnapshotForm(), snapname, _reason(view, snapname))
 
@@ -345,9 +357,12 @@ def snapshot_confirm_delete(vmid: int, snapname: str):
 @bp.post("/<int:vmid>/snapshots/<snapname>/delete")
 def snapshot_delete(vmid: int, snapname: str):
     """Delete snapshot ``snapname``."""
+    snapname = _snapshot_in_url(snapname)
     view = _load(vmid)
     if not DeleteSnapshotForm().validate():
         return _started(view, None, "The form expired; please try again.")
+    if missing := _existing(view, snapname):
+        return _started(view, None, missing)
     return _act(view, lambda: delete_snapshot(view, snapname, g.user.username))
 
 
