@@ -15,6 +15,8 @@ class DefaultConfig:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None
+    # werkzeug's scrypt (N=2^15, r=8, p=1: ~0.1 s per hash here); only tests lower it, to save their CPU.
+    PASSWORD_HASH_METHOD = "scrypt:32768:8:1"
     SESSION_IDLE_MINUTES = 120  # a sign-in session unused this long ends on the server
     SESSION_MAX_HOURS = 24 * 7  # and any session ends this long after sign-in, however active
     LOGIN_LIMIT_PER_ACCOUNT = "5 per minute; 20 per hour"  # failed sign-ins per account name, then 429

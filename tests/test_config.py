@@ -39,3 +39,19 @@ def test_postgres_urls_use_psycopg3():
     assert normalise_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_database_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_passwords_are_hashed_at_full_scrypt_cost_unless_configured(tmp_path):
+    from app.models import User
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/a.db", "SECRET_KEY": "x"})
+    with app.app_context():
+        user = User(username="alice")
+        user.set_password("correct horse battery")
+    assert user.password_hash.startswith("scrypt:32768:8:1$")
+    cheap = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/a.db", "SECRET_KEY": "x",
+                        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1"})
+    with cheap.app_context():
+        assert user.check_password("correct horse battery")  # a hash names its own cost: old ones stay valid
+        user.set_password("correct horse battery")
+    assert user.password_hash.startswith("scrypt:1024:8:1$")

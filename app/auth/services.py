@@ -18,12 +18,20 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app.extensions import db
 from app.forms import column_length
 from app.models import ROLES, THEMES, User, utcnow
-from app.models.user import LoginAttempt, UserSession
+from app.models.user import LoginAttempt, UserSession, password_hash_method
 
 logger = logging.getLogger(__name__)
 
 # Compared against when the user does not exist, so both paths cost one hash check.
-_DUMMY_HASH = generate_password_hash("proxboard-dummy-password")
+_DUMMY_HASHES: dict[str, str] = {}
+
+
+def _dummy_hash() -> str:
+    """A hash made like users' ones, checked for unknown names so that they take as long as known ones."""
+    method = password_hash_method()
+    if method not in _DUMMY_HASHES:
+        _DUMMY_HASHES[method] = generate_password_hash("proxboard-dummy-password", method=method)
+    return _DUMMY_HASHES[method]
 MIN_PASSWORD_LENGTH = 8
 # last_seen_at is written at most this often per session: the idle lifetime is in minutes, a write per page is waste.
 TOUCH_SECONDS = 60
@@ -102,7 +110,7 @@ def authenticate(username: str, password: str, ip: str | None = None) -> User | 
     username = username.strip()
     user = db.session.scalar(db.select(User).filter_by(username=username))
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
     matches = user is not None and user.check_password(password)
     ok = matches and user.is_active
     db.session.add(LoginAttempt(username=username[:80], user_id=user.id if user else None, ip=_cut(ip, 45),

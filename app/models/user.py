@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask import current_app, has_app_context
 from flask_login import UserMixin
 from typing import Any
 
@@ -24,6 +25,12 @@ ROLES = ("viewer", "operator", "admin")
 AUDIT_OUTCOMES = ("succeeded", "failed", "refused")
 # How the actor reached Proxboard: a browser session, an API token, the command line, or the job worker.
 AUDIT_CHANNELS = ("web", "token", "cli", "worker")
+
+
+def password_hash_method() -> str:
+    """The configured ``PASSWORD_HASH_METHOD`` (werkzeug method string), or the default outside an app."""
+    default = "scrypt:32768:8:1"
+    return current_app.config.get("PASSWORD_HASH_METHOD", default) if has_app_context() else default
 
 
 class User(UserMixin, db.Model):
@@ -64,8 +71,9 @@ class User(UserMixin, db.Model):
         return self.session_token
 
     def set_password(self, password: str) -> None:
-        """Store a salted hash of ``password``."""
-        self.password_hash = generate_password_hash(password)
+        """Store a salted hash of ``password`` (``PASSWORD_HASH_METHOD``; the hash names its own parameters,
+        so changing the setting leaves existing passwords valid)."""
+        self.password_hash = generate_password_hash(password, method=password_hash_method())
 
     def check_password(self, password: str) -> bool:
         """Whether ``password`` matches the stored hash."""
