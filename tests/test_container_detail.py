@@ -45,7 +45,8 @@ def test_header_shows_identity_status_uptime_tags_and_the_dhcp_lease(logged_in, 
         assert f">{tag}</span>" in header
     lease = re.search(r'data-fact="ip"[^>]*>([\d.]+)<', header).group(1)
     assert lease.startswith("10.") and pve.count_requests("GET", "/nodes/pve1/lxc/100/interfaces") == 1
-    assert [a.strip() for a in re.findall(r'data-tab="\w+"\s*(?:aria-current="page")?><i[^>]*></i>([^<]+)<', html)] \
+    assert [a.strip() for a in re.findall(r'data-tab="\w+"\s*(?:aria-current="page")?><i[^>]*></i>[^<]*<span[^>]*>([^<]+)<',
+                                          html)] \
         == ["Overview", "Services", "Snapshots", "Backups", "Events"]
 
 
