@@ -33,7 +33,7 @@ from app.proxmox import ProxmoxError, get_proxmox
 
 MODAL_CONTENT = "#confirm-modal .modal-content"
 LAST_TASK_SHOWN = timedelta(minutes=30)  # how long the tab keeps telling how its last backup task ended
-NOTES_MAX = 1024
+NOTES_MAX = 1024  # the API's limit on notes-template (vzdump); edited notes are held to it too, as Proxboard's own cap
 
 
 class BackupQuery(QueryForm):
