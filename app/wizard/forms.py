@@ -24,7 +24,7 @@ from app.container_templates.services import TAGS_HELP, parse_package_text
 from app.forms import QueryForm, column_length, pve_range, strip, truncate
 from app.models import ContainerTemplate
 
-from . import validators as v
+from app.container_templates import validators as v
 
 
 NODE_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")  # pve-node (PVE::JSONSchema)

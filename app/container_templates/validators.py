@@ -1,4 +1,5 @@
-"""WTForms validators mirroring Proxmox's own parameter rules (pve-api NOTES §4 and §7)."""
+"""WTForms validators mirroring Proxmox's own parameter rules (pve-api NOTES §4 and §7), shared by the creation
+wizard and the container page's Config tab."""
 from __future__ import annotations
 
 import ipaddress
