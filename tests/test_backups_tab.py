@@ -10,7 +10,6 @@ import time
 import pytest
 
 from app.models import AuditEntry, Container, Event, Operation
-from tests.fixtures.factories import make_user
 from tests.htmx import HX, toast_of
 
 TAB = {**HX, "HX-Target": "ct-tab"}
@@ -364,15 +363,8 @@ def test_notes_of_a_backup_change_and_too_long_ones_change_nothing(logged_in, cl
 
 # -- roles --------------------------------------------------------------------------------------------------------
 
-def sign_in_as(app, auth, role):
-    with app.app_context():
-        make_user(role, role=role)
-    auth.login(role, create=False)
-    return auth
-
-
 def test_a_viewer_sees_the_backups_but_cannot_change_them(app, auth, client, db, pve):
-    sign_in_as(app, auth, "viewer")
+    auth.login_as("viewer")
     html = client.get("/containers/111/backups").text
     assert len(volids(html)) == 3 and "/backups/new" not in html and "/backups/delete?" not in html
     assert re.search(r'title="Operators and admins can back up containers; you are a viewer\."', html)
@@ -388,7 +380,7 @@ def test_a_viewer_sees_the_backups_but_cannot_change_them(app, auth, client, db,
 
 
 def test_an_operator_backs_up_and_restores_as_new_but_neither_restores_over_nor_deletes(app, auth, client, db, pve):
-    sign_in_as(app, auth, "operator")
+    auth.login_as("operator")
     html = client.get("/containers/104/backups").text
     assert "/backups/new" in html and "/backups/restore/new?" in html
     assert "/backups/restore/over?" not in html and "/backups/delete?" not in html

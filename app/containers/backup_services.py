@@ -11,6 +11,7 @@ that fails archives that record again (``services._end_task``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -157,8 +158,27 @@ def restore_new(vmid: int, username: str, *, volid: str, new_vmid: int, storage:
     backup = find_backup(live.node, vmid, volid)
     _check_rootdir(live.node, storage)
     pve = get_proxmox()
+    name = _name(live)
+    source = BackupRow(backup, None).label
+    return start_new_guest(
+        live, new_vmid, "restore", username,
+        lambda ct: pve.restore(ct.node, new_vmid, volid, storage=storage, unique=unique, start=start),
+        what=f"Restore of {name}'s backup {source} as CT {new_vmid}",
+        done=f"The backup {source} of {name} (CT {vmid}) is restored as CT {new_vmid}.",
+        params={"volid": volid, "storage": storage, "start": start, "unique": unique})
+
+
+def start_new_guest(live: ContainerSummary, new_vmid: int, action: str, username: str,
+                    call: Callable[[ContainerSummary], str], *, what: str, done: str, params: dict) -> Operation:
+    """Start a task (a restore or a clone) that makes guest ``new_vmid`` from ``live``'s container or backup.
+
+    The new guest gets its record now and carries the Operation (``new_guest``: a failed task archives the record
+    again, see ``services._end_task``); the source's timeline tells who asked. Raises ActionRefused (nothing
+    changed) when ``new_vmid`` is in use in Proxmox (GET /cluster/nextid?vmid=…) or still held by a Proxboard
+    record whose guest is not gone, or when ``start_task`` refuses.
+    """
     try:
-        free = pve.is_vmid_free(new_vmid)
+        free = get_proxmox().is_vmid_free(new_vmid)
     except ProxmoxError as exc:
         raise ActionRefused(f"Cannot check that VMID {new_vmid} is free: {exc.message}") from exc
     if not free:
@@ -167,30 +187,22 @@ def restore_new(vmid: int, username: str, *, volid: str, new_vmid: int, storage:
     if held is not None and held.lifecycle != "gone":
         raise ActionRefused(f"VMID {new_vmid} is still held by Proxboard's record of {held.display_name()} "
                             f"({held.lifecycle}); clear or delete it first.")
-    if held is not None:  # its guest is gone: the VMID passes to the restored one
+    if held is not None:  # its guest is gone: the VMID passes to the new one
         held.lifecycle = "deleted"
     record = Container(vmid=new_vmid, node=live.node, managed=False, lifecycle="ready")
     db.session.add(record)
     db.session.flush()
-    name = _name(live)
-    source = BackupRow(backup, None).label
     try:
-        operation = start_task(
-            new_vmid, "restore", username,
-            lambda ct: pve.restore(ct.node, new_vmid, volid, storage=storage, unique=unique, start=start),
-            what=f"Restore of {name}'s backup {source} as CT {new_vmid}",
-            done=f"The backup {source} of {name} (CT {vmid}) is restored as CT {new_vmid}.",
-            params={"volid": volid, "source_vmid": vmid, "new_guest": True, "storage": storage, "start": start,
-                    "unique": unique}, container=record, live=live)
+        operation = start_task(new_vmid, action, username, call, what=what, done=done, container=record, live=live,
+                               params={**params, "source_vmid": live.vmid, "new_guest": True})
     except ActionRefused:
         record.lifecycle = "deleted"  # Proxmox made nothing: the VMID is free again
         db.session.commit()
         raise
-    source_record = Container.current(vmid)
-    if source_record is not None:
-        record_event(source_record.id, "step",
-                     f"Restore of the backup {source} as CT {new_vmid} requested by {username}",
-                     {"action": "restore", "upid": operation.upid, "new_vmid": new_vmid, "volid": volid})
+    source = Container.current(live.vmid)
+    if source is not None:
+        record_event(source.id, "step", f"{what} requested by {username}",
+                     {"action": action, "upid": operation.upid, "new_vmid": new_vmid, **params})
         db.session.commit()
     return operation
 
