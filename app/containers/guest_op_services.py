@@ -92,9 +92,10 @@ def clone_options(view: ContainerView) -> CloneOptions:
 
 
 def clone_reason(view: ContainerView) -> str | None:
-    """Why the container cannot be cloned now, or None."""
-    return task_busy_reason(view) or (None if view.lifecycle not in ("gone", "creating") else
-                                      "Proxmox does not have this container.")
+    """Why the container cannot be cloned or migrated now (busy, locked, gone, unreachable), or None."""
+    if view.lifecycle == "error":
+        return "Its creation failed: retry or delete it first."
+    return task_busy_reason(view)
 
 
 def clone(vmid: int, username: str, *, new_vmid: int, hostname: str | None, target: str, full: bool,
@@ -203,7 +204,7 @@ def migrate(vmid: int, username: str, *, target: str) -> Operation:
 
 def template_reason(view: ContainerView) -> str | None:
     """Why the container cannot be converted to a template now (from its view alone), or None."""
-    if reason := task_busy_reason(view):
+    if reason := clone_reason(view):
         return reason
     if view.template:
         return "It is already a template."

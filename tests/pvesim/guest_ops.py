@@ -102,8 +102,9 @@ class GuestOps:
                 shared = shared and self._shared(sid)
                 ctx.check(f"/storage/{sid}", ["Datastore.AllocateSpace"])
                 if full:
-                    if running and not snapname:
-                        raise PVEError("Full clone of a running container is only possible from a snapshot")
+                    if running and not snapname:  # the wording changed in pve-container for PVE 9
+                        raise PVEError("Full clone of a running container is only possible from a snapshot"
+                                       if self.api.v9 else "Cannot do full clones on a running container without snapshots")
                 else:
                     volname = volid.split(":", 1)[1]
                     stype = (self.cluster.storage_cfg(volid.split(":", 1)[0]) or ("", ""))[1]
