@@ -104,6 +104,7 @@ def register_blueprints(app: Flask) -> None:
     from app.audit import bp as audit_bp
     from app.auth import bp as auth_bp
     from app.backups import bp as backups_bp
+    from app.bulk import bp as bulk_bp
     from app.container_templates import bp as templates_bp
     from app.containers import bp as containers_bp
     from app.dashboard import bp as dashboard_bp
@@ -118,6 +119,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(templates_bp)
     app.register_blueprint(wizard_bp)
     app.register_blueprint(backups_bp)
+    app.register_blueprint(bulk_bp)
     app.register_blueprint(about_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(users_bp)

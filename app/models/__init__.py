@@ -1,4 +1,5 @@
 """The data model of the whole product."""
+from app.models.bulk import BULK_ACTIONS, BULK_ITEM_STATES, BULK_STATES, BulkItem, BulkOperation
 from app.models.container import (
     EVENT_TYPES,
     LIFECYCLES,
@@ -26,6 +27,7 @@ from app.models.types import UTCDateTime, one_of, utcnow
 from app.models.user import AUDIT_CHANNELS, AUDIT_OUTCOMES, ROLES, THEMES, ApiToken, AuditEntry, Passkey, RecoveryCode, User
 
 __all__ = [
+    "BULK_ACTIONS", "BULK_ITEM_STATES", "BULK_STATES", "BulkItem", "BulkOperation",
     "EVENT_TYPES", "LIFECYCLES", "OPERATION_STATES", "FILE_POLICIES", "PACKAGE_MANAGERS", "SERVICE_SCHEMES",
     "Container", "Credential", "Event", "Operation", "Service", "WizardDraft",
     "ContainerTemplate", "PackageBucket", "TemplateFile", "TemplatePackage", "TemplateScript",

@@ -8,8 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
+class Repeated(tuple):
+    """An array parameter (``type: array`` in the schema): sent as its key repeated, ``vms=101&vms=102``."""
+
+
 def to_wire(value: object) -> object:
-    """Convert one parameter value: bools to 1/0, sequences to ``;``-lists."""
+    """Convert one parameter value: bools to 1/0, ``Repeated`` to a list, other sequences to ``;``-lists."""
+    if isinstance(value, Repeated):
+        return [to_wire(v) for v in value]
     if isinstance(value, bool):
         return 1 if value else 0
     if isinstance(value, (list, tuple, set, frozenset)):
