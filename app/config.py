@@ -53,6 +53,7 @@ class DefaultConfig:
     SHUTDOWN_TIMEOUT = 30
     SHUTDOWN_FORCE_AFTER_TIMEOUT = False
     ACTION_TIMEOUT = 120
+    CONSOLE_IDLE_SECONDS = 900  # a web console session in which nothing was typed this long is closed
     TASK_GIVE_UP_HOURS = 12  # a snapshot, backup or restore whose task cannot be read this long is marked failed
     SERVICE_CHECK_SECONDS = 300
     SERVICE_CHECK_TIMEOUT = 30

@@ -353,6 +353,9 @@ class Handler(BaseHTTPRequestHandler):
             if ep.path == "/access/ticket" and method == "GET":
                 self._json(200, None, {"data": None})
                 return 200
+            if ep.path.endswith("/vncwebsocket") and (self.headers.get("Upgrade") or "").lower() == "websocket":
+                # pveproxy answers the upgrade itself and relays the socket to termproxy (console.py)
+                return sim.api.consoles.upgrade(self, Ctx(user, ep, is_token), merged)
             try:
                 result = sim.api.dispatch(Ctx(user, ep, is_token, sim.privileges if limited else None), merged)
             except NoRoute:
