@@ -13,6 +13,7 @@ def test_select_all_matching_stop_ten_and_read_one_summary(browser, nojs_browser
     for i in range(10):
         ct = pve.add_container(vmid=900 + i, node=pve.nodes[i % len(pve.nodes)], hostname=f"batch{i + 1:02d}")
         pve.cluster._set_running(ct)
+    pve.task_delay = 1.5  # long enough to see each card's spinner on a busy machine (the fixture puts it back)
     browser.login()
     browser.goto("/?status=running&q=batch")
     page = browser.page
@@ -30,9 +31,9 @@ def test_select_all_matching_stop_ten_and_read_one_summary(browser, nojs_browser
     expect(modal.get_by_test_id("bulk-confirm-count")).to_have_text("10 containers")
     expect(modal.get_by_test_id("bulk-confirm-names")).to_contain_text("batch05 (CT 904) and 5 more")
     modal.get_by_test_id("confirm").click()
+    expect(page.locator('#dashboard-body [data-testid="pending"]').first).to_be_visible()  # each card's spinner
     panel = page.get_by_test_id("bulk-panel").first
     expect(panel).to_have_attribute("data-state", "running")
-    expect(page.locator('#dashboard-body [data-testid="pending"]').first).to_be_visible()  # each card's spinner
     browser.screenshot("progress-desktop")
     expect(bar.get_by_test_id("bulk-count")).to_have_text("0 selected")  # the selection was handed over
 
