@@ -280,7 +280,7 @@ def seeded(db):
     add_package(bucket, "pip", "httpie", "3.2.4")
     return {"vmid": 100, "template_id": template.id, "id": template.id, "bucket_id": bucket.id,
             "operation_id": 1, "service_id": 1, "op_id": 1, "script_id": script.id, "file_id": file.id,
-            "package_id": package.id}
+            "package_id": package.id, "disk": "rootfs", "index": 0}
 
 
 class Thrower:
