@@ -91,19 +91,19 @@ def _latest(view: ContainerView) -> Operation | None:
         .order_by(Operation.started_at.desc(), Operation.id.desc()).limit(1))
 
 
-def disks_tab(view: ContainerView, settle: bool = False) -> DisksTab:
-    """The tab's state for ``view`` (one config call, cached with the page's); with ``settle`` (a page without
-    JavaScript, where no spinner polls) a pending resize whose task ended is settled first."""
+def disks_tab(view: ContainerView, config: ContainerConfig | None, config_error: str | None = None,
+              settle: bool = False) -> DisksTab:
+    """The tab's state for ``view`` from its ``config`` (the page's own read; None with ``config_error`` when
+    Proxmox did not give it); with ``settle`` (a page without JavaScript, where no spinner polls) a pending
+    resize whose task ended is settled first."""
     tab = DisksTab(last=_latest(view))
     tab.pending = still_pending(view, tab.last, settle)
     tab.busy = task_busy_reason(view)
     if view.lifecycle in ("gone", "creating") or view.stale:
         tab.error = tab.busy or "Proxmox does not have this container."
         return tab
-    try:
-        config = get_proxmox().container_config(view.node, view.vmid)
-    except ProxmoxError as exc:
-        tab.error = f"Proxmox did not give the container's configuration: {exc.message}"
+    if config is None:
+        tab.error = f"Proxmox did not give the container's configuration: {config_error}"
         return tab
     tab.mounts = list(config.mounts)
     if view.pve_status == "running":

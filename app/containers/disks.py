@@ -1,8 +1,8 @@
 """The Disks tab of a container's page: its root disk and mount points, growing a volume, adding a mount point.
 
-A render costs one config call beside the page's own (the page's cached answer when it has one). Growing is a
-Proxmox task started through ``services.start_task`` and followed like a snapshot: the tab shows it in progress
-while the header's spinner polls ``containers.operation_status``, which settles it and shows the outcome's
+A render costs no Proxmox call beside the page's own: the tab reads the config call the page starts anyway.
+Growing is a Proxmox task started through ``services.start_task`` and followed like a snapshot: the tab shows it
+in progress while the header's spinner polls ``containers.operation_status``, which settles it and shows the outcome's
 toast; the toast refreshes the page's live part, tab included. A page without JavaScript settles it when it
 renders the tab. Adding a mount point is a config change Proxmox makes at once: the answer is the updated tab
 and a toast. Each dialog is a modal for htmx and a page without JavaScript; a refusal (a shrink, a path in
@@ -19,7 +19,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 from app.containers import bp
 from app.containers import disk_services as disks
-from app.containers.detail import TAB_CONTEXTS, _load, render_detail
+from app.containers.detail import TAB_CONTEXTS, _load, page_config, render_detail
 from app.containers.inventory import ContainerView
 from app.containers.services import ActionRefused, settle_within, task_busy_reason
 from app.forms import strip
@@ -34,8 +34,15 @@ SIZE_RANGE = NumberRange(1, disks.MAX_GIB, f"Give a whole number of GiB from 1 t
 
 
 def disks_context(view: ContainerView) -> dict:
-    """What the Disks tab shows (``disks``: a ``DisksTab``)."""
-    return {"disks": disks.disks_tab(view, settle=not is_htmx())}
+    """What the Disks tab shows (``disks``: a ``DisksTab``), from the config call the page started beside its
+    status call."""
+    config, error = None, None
+    if not view.stale and view.lifecycle not in ("gone", "creating"):
+        try:
+            config = page_config(view)
+        except ProxmoxError as exc:
+            error = exc.message
+    return {"disks": disks.disks_tab(view, config, error, settle=not is_htmx())}
 
 
 TAB_CONTEXTS["disks"] = disks_context
