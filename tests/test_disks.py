@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from app.models import AuditEntry, Container, Event, Operation
+from app.proxmox import ProxmoxError
 from tests.htmx import HX, toast_of, wait_operation
 
 LIVE = {**HX, "HX-Target": "ct-live"}
@@ -34,8 +37,8 @@ def sent(pve, method: str, suffix: str) -> int:
     return sum(1 for r in pve.requests if r["method"] == method and r["path"].endswith(suffix))
 
 
-def test_growing_the_root_disk_follows_its_task_and_a_shrink_is_refused_first(logged_in, client, db, pve):
-    pve.add_container(vmid=VMID, status="running", hostname="grow-me", disk_gb=8)
+def test_growing_the_root_disk_follows_its_task_and_a_shrink_is_refused_first(logged_in, client, db, pve, pve_client):
+    ct = pve.add_container(vmid=VMID, status="running", hostname="grow-me", disk_gb=8)
     rows = disk_rows(tab(client))
     assert list(rows) == ["rootfs"] and "8 GiB" in rows["rootfs"] and 'data-testid="grow"' in rows["rootfs"]
     assert 'data-testid="root-usage"' in rows["rootfs"]  # running: Proxmox reports its use
@@ -61,6 +64,7 @@ def test_growing_the_root_disk_follows_its_task_and_a_shrink_is_refused_first(lo
     final = wait_operation(client, VMID, operation.id, view="header")
     assert toast_of(final) == {"message": "The root disk of grow-me (CT 950) grown to 10 GiB.", "category": "success"}
     assert "size=10G" in pve.containers[VMID].config["rootfs"]
+    assert pve_client.container_status(ct.node, VMID).maxdisk == 10 * 1024**3  # what the cards' disk bar shows
     rows = disk_rows(tab(client))
     assert "10 GiB" in rows["rootfs"] and 'data-testid="disk-pending"' not in rows["rootfs"]
     events = db.session.scalars(db.select(Event.message).join(Container).where(Container.vmid == VMID)).all()
@@ -70,14 +74,21 @@ def test_growing_the_root_disk_follows_its_task_and_a_shrink_is_refused_first(lo
     assert sorted(entries) == [("web", "failed")] * 3 + [("web", "succeeded"), ("worker", "succeeded")]
 
 
-def test_bind_mounts_are_listed_without_grow_and_a_mount_point_is_added(logged_in, client, db, pve):
-    pve.add_container(vmid=VMID, status="running", hostname="mounts", mp0="/srv/data,mp=/data,ro=1")
+def test_bind_mounts_are_listed_without_grow_and_a_mount_point_is_added(logged_in, client, db, pve, pve_client):
+    ct = pve.add_container(vmid=VMID, status="running", hostname="mounts", mp0="/srv/data,mp=/data,ro=1")
     rows = disk_rows(tab(client))
     assert list(rows) == ["rootfs", "mp0"] and 'data-kind="bind"' in rows["mp0"] and "Bind mount" in rows["mp0"]
     assert 'data-testid="grow"' not in rows["mp0"] and "read-only" in rows["mp0"] and "/srv/data" in rows["mp0"]
     pve.clear_requests()
     assert "Proxmox cannot resize it" in refused_in_dialog(
         logged_in.post(f"/containers/{VMID}/disks/mp0/grow", {"mode": "by", "amount": 1}, headers=LIVE))
+    # Proxmox itself refuses it too, and a shrink, before starting a task (the simulator as resize_vm)
+    for disk, size, message in (("mp0", "+1G", "unable to parse volume ID '/srv/data'"),
+                                ("rootfs", "4G", "unable to shrink disk size")):
+        with pytest.raises(ProxmoxError) as refused:
+            pve_client.resize_disk(ct.node, VMID, disk, size)
+        assert message in refused.value.message
+    pve.clear_requests()
 
     bad = {("path", "data"): "Give an absolute path", ("path", "/"): "/ is the root disk",
            ("path", "/data/"): "/data is already a mount point", ("size", 0): "Give a whole number of GiB",
