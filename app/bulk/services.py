@@ -5,8 +5,8 @@ A bulk action is a ``BulkOperation`` with one ``BulkItem`` per container. Lifecy
 (``AT_ONCE``) through ``containers.services.request_action`` and settled by ``refresh_operation``. On PVE 9.1 and
 later, start and shutdown go to Proxmox as ONE task (``POST /cluster/bulk-action/guest/start|shutdown``): the
 per-container operations then have no task of their own, and ``advance`` reads each guest's result from that
-task's log (``Starting CT N``, ``Skipping CT N, already running.``, ``Starting CT N failed: …``) and the guests'
-state. Tags are written per container (``PUT …/config``), a few per step.
+task's log and the guests' state (``proxmox_task``). Tags are written per container (``PUT …/config``), a few per
+step.
 
 Nothing runs in the background of a request: ``advance`` moves a bulk action one step (settle what ended, start
 what may start, end it with one summary), and is called by the progress panel's poll, by the page without
@@ -16,37 +16,24 @@ lease on the row lets one process at a time advance it.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from app import audit
+from app.bulk.proxmox_task import AT_ONCE, PROXMOX_BULK, follow_proxmox_task, has_bulk_endpoint, send_to_proxmox
 from app.container_templates.services import TAG_RE
 from app.containers.coverage import narrow, parse_search
 from app.containers.inventory import ContainerView, load_inventory
-from app.containers.services import (
-    ACTIONS,
-    ActionRefused,
-    Outcome,
-    end_operation,
-    get_or_create_record,
-    refresh_operation,
-    request_action,
-    view_reason,
-)
+from app.containers.services import ActionRefused, Outcome, get_or_create_record, refresh_operation, request_action
 from app.events import record_event
 from app.extensions import db
 from app.models import BulkItem, BulkOperation, Operation, utcnow
 from app.proxmox import ProxmoxError, get_proxmox
-from app.proxmox.parse import parse_upid
 
 log = logging.getLogger(__name__)
 
-AT_ONCE = 4  # containers acted on at the same time (Proxmox's own bulk actions default to 4 workers)
 MAX_CONTAINERS = 1000
 LEASE = timedelta(seconds=30)  # how long one process may advance a bulk action before another may take over
 RECENT = timedelta(minutes=10)  # a finished bulk action stays on its requester's dashboard this long
@@ -72,12 +59,6 @@ BULK_ACTIONS: dict[str, BulkAction] = {
     "tag-add": BulkAction("tag-add", "Add tag", "bi-tag", "Tagged", tag=True),
     "tag-remove": BulkAction("tag-remove", "Remove tag", "bi-x-lg", "Untagged", tag=True),
 }
-PROXMOX_BULK = ("start", "shutdown")  # what /cluster/bulk-action/guest offers (there is no bulk stop or reboot)
-# Proxmox's own log lines per guest (pve-manager PVE/API2/Cluster/BulkAction/Guest.pm)
-LOG_SKIPPED = re.compile(r"Skipping CT (\d+), (.+?)\.?$")
-LOG_FAILED = re.compile(r"(?:Starting|Stopping) CT (\d+) failed: (.+)$")
-LOG_STARTED = re.compile(r"^(?:Starting|Shutting down) CT (\d+)\b")
-TARGET_STATUS = {"start": "running", "shutdown": "stopped"}
 
 
 class BulkRefused(Exception):
@@ -170,71 +151,10 @@ def start_bulk(action: str, selection: Selection, username: str, tag: str | None
                   for i, view in enumerate(resolved.views)]
     db.session.add(bulk)
     db.session.commit()
-    if action in PROXMOX_BULK and _has_bulk_endpoint():
-        _send_to_proxmox(bulk, {view.vmid: view for view in resolved.views})
+    if action in PROXMOX_BULK and has_bulk_endpoint():
+        send_to_proxmox(bulk, {view.vmid: view for view in resolved.views})
     advance(bulk)
     return bulk
-
-
-def _has_bulk_endpoint() -> bool:
-    try:
-        return get_proxmox().supports_bulk_action()
-    except ProxmoxError:
-        return False
-
-
-def _shutdown_params() -> dict:
-    config = current_app.config
-    return {"timeout": int(config["SHUTDOWN_TIMEOUT"]), "force_stop": bool(config["SHUTDOWN_FORCE_AFTER_TIMEOUT"])}
-
-
-def _send_to_proxmox(bulk: BulkOperation, views: dict[int, ContainerView]) -> None:
-    """Record a pending Operation for each container that may take the action and ask Proxmox once
-    (POST /cluster/bulk-action/guest/start|shutdown); the others are skipped with the reason."""
-    pve = get_proxmox()
-    spec = ACTIONS[bulk.action]
-    params = _shutdown_params() if bulk.action == "shutdown" else {}
-    try:
-        live = {ct.vmid: ct for ct in pve.list_containers()}
-    except ProxmoxError:
-        return  # nothing sent: the containers go one by one, each refused or done on its own
-    sent: list[BulkItem] = []
-    for item in bulk.items:
-        view, ct = views.get(item.vmid), live.get(item.vmid)
-        reason = "Proxmox no longer lists it." if ct is None else view_reason(bulk.action, view)
-        if reason:
-            item.state, item.reason = "skipped", reason
-            continue
-        try:
-            with db.session.begin_nested():
-                container = get_or_create_record(ct)
-                operation = Operation(container_id=container.id, action=bulk.action, state="running",
-                                      requested_by=bulk.requested_by, params={**params, "bulk": bulk.id})
-                db.session.add(operation)
-        except IntegrityError:  # another action started on it meanwhile
-            item.state, item.reason = "skipped", "Another operation is in progress."
-            continue
-        item.state, item.operation_id = "running", operation.id
-        record_event(container.id, "step", f"{spec.label} requested by {bulk.requested_by} (bulk action)",
-                     {"action": bulk.action, "bulk": bulk.id, "node": ct.node, **params})
-        sent.append(item)
-    db.session.commit()
-    if not sent:
-        return
-    vmids = [item.vmid for item in sent]
-    try:
-        if bulk.action == "start":
-            upid = pve.bulk_start(vmids, max_workers=AT_ONCE)
-        else:
-            upid = pve.bulk_shutdown(vmids, timeout=params["timeout"], force_stop=params["force_stop"],
-                                     max_workers=AT_ONCE)
-    except ProxmoxError as exc:
-        for item in sent:
-            _end_item(item, False, f"Proxmox refused the bulk action: {exc.message}")
-        db.session.commit()
-        return
-    bulk.upid, bulk.node = upid, parse_upid(upid)["node"]
-    db.session.commit()
 
 
 def advance(bulk: BulkOperation) -> Outcome | None:
@@ -245,7 +165,7 @@ def advance(bulk: BulkOperation) -> Outcome | None:
         return None
     try:
         if bulk.upid:
-            _follow_proxmox_task(bulk)
+            follow_proxmox_task(bulk)
         else:
             _settle_running(bulk)
             _start_queued(bulk)
@@ -334,54 +254,6 @@ def _retag(bulk: BulkOperation, item: BulkItem) -> None:
         audit.record(f"container.{bulk.action}", container=container, username=bulk.requested_by, channel="worker",
                      target=audit.container_target(container), detail={"tag": bulk.tag, "bulk": bulk.id})
     db.session.commit()
-
-
-def _follow_proxmox_task(bulk: BulkOperation) -> None:
-    """Read the one bulk task's state and log, and settle each container it has dealt with."""
-    pve = get_proxmox()
-    try:
-        task = pve.task_status(bulk.node, bulk.upid)
-        lines = pve.task_log(bulk.node, bulk.upid, limit=5000)
-    except ProxmoxError as exc:
-        if utcnow() - bulk.started_at > timedelta(hours=int(current_app.config["TASK_GIVE_UP_HOURS"])):
-            for item in bulk.items:
-                if not item.ended:
-                    _end_item(item, False, f"Gave up waiting for Proxmox: {exc.message}")
-            db.session.commit()
-        return
-    skipped, failed, begun = {}, {}, set()
-    for line in lines:
-        text = line.text.removeprefix("WARN: ")
-        if match := LOG_SKIPPED.search(text):
-            skipped[int(match.group(1))] = f"Proxmox skipped it: {match.group(2)}."
-        elif match := LOG_FAILED.search(text):
-            failed[int(match.group(1))] = match.group(2)
-        elif match := LOG_STARTED.search(text):
-            begun.add(int(match.group(1)))
-    pve.invalidate()
-    status = {ct.vmid: ct.status for ct in pve.list_containers()}
-    target = TARGET_STATUS[bulk.action]
-    for item in bulk.items:
-        if item.ended:
-            continue
-        if item.vmid in skipped:
-            _end_item(item, False, skipped[item.vmid], state="skipped")
-        elif item.vmid in failed:
-            _end_item(item, False, failed[item.vmid])
-        elif status.get(item.vmid) == target and (item.vmid in begun or not task.running):
-            _end_item(item, True)
-        elif not task.running:
-            _end_item(item, False, f"Proxmox did not {ACTIONS[bulk.action].label.lower()} it: "
-                                   f"{task.exitstatus or 'task failed'}")
-    db.session.commit()
-
-
-def _end_item(item: BulkItem, ok: bool, reason: str | None = None, state: str | None = None) -> None:
-    """End one container of a bulk action and its pending operation (event, audit entry)."""
-    item.state, item.reason = state or ("succeeded" if ok else "failed"), reason
-    operation = db.session.get(Operation, item.operation_id) if item.operation_id else None
-    if operation is not None and operation.pending:
-        end_operation(operation, ok, reason)
 
 
 def _finish(bulk: BulkOperation) -> Outcome | None:
