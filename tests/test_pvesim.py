@@ -110,13 +110,13 @@ def test_path_param_repeated_in_body_is_rejected(sim, api):
 def test_valid_property_strings_and_list_formats_pass(sim, api):
     r = api.put(ct_url(sim, 104, "/config"), data={
         "net1": "name=eth1,bridge=vmbr1,firewall=yes,ip=10.0.0.5/24,gw=10.0.0.1,tag=20",
-        "features": "nesting=1,keyctl=1", "tags": "Zeta b;a", "description": "x"})
+        "features": "nesting=1", "tags": "Zeta b;a", "description": "x"})  # keyctl: root@pam only, no token
     assert (r.status_code, r.json()) == (200, {"data": None})
     cfg = api.get(ct_url(sim, 104, "/config")).json()["data"]
     assert cfg["tags"] == "a;b;zeta"
     assert cfg["net1"].startswith("name=eth1,bridge=vmbr1,firewall=1,")  # parse_boolean('yes') -> 1
     assert "hwaddr=BC:24:11:" in cfg["net1"] and cfg["net1"].endswith("type=veth")
-    assert cfg["features"] == "nesting=1,keyctl=1"
+    assert cfg["features"] == "nesting=1"
 
 
 # --------------------------------------------------------------------------------------------

@@ -90,3 +90,32 @@ def ip_address(form, field) -> None:
             ipaddress.ip_address(part)
         except ValueError:
             raise ValidationError(f"“{part}” is not an IP address.") from None
+
+
+def ipv6_cidr(form, field) -> None:
+    """An IPv6 host address with its prefix length, like 2001:db8::10/64."""
+    value = (field.data or "").strip()
+    if "/" not in value:
+        raise ValidationError("Give the address with its prefix length, like 2001:db8::10/64.")
+    try:
+        ipaddress.IPv6Interface(value)
+    except ValueError:
+        raise ValidationError("Not a valid IPv6 address with prefix length (like 2001:db8::10/64).") from None
+
+
+def gateway6_in(cidr_field: str):
+    """The gateway must be an IPv6 address, other than the container's own (a link-local one is fine)."""
+
+    def check(form, field) -> None:
+        try:
+            gateway = ipaddress.IPv6Address((field.data or "").strip())
+        except ValueError:
+            raise ValidationError("Not a valid IPv6 address.") from None
+        try:
+            interface = ipaddress.IPv6Interface((form[cidr_field].data or "").strip())
+        except ValueError:
+            return
+        if gateway == interface.ip:
+            raise ValidationError("The gateway cannot be the container's own address.")
+
+    return check

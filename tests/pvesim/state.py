@@ -111,6 +111,7 @@ class Container:
     pid: int | None = None
     ignore_shutdown: bool = False
     snapshots: dict = field(default_factory=dict)  # name -> the snapshot's config section
+    pending: dict = field(default_factory=dict)  # the [pve:pending] section ("delete": "key,key"), see config.py
 
     # convenient attribute views on the config -------------------------------------------------
     @property
@@ -199,6 +200,7 @@ class Container:
 
     def digest(self) -> str:
         text = "".join(f"{k}: {v}\n" for k, v in sorted(self.config.items()))
+        text += "".join(f"[pve:pending] {k}: {v}\n" for k, v in sorted(self.pending.items()))
         return hashlib.sha1(text.encode()).hexdigest()
 
     # metrics: deterministic functions of (vmid, time) -------------------------------------------
@@ -331,7 +333,7 @@ class Cluster:
 
     # persistence (``python -m tests.pvesim --state FILE``) ------------------------------------
     STATE_FIELDS = ("status", "config", "ha_state", "ha_group", "pool", "started_at", "pid", "ignore_shutdown",
-                    "snapshots")
+                    "snapshots", "pending")
 
     def to_dict(self) -> dict:
         """What a restart needs: nodes, containers, pools, HA groups and rules (no tasks).
@@ -440,6 +442,9 @@ class Cluster:
             ct.status, ct.started_at, ct.pid = "stopped", None, None
 
     def _set_running(self, ct: Container, since: float | None = None):
+        if ct.pending:  # PVE::LXC::vm_start applies pending changes first (a reboot starts it again too)
+            from .config import apply_pending
+            apply_pending(ct)
         ct.status = "running"
         ct.started_at = since if since is not None else time.time()
         ct.pid = self.next_pid()
