@@ -7,7 +7,8 @@ config it was filled from, so a change made meanwhile elsewhere is refused inste
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FloatField, HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (BooleanField, FloatField, HiddenField, IntegerField, RadioField, SelectField, StringField,
+                     TextAreaField)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
@@ -107,7 +108,8 @@ class InterfaceForm(FlaskForm):
         """What the form asks for."""
         return Interface(name=self.name.data, bridge=self.bridge.data, tag=self.tag.data, ip=self.ip.data,
                          cidr=self.cidr.data or "", gateway=self.gateway.data or "", ip6=self.ip6.data,
-                         cidr6=self.cidr6.data or "", gateway6=self.gateway6.data or "", firewall=bool(self.firewall.data))
+                         cidr6=self.cidr6.data or "", gateway6=self.gateway6.data or "",
+                         firewall=bool(self.firewall.data))
 
 
 class RemoveInterfaceForm(FlaskForm):

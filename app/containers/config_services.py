@@ -126,8 +126,8 @@ class ConfigTab:
         """(option, now, after the restart) for each pending change; None: not set."""
         if self.state is None:
             return []
-        return [(option.key, _shown(option.key, option.value), None if option.delete else _shown(option.key, option.pending))
-                for option in self.state.pending]
+        return [(option.key, _shown(option.key, option.value),
+                 None if option.delete else _shown(option.key, option.pending)) for option in self.state.pending]
 
     @property
     def now(self) -> dict[str, str]:
