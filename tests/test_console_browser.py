@@ -16,6 +16,7 @@ def test_console_types_hostname_and_reads_the_answer(browser, live_server, pve):
     browser.login()
     browser.goto(f"/containers/{ct.vmid}")
     page = browser.page
+    browser.both_widths("container-page")  # the header's Console button beside the lifecycle actions
     page.get_by_test_id("console-link").click()
     page.wait_for_url(f"**/containers/{ct.vmid}/console")
     expect(page.get_by_test_id("console-state")).to_have_text("Connected")
