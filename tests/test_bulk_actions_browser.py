@@ -30,6 +30,7 @@ def test_select_all_matching_stop_ten_and_read_one_summary(browser, nojs_browser
     expect(modal).to_have_css("opacity", "1")
     expect(modal.get_by_test_id("bulk-confirm-count")).to_have_text("10 containers")
     expect(modal.get_by_test_id("bulk-confirm-names")).to_contain_text("batch05 (CT 904) and 5 more")
+    browser.screenshot("confirm-desktop", full_page=False)
     modal.get_by_test_id("confirm").click()
     expect(page.locator('#dashboard-body [data-testid="pending"]').first).to_be_visible()  # each card's spinner
     panel = page.get_by_test_id("bulk-panel").first
