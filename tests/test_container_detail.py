@@ -47,7 +47,7 @@ def test_header_shows_identity_status_uptime_tags_and_the_dhcp_lease(logged_in, 
     assert lease.startswith("10.") and pve.count_requests("GET", "/nodes/pve1/lxc/100/interfaces") == 1
     assert [a.strip() for a in re.findall(r'data-tab="\w+"\s*(?:aria-current="page")?><i[^>]*></i>[^<]*<span[^>]*>([^<]+)<',
                                           html)] \
-        == ["Overview", "Services", "Snapshots", "Backups", "Events"]
+        == ["Overview", "Config", "Disks", "Services", "Snapshots", "Backups", "Events"]
 
 
 def test_a_stopped_container_costs_no_interfaces_call(logged_in, client, pve):
@@ -58,7 +58,7 @@ def test_a_stopped_container_costs_no_interfaces_call(logged_in, client, pve):
     assert pve.count_requests("GET", "/nodes/pve2/lxc/104/config") == 1
 
 
-@pytest.mark.parametrize("tab", ["overview", "services", "snapshots", "backups", "events"])
+@pytest.mark.parametrize("tab", ["overview", "config", "disks", "services", "snapshots", "backups", "events"])
 def test_each_tab_has_its_own_url_and_fragments_vary_on_htmx(logged_in, client, tab):
     page = client.get(f"/containers/100/{tab}")
     assert page.status_code == 200 and "<html" in page.text
@@ -280,7 +280,8 @@ def test_header_buttons_follow_the_state_and_delete_confirms_naming_the_containe
     confirm = client.get("/containers/104/actions/delete?view=header&next=/containers/104").text
     assert "Delete mail" in confirm or "(CT 104)" in confirm
     locked = client.get("/containers/102").text.split('role="tablist"')[0]
-    assert locked.count("The container is locked (backup).") == 5
+    # the five lifecycle actions and the More menu's clone, migrate and convert to template
+    assert locked.count("The container is locked (backup).") == 8
 
 
 def test_shutdown_and_stop_confirmations_explain_the_difference(logged_in, client):
@@ -358,13 +359,14 @@ def test_unreachable_proxmox_renders_the_last_known_state_with_a_banner(logged_i
     record_ = db.session.scalar(db.select(Container).where(Container.vmid == 100))
     assert record_ is not None and record_.snapshot
     pve.faults.unreachable = True
-    for tab in ("overview", "services", "snapshots", "backups", "events"):
+    for tab in ("overview", "config", "disks", "services", "snapshots", "backups", "events"):
         response = client.get(f"/containers/100/{tab}")
         assert response.status_code == 200
         assert 'data-testid="proxmox-banner"' in response.text and "web01" in response.text
     header = response.text.split('role="tablist"')[0]
     # Delete too: Proxboard could neither confirm it nor follow its task
-    assert header.count('title="Proxmox cannot be reached."') == 5 and 'data-action="delete" href=' not in header
+    # the five lifecycle actions, the console and the More menu's three
+    assert header.count('title="Proxmox cannot be reached."') == 9 and 'data-action="delete" href=' not in header
     banner = response.text.split('data-testid="proxmox-banner"')[1].split("</div>")[0]
     assert banner.count("Cannot reach Proxmox") == 1 and "connection failed" in banner, banner
     overview = client.get("/containers/100").text
@@ -379,7 +381,7 @@ def test_unreachable_proxmox_and_no_record_is_not_a_500(logged_in, client, pve):
 
 # -- cost per render ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("tab", ["overview", "services", "snapshots", "backups", "events"])
+@pytest.mark.parametrize("tab", ["overview", "config", "disks", "services", "snapshots", "backups", "events"])
 def test_queries_and_proxmox_calls_per_render_are_constant(logged_in, client, db, pve, count_queries, tab):
     counts = []
     for vmid, node, size in ((100, "pve1", 3), (104, "pve2", 30)):

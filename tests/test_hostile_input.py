@@ -142,7 +142,7 @@ def out_of_range_urls(app):
     for rule in app.url_map.iter_rules():
         kinds = {name: "int" if isinstance(c, IntegerConverter) else type(c).__name__
                  for name, c in rule._converters.items()}
-        if "int" not in kinds.values():
+        if "int" not in kinds.values() or rule.websocket:  # a WebSocket URL asked as plain HTTP is a 400 first
             continue
         for bad in (INT32_MAX + 1, 2**63, 10**21):
             args = {name: bad if kind == "int" else sorted(rule._converters[name].items)[0]
@@ -317,11 +317,14 @@ def test_hostile_input_never_gets_a_server_error_nor_reaches_proxmox_invalid(log
     marks = []
 
     marks.append((0, thrower.sent, time.monotonic()))
+    # Parts 1 and 2 store nothing (GET, and URLs no rule accepts): they run on one database; what the database
+    # keeps or refuses (NUL bytes, lengths, integer ranges) is attacked by parts 3 to 6 on both.
+    stores_nothing = db.engine.dialect.name == "sqlite"
     # 1. Query strings: every QueryForm field, on every GET route, with every hostile value of its kind.
     query_fields = {name: unbound for form_class in form_classes() if "Query" in form_class.__name__
                     for name, unbound in unbound_fields(form_class).items()}
     attacks = {name: attacks_for(unbound) for name, unbound in query_fields.items()}
-    for _, url in routes(app, "GET", seeded):
+    for _, url in routes(app, "GET", seeded) if stores_nothing else ():
         for index in range(8):  # every query field hostile at once, the index-th attack of its kind each
             query = {name: values[index % len(values)] for name, values in attacks.items()}
             thrower.send("GET", url, f"GET {url} {index}", query_string=query)
@@ -331,7 +334,7 @@ def test_hostile_input_never_gets_a_server_error_nor_reaches_proxmox_invalid(log
 
     marks.append((1, thrower.sent, time.monotonic()))
     # 2. Integers in URLs beyond every range: 404 (or 405 for a method the rule lacks), whatever the method.
-    for method, path in out_of_range_urls(app):
+    for method, path in out_of_range_urls(app) if stores_nothing else ():
         response = thrower.send(method, path, f"{method} {path}", data={} if method == "POST" else None)
         if response.status_code not in (404, 405, 302):
             thrower.failures.append((f"{method} {path} should be 404", response.status_code))

@@ -35,9 +35,11 @@ NOT_PAGES = {
     "containers.progress_events": "htmx polling fragment",
     "containers.backup_task": "htmx polling fragment (a backup task's new log lines)",
     "wizard.node_fields": "htmx fragment of the configure step",
+    "containers.console_ws": "the console page's WebSocket (opened by tests/test_console.py and its browser walk)",
     "audit.export": "a CSV download",
     "auth.oidc_login": "a redirect to the single sign-on provider (404 while single sign-on is off)",
     "auth.oidc_callback": "the provider's redirect back (404 while single sign-on is off)",
+    "bulk.show": "a bulk action's progress: one exists only once started (walked by tests/test_bulk_actions_browser.py)",
 }
 
 
@@ -110,7 +112,8 @@ def argument_values(app, pve) -> dict[str, list]:
     longest = max(pve.containers, key=lambda vmid: len(pve.containers[vmid].name))
     vmids = sorted({100, 101, 102, 103, 104, longest} & set(pve.containers)) + [FAILED_VMID]
     return {"vmid": vmids, "template_id": templates, "bucket_id": buckets,
-            "action": list(ACTIONS), "user_id": users, "token_id": tokens, "snapname": [SNAPSHOT]}
+            "action": list(ACTIONS), "user_id": users, "token_id": tokens, "snapname": [SNAPSHOT],
+            "disk": ["rootfs"], "index": [0]}
 
 
 def page_urls(app, pve) -> list[tuple[str, str]]:

@@ -1,5 +1,6 @@
-"""A container's page: a header with every lifecycle action, and its Overview, Services, Snapshots, Backups
-and Events tabs (the Snapshots and Backups tabs live in ``snapshots.py`` and ``backups.py``).
+"""A container's page: a header with every lifecycle action, and its Overview, Config, Services, Snapshots,
+Backups and Events tabs (the Config, Snapshots and Backups tabs live in ``config.py``, ``snapshots.py`` and
+``backups.py``).
 
 Each tab has its own URL and works as a plain page; htmx asks for ``#ct-live`` (header and
 tab) when switching tabs or auto-refreshing, and for ``#ct-tab`` (the tab alone) when a
@@ -44,10 +45,11 @@ from app.guest_services import RefreshRefused, request_refresh
 
 log = logging.getLogger(__name__)
 
-TABS = {"overview": ("Overview", "bi-info-circle"), "services": ("Services", "bi-hdd-stack"),
+TABS = {"overview": ("Overview", "bi-info-circle"), "config": ("Config", "bi-sliders"),
+        "disks": ("Disks", "bi-device-hdd"), "services": ("Services", "bi-hdd-stack"),
         "snapshots": ("Snapshots", "bi-camera"), "backups": ("Backups", "bi-archive"),
         "events": ("Events", "bi-clock-history")}
-# What the tabs other modules of this package own show (``snapshots``, ``backups``): tab -> context of a view.
+# What the tabs other modules of this package own show (``config``, ``snapshots``…): tab -> context of a view.
 TAB_CONTEXTS: dict[str, Callable[[ContainerView], dict]] = {}
 # The creation wizard's progress view; until it exists, a container being created shows its events.
 PROGRESS_ENDPOINT = "containers.progress"
@@ -90,6 +92,13 @@ def live_config(view: ContainerView) -> LiveConfig:
         except ProxmoxError as exc:
             log.info("interfaces of CT %s on %s unavailable: %s", view.vmid, view.node, exc.message)
     return LiveConfig(config=config, networks=guest_networks(config, interfaces))
+
+
+def page_config(view: ContainerView) -> ContainerConfig:
+    """The container's config from the read this request started beside its status call (one call per render
+    whoever asks), or a new read. Raises ProxmoxError."""
+    read = _started("config", view)
+    return read.result() if read else get_proxmox().container_config(view.node, view.vmid)
 
 
 def _start_reads(node: str, record: Container) -> None:
@@ -286,7 +295,7 @@ def detail(vmid: int):
     return detail_tab(vmid, "overview")
 
 
-@bp.get("/<int:vmid>/<any(overview, services, snapshots, backups, events):tab>")
+@bp.get("/<int:vmid>/<any(overview, config, disks, services, snapshots, backups, events):tab>")
 def detail_tab(vmid: int, tab: str):
     """A container's page on one of its tabs."""
     view = _load(vmid)

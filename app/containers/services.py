@@ -68,6 +68,10 @@ TASK_ACTIONS: dict[str, TaskAction] = {
     "backup": TaskAction("backup", "Backup", backups=True),
     "restore": TaskAction("restore", "Restore", backups=False),
     "backup-delete": TaskAction("backup-delete", "Backup deletion", backups=True),
+    "clone": TaskAction("clone", "Clone"),
+    "migrate": TaskAction("migrate", "Migration"),
+    "template": TaskAction("template", "Conversion to template"),
+    "resize": TaskAction("resize", "Disk resize"),
 }
 
 
@@ -268,6 +272,17 @@ def refresh_operation(operation: Operation) -> Outcome | None:
     return _fail(operation, name, spec, task.exitstatus or "task failed")
 
 
+def end_operation(operation: Operation, ok: bool, reason: str | None = None) -> Outcome | None:
+    """End a pending lifecycle operation whose result was learnt elsewhere than from its own task (a bulk
+    action's single task and its log), as ``refresh_operation`` would: event, audit entry, outcome. None
+    when another request ended it first."""
+    container = operation.container
+    spec = ACTIONS[operation.action]
+    if ok:
+        return _succeed(operation, container, container.display_name(), spec)
+    return _fail(operation, container.display_name(), spec, reason or "task failed")
+
+
 def _ended_task(operation: Operation, node: str, give_up: timedelta) -> Task | ProxmoxError | None:
     """The operation's Proxmox task once it has ended; None while it runs (its heartbeat is recorded) or while
     Proxmox cannot be asked; the error once Proxmox could not be asked for longer than ``give_up``."""
@@ -455,7 +470,9 @@ def _end_task(operation: Operation, spec: TaskAction, message: str, ok: bool) ->
     if not _claim_end(operation, "succeeded" if ok else "failed", None if ok else message):
         return None
     if not ok and (operation.params or {}).get("new_guest"):
-        container.lifecycle = "deleted"  # a failed restore to a new VMID: Proxmox removes the half-made guest
+        container.lifecycle = "deleted"  # a failed restore or clone to a new VMID: Proxmox removes the half-made guest
+    if ok and (operation.params or {}).get("target_node"):
+        container.node = operation.params["target_node"]  # a migration: the record follows the guest
     record_event(container.id, "complete" if ok else "error", message, {"action": spec.name, "upid": operation.upid})
     audit.record_result(operation, container, "succeeded" if ok else "failed", message)
     db.session.commit()
@@ -485,6 +502,21 @@ def view_reason(action: str, view, reachable: bool = True) -> str | None:
                               (view.stale and view.stale_reason is None), pending=view.pending,
                               lifecycle=view.lifecycle, template=view.template, ha_state=view.ha_state,
                               blocked=view.stale_reason if view.stale else None)
+
+
+def still_pending(view, last: Operation | None, settle: bool) -> Operation | None:
+    """``last`` (a tab's latest operation) if it is still pending, else None. With ``settle`` (a page without
+    JavaScript, where no spinner polls) it is settled first if its task ended; one that ended is no longer the
+    view's pending operation, so the header and the buttons stop waiting for it."""
+    if last is None or not last.pending:
+        return None
+    if settle:
+        refresh_operation(last)
+    if last.pending:
+        return last
+    if view.pending is last:
+        view.pending = None
+    return None
 
 
 def task_busy_reason(view) -> str | None:

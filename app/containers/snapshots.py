@@ -24,7 +24,7 @@ from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 from app.containers import bp
 from app.containers.detail import TAB_CONTEXTS, _load, render_detail
 from app.containers.inventory import ContainerView
-from app.containers.services import ActionRefused, refresh_operation, settle_within, start_task, task_busy_reason
+from app.containers.services import ActionRefused, settle_within, start_task, still_pending, task_busy_reason
 from app.extensions import db
 from app.forms import strip
 from app.htmx import is_htmx, toast, trigger, varies
@@ -128,13 +128,7 @@ def snapshots_tab(view: ContainerView) -> SnapshotsTab:
     """The tab's state for ``view``; for a page without JavaScript (no spinner polls) a pending snapshot
     operation whose task ended is settled first."""
     tab = SnapshotsTab(last=_latest(view))
-    if tab.last is not None and tab.last.pending:
-        if not is_htmx():
-            refresh_operation(tab.last)
-        if tab.last.pending:
-            tab.pending = tab.last
-        elif view.pending is tab.last:
-            view.pending = None
+    tab.pending = still_pending(view, tab.last, settle=not is_htmx())
     tab.busy = busy_reason(view)
     if view.lifecycle in ("gone", "creating") or view.lifecycle == "error" and view.pve_status == "unknown":
         tab.error = tab.busy or "Proxmox does not have this container."

@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -46,6 +46,7 @@ from .models import (
     ContainerInterface,
     ContainerSpec,
     ContainerSummary,
+    MigratePreconditions,
     Node,
     OsTemplate,
     Snapshot,
@@ -53,8 +54,9 @@ from .models import (
     Task,
     TaskLogLine,
 )
+from .pending import ConfigWithPending, config_with_pending
 from .settings import ProxmoxSettings
-from .wire import wire_params
+from .wire import Repeated, wire_params
 
 logger = logging.getLogger("app.proxmox")
 
@@ -550,6 +552,110 @@ class ProxmoxClient:
             self._cache.invalidate()
         return _expect_upid(upid, op, node, vmid)
 
+    # -- clone, migrate, convert to template ------------------------------------------
+
+    def clone(self, node: str, vmid: int, newid: int, *, hostname: str | None = None, full: bool | None = None,
+              storage: str | None = None, target: str | None = None, snapname: str | None = None) -> str:
+        """Clone CT ``vmid`` as ``newid`` (task ``vzclone``; POST nodes/{node}/lxc/{vmid}/clone).
+
+        ``full`` copies every volume (to ``storage`` when given); a linked clone (``full=False``) is only possible
+        from a template. ``target`` moves the new guest to another node (its volumes must be on shared storage);
+        a full clone of a running container needs ``snapname``.
+        """
+        params = {"newid": newid, "hostname": hostname or None, "full": full, "storage": storage,
+                  "target": target if target and target != node else None, "snapname": snapname or None}
+        return self._action("clone", node, vmid, "post", "clone", params)
+
+    def migrate(self, node: str, vmid: int, target: str, *, restart: bool = False, timeout: int | None = None) -> str:
+        """Move CT ``vmid`` to node ``target`` (task ``vzmigrate``, ``hamigrate`` for an HA-managed guest; POST
+        nodes/{node}/lxc/{vmid}/migrate). A running container needs ``restart`` (shut down, moved, started
+        again, its shutdown bounded by ``timeout`` seconds); LXC has no live migration."""
+        params = {"target": target, "restart": restart or None, "timeout": timeout if restart else None}
+        return self._action("migrate", node, vmid, "post", "migrate", params)
+
+    def migrate_preconditions(self, node: str, vmid: int) -> MigratePreconditions:
+        """What stands in the way of migrating CT ``vmid`` (GET nodes/{node}/lxc/{vmid}/migrate, PVE 9.0 and
+        later only: ask ``version().at_least(9)`` first). Not cached."""
+        raw = self._call("get", f"nodes/{node}/lxc/{vmid}/migrate", op="migrate_preconditions", node=node, vmid=vmid)
+        return parse.migrate_preconditions(raw if isinstance(raw, Mapping) else {})
+
+    def convert_to_template(self, node: str, vmid: int) -> str:
+        """Turn stopped CT ``vmid`` into a template (task ``vztemplate``; POST nodes/{node}/lxc/{vmid}/template).
+
+        Proxmox (8.4 and 9.x alike) starts the task but answers ``null``: its UPID is read from the node's task
+        list (GET nodes/{node}/tasks?vmid=…&typefilter=vztemplate). Raises ProxmoxAPIError when none is listed.
+        """
+        try:
+            self._call("post", f"nodes/{node}/lxc/{vmid}/template", op="convert_to_template", node=node, vmid=vmid)
+        finally:
+            self._cache.invalidate()
+        tasks = self._call("get", f"nodes/{node}/tasks", op="convert_to_template", node=node, vmid=vmid,
+                           params={"vmid": vmid, "typefilter": "vztemplate", "source": "all", "limit": 1})
+        upid = next((t.get("upid") for t in tasks or () if isinstance(t, Mapping)), None)
+        return _expect_upid(upid, "convert_to_template", node, vmid)
+
+    # -- bulk actions and tags ------------------------------------------------------
+
+    def supports_bulk_action(self) -> bool:
+        """Whether ``/cluster/bulk-action/guest/*`` exists: PVE 9.1 and later (by GET /version)."""
+        numbers = [int(part) if part.isdigit() else 0 for part in self.version().release.split(".")[:2]]
+        return tuple(numbers + [0] * (2 - len(numbers))) >= (9, 1)
+
+    def bulk_start(self, vmids: Sequence[int], max_workers: int = 4) -> str:
+        """Start the guests ``vmids``, ``max_workers`` at a time, as ONE task (``bulk-start``; POST
+        cluster/bulk-action/guest/start, PVE 9.1+). Its log says ``Starting CT N`` or ``Skipping CT N, already
+        running.`` per guest and ``Starting CT N failed: …``; it fails with ``Some guests failed to start: …``."""
+        try:
+            upid = self._call("post", "cluster/bulk-action/guest/start", op="bulk_start",
+                              params={"vms": Repeated(vmids), "maxworkers": max_workers})
+        finally:
+            self._cache.invalidate()
+        return _expect_upid(upid, "bulk_start", "", 0)
+
+    def bulk_shutdown(self, vmids: Sequence[int], timeout: int = 180, force_stop: bool = True,
+                      max_workers: int = 4) -> str:
+        """Shut the guests ``vmids`` down as ONE task (``bulk-shutdown``; POST cluster/bulk-action/guest/shutdown,
+        PVE 9.1+); ``timeout`` applies to a guest with no shutdown timeout of its own, ``force_stop`` kills it then.
+        Its log says ``Shutting down CT N (Timeout = T seconds)`` or ``Skipping CT N, not running.`` per guest
+        and ``Stopping CT N failed: …``."""
+        try:
+            upid = self._call("post", "cluster/bulk-action/guest/shutdown", op="bulk_shutdown",
+                              params={"vms": Repeated(vmids), "timeout": timeout, "force-stop": force_stop,
+                                      "maxworkers": max_workers})
+        finally:
+            self._cache.invalidate()
+        return _expect_upid(upid, "bulk_shutdown", "", 0)
+
+    def set_tags(self, node: str, vmid: int, tags: Sequence[str]) -> None:
+        """Replace CT ``vmid``'s tags (PUT nodes/{node}/lxc/{vmid}/config ``tags``, no task); none deletes them."""
+        params = {"tags": list(tags)} if tags else {"delete": "tags"}
+        try:
+            self._call("put", f"nodes/{node}/lxc/{vmid}/config", op="set_tags", node=node, vmid=vmid, params=params)
+        finally:
+            self._cache.invalidate()
+
+    # -- configuration edits (the Config tab) ------------------------------------------
+
+    def pending(self, node: str, vmid: int) -> ConfigWithPending:
+        """Every option with its current value and the change Proxmox holds until the next start, and the
+        config's digest (GET nodes/{node}/lxc/{vmid}/pending). Not cached: an edit starts from what is there now."""
+        raws = self._call("get", f"nodes/{node}/lxc/{vmid}/pending", op="pending", node=node, vmid=vmid)
+        return config_with_pending(raws or ())
+
+    def update_config(self, node: str, vmid: int, changes: Mapping[str, object], delete: Sequence[str] = (),
+                      digest: str | None = None) -> None:
+        """Set options and ``delete`` others (PUT nodes/{node}/lxc/{vmid}/config; synchronous, no task).
+
+        With ``digest`` Proxmox refuses when the config changed since it was read. On a running container
+        some changes stay pending until the next start (read them with ``pending``).
+        """
+        params = {**changes, "delete": ",".join(delete) or None, "digest": digest}
+        try:
+            self._call("put", f"nodes/{node}/lxc/{vmid}/config", op="update_config", node=node, vmid=vmid,
+                       params=params)
+        finally:
+            self._cache.invalidate()
+
     # -- snapshots ------------------------------------------------------------------
 
     def snapshots(self, node: str, vmid: int) -> tuple[Snapshot, ...]:
@@ -601,6 +707,33 @@ class ProxmoxClient:
         """
         return self._action("rollback_snapshot", node, vmid, "post", f"snapshot/{quote(name, safe='')}/rollback",
                             {"start": start or None})
+
+    # -- disks ----------------------------------------------------------------------
+
+    def resize_disk(self, node: str, vmid: int, disk: str, size: str) -> str:
+        """Grow the root disk or a volume mount point (task ``resize``; PUT nodes/{node}/lxc/{vmid}/resize).
+
+        ``disk`` is ``rootfs`` or ``mpN``; ``size`` an absolute size (``12G``) or an increase (``+2G``). Proxmox
+        refuses a shrink (``unable to shrink disk size``) or no change before starting the task; returns the UPID.
+        """
+        try:
+            upid = self._call("put", f"nodes/{node}/lxc/{vmid}/resize", op="resize_disk", node=node, vmid=vmid,
+                              params={"disk": disk, "size": size})
+        finally:
+            self._cache.invalidate()
+        return _expect_upid(upid, "resize_disk", node, vmid)
+
+    def add_mount_point(self, node: str, vmid: int, key: str, value: str, digest: str | None = None) -> None:
+        """Add mount point ``key`` (``mpN``) as ``value`` (``local-lvm:8,mp=/data``: a new 8 GiB volume), no task.
+
+        PUT nodes/{node}/lxc/{vmid}/config: Proxmox allocates the volume at once and hot-plugs it into a
+        running container; ``digest`` refuses the change if the config changed since it was read.
+        """
+        try:
+            self._call("put", f"nodes/{node}/lxc/{vmid}/config", op="add_mount_point", node=node, vmid=vmid,
+                       params={key: value, "digest": digest})
+        finally:
+            self._cache.invalidate()
 
     # -- backups --------------------------------------------------------------------
 

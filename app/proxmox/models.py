@@ -5,7 +5,8 @@ tags are tuples. Cached results are shared between threads, so everything is fro
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, overload
 
@@ -108,6 +109,39 @@ class Features:
 
 
 @dataclass(frozen=True, slots=True)
+class MountPoint:
+    """The root disk (``rootfs``) or one mount point (``mpN``) of a container config.
+
+    ``kind`` is Proxmox's ``classify_mountpoint``: ``volume`` (a storage volume, ``local-lvm:vm-101-disk-1``),
+    ``bind`` (a host directory, ``/srv/data``) or ``device`` (a host block device under ``/dev/``); only a
+    volume has a storage and a size Proxmox can grow.
+    """
+
+    key: str  # "rootfs" or "mpN"
+    volume: str
+    path: str  # where the container sees it ("/" for the root disk)
+    kind: str = "volume"
+    size: int | None = None  # bytes, as the config's ``size=`` says
+    backup: bool = False
+    read_only: bool = False
+
+    @property
+    def storage(self) -> str | None:
+        """The storage of a volume (``local-lvm``), None for a bind or device mount."""
+        return self.volume.split(":", 1)[0] if self.kind == "volume" and ":" in self.volume else None
+
+    @property
+    def size_gib(self) -> float | None:
+        """The size in GiB, None when the config does not say."""
+        return self.size / GIB if self.size is not None else None
+
+    @property
+    def index(self) -> int:
+        """The N of ``mpN`` (-1 for the root disk), to list the root disk first and mount points in order."""
+        return int(self.key[2:]) if self.key.startswith("mp") else -1
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerConfig:
     """A container's configuration (GET .../lxc/{vmid}/config)."""
 
@@ -138,6 +172,7 @@ class ContainerConfig:
     entrypoint: str | None = None  # PVE 9.1 application (OCI) containers; None: /sbin/init
     env_keys: tuple[str, ...] = ()  # names only: the values may be secrets
     cmode: str | None = None
+    mounts: tuple[MountPoint, ...] = ()  # the root disk first, then mp0, mp1…
 
     @property
     def fingerprint(self) -> str:
@@ -293,6 +328,11 @@ class ClusterVersion:
     version: str
     release: str
     repoid: str = ""
+
+    def at_least(self, major: int, minor: int = 0) -> bool:
+        """Whether this release is ``major.minor`` or later (an unreadable release counts as older)."""
+        parts = re.findall(r"\d+", self.release or self.version)[:2]
+        return len(parts) == 2 and (int(parts[0]), int(parts[1])) >= (major, minor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -647,3 +687,17 @@ class BackupIndex:
     def newest_of(self, vmid: int) -> int | None:
         """Epoch seconds of the guest's newest backup anywhere, or None when it has none."""
         return self.newest.get(vmid)
+
+
+@dataclass(frozen=True, slots=True)
+class MigratePreconditions:
+    """What PVE 9.x says before a container migrates (GET nodes/{node}/lxc/{vmid}/migrate).
+
+    ``blocked`` maps a node the guest may not go to, to the HA resources blocking it (``sid (cause)``);
+    ``dependent`` are HA resources that would move along (positive resource affinity).
+    """
+
+    running: bool
+    allowed: tuple[str, ...] = ()
+    blocked: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    dependent: tuple[str, ...] = ()

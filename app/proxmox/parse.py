@@ -23,7 +23,9 @@ from .models import (
     ContainerBrief,
     ContainerSummary,
     LazySummaries,
+    MigratePreconditions,
     Features,
+    MountPoint,
     NetInterface,
     Node,
     OsTemplate,
@@ -37,6 +39,7 @@ Raw = Mapping[str, Any]
 
 _LIST_SPLIT = re.compile(r"[;,\s]+")
 _NET_KEY = re.compile(r"^net(\d+)$")
+_MP_KEY = re.compile(r"^mp\d+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)\s*$", re.IGNORECASE)
 _UNIT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _CT_STATUSES = {"running", "stopped"}
@@ -133,6 +136,37 @@ def size_to_gib(value: str | None) -> float | None:
         return None
     number, unit = match.groups()
     return round(float(number) * _UNIT[unit.upper()] / GIB, 3)
+
+
+def size_to_bytes(value: str | None) -> int | None:
+    """Proxmox disk-size (``8G``, ``512M``, bare bytes) -> bytes, None when missing or unreadable."""
+    match = _SIZE.match(str(value)) if value else None
+    if not match:
+        return None
+    number, unit = match.groups()
+    return int(float(number) * _UNIT[unit.upper()])
+
+
+def mount_point(key: str, value: str) -> MountPoint:
+    """``rootfs`` or one ``mpN`` property string (pve-container ``parse_volume``, ``classify_mountpoint``)."""
+    props = parse_property_string(value, default_key="volume")
+    volume = props.get("volume", "")
+    kind = ("device" if volume.startswith("/dev/") else "bind") if volume.startswith("/") else "volume"
+    rootfs = key == "rootfs"
+    return MountPoint(
+        key=key, volume=volume, path="/" if rootfs else props.get("mp", ""), kind=kind,
+        size=size_to_bytes(props.get("size")),
+        # the root disk is always in a backup; a volume mount point only with backup=1, a bind mount never
+        backup=rootfs or (kind == "volume" and as_bool(props.get("backup"))),
+        read_only=as_bool(props.get("ro")),
+    )
+
+
+def mount_points(raw: Raw) -> tuple[MountPoint, ...]:
+    """The root disk and every ``mpN`` of a container config, in that order."""
+    found = [mount_point(key, str(value)) for key, value in raw.items()
+             if value and (key == "rootfs" or _MP_KEY.match(key))]
+    return tuple(sorted(found, key=lambda mp: mp.index))
 
 
 def ct_status(value: Any) -> str:
@@ -327,6 +361,7 @@ def container_config(raw: Raw, node: str, vmid: int) -> ContainerConfig:
         entrypoint=as_opt_str(raw.get("entrypoint")),
         env_keys=env_keys(raw.get("env")),
         cmode=as_opt_str(raw.get("cmode")),
+        mounts=mount_points(raw),
     )
 
 
@@ -510,4 +545,19 @@ def backup_job(raw: Raw) -> BackupJob:
         comment=str(raw.get("comment") or ""),
         next_run=as_opt_int(raw.get("next-run")),
         notes_template=as_opt_str(raw.get("notes-template")),
+    )
+
+
+def migrate_preconditions(raw: Raw) -> MigratePreconditions:
+    """GET nodes/{node}/lxc/{vmid}/migrate (PVE 9.0+): ``not-allowed-nodes`` is keyed by node, each with its
+    ``blocking-ha-resources`` (pve-container API2/LXC.pm ``migrate_vm_precondition``)."""
+    blocked = {}
+    for node, info in (raw.get("not-allowed-nodes") or {}).items():
+        resources = (info or {}).get("blocking-ha-resources") or () if isinstance(info, Mapping) else ()
+        blocked[str(node)] = tuple(f"{r.get('sid')} ({r.get('cause')})" for r in resources if isinstance(r, Mapping))
+    return MigratePreconditions(
+        running=as_bool(raw.get("running")),
+        allowed=tuple(str(n) for n in raw.get("allowed-nodes") or ()),
+        blocked=blocked,
+        dependent=tuple(str(r) for r in raw.get("dependent-ha-resources") or ()),
     )

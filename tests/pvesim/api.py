@@ -12,7 +12,12 @@ import re
 import threading
 import time
 
+from . import config as sim_config
 from .backups import SnapshotsAndBackups
+from .guest_ops import GuestOps
+from .disks import Disks
+from .console import Consoles
+from .bulk import BulkActions
 from .perms import perm_error
 from .schema import parse_property_string, split_list
 from .state import (GiB, HA_STATES, TEMPLATES, Container, PVEError, Task, ha_request_state, mac_for, new_mac,
@@ -120,6 +125,13 @@ class Api:
         R[("DELETE", "/cluster/ha/groups/{group}")] = self.ha_group_delete
         self.backups = SnapshotsAndBackups(self)
         self.backups.register(R)
+        GuestOps(self).register(R)
+        Disks(self).register(R)
+        self.consoles = Consoles(self)
+        self.consoles.register(R)
+        if sim.pve_version != "8.4":
+            BulkActions(self).register(R)
+        sim_config.register(self, R)
         if sim.pve_version != "8.4":
             R[("GET", "/cluster/ha/rules")] = self.ha_rules
             R[("POST", "/cluster/ha/rules")] = self.ha_rule_create
@@ -432,9 +444,7 @@ class Api:
                                "current": "cannot use 'snapshot' parameter with 'current'"})
         if p.get("snapshot"):
             return self.backups.snapshot_config_of(ct, p["snapshot"])
-        cfg = dict(ct.config)
-        cfg["digest"] = ct.digest()
-        return cfg
+        return sim_config.current_config(ct, _b(p.get("current", "0")))
 
     def lxc_status(self, ctx, p):
         ct = self.cluster.get_ct(p["node"], p["vmid"])
@@ -744,40 +754,8 @@ class Api:
 
     # --- update ------------------------------------------------------------------------------
     def lxc_update(self, ctx, p):
-        ct = self.cluster.get_ct(p["node"], p["vmid"])
-        if ct.lock:
-            raise PVEError(f"CT is locked ({ct.lock})")
-        if p.get("digest") and p["digest"] != ct.digest():
-            raise PVEError("detected modified configuration - file changed by other user? Try again.")
-        deletes = split_list(p.get("delete", ""))
-        for key in deletes:
-            if key in p:
-                raise param_error({"delete": f"you can't change and delete the same option ('{key}')"})
-        new = dict(ct.config)
-        for key in deletes:
-            if key in ("rootfs", "unprivileged", "template", "arch"):
-                raise PVEError(f"unable to delete required option '{key}'")
-            new.pop(key, None)
-        for key, val in p.items():
-            if key in ("node", "vmid", "delete", "revert", "digest", "debug"):
-                continue
-            if key == "unprivileged" and int(val) != int(ct.config.get("unprivileged", 0)):
-                raise PVEError("unable to modify read-only option: 'unprivileged'")
-            if re.match(r"^net\d+$", key):
-                new[key] = self._normalize_net(key, val, ct.vmid, ct.config.get(key))
-            elif key == "tags":
-                t = normalize_tags(val)
-                if t:
-                    new["tags"] = t
-                else:
-                    new.pop("tags", None)
-            elif re.match(r"^mp\d+$", key):
-                new[key] = self._alloc_volume(key, val, ct.vmid, "local-lvm",
-                                              int(key[2:]) + 1)
-            else:
-                new[key] = self._coerce(key, val)
-        ct.config = new
-        return None
+        """PUT …/config with its pending section: ``config.update``."""
+        return sim_config.update(self, ctx, p)
 
     # --- destroy -----------------------------------------------------------------------------
     def lxc_destroy(self, ctx, p):
