@@ -41,11 +41,11 @@ def signed_in(live_server, username: str = "alice") -> requests.Session:
 def console_socket(live_server, session: requests.Session, vmid: int, origin: str | None = None):
     """The console's WebSocket, opened as the page opens it (its cookie, its origin)."""
     cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
-    return connect(f"ws://127.0.0.1:{live_server.port}/containers/{vmid}/console/ws", open_timeout=10,
+    return connect(f"ws://127.0.0.1:{live_server.port}/containers/{vmid}/console/ws", open_timeout=30,
                    additional_headers={"Cookie": cookie, "Origin": origin or live_server.url}, proxy=None)
 
 
-def news(ws, timeout: float = 10) -> dict:
+def news(ws, timeout: float = 30) -> dict:
     """The next JSON message of Proxboard (skipping terminal output)."""
     while True:
         message = ws.recv(timeout=timeout)
@@ -53,7 +53,7 @@ def news(ws, timeout: float = 10) -> dict:
             return json.loads(message)
 
 
-def read_until(ws, text: bytes, timeout: float = 10) -> bytes:
+def read_until(ws, text: bytes, timeout: float = 30) -> bytes:
     """Terminal output up to and including ``text``."""
     seen = b""
     while text not in seen:
