@@ -50,6 +50,8 @@ class DefaultConfig:
     DASHBOARD_PAGE_SIZE = 24
     WIZARD_DRAFT_HOURS = 24  # unfinished wizard runs (and their encrypted password) are deleted after this
     SNAPSHOT_SECONDS = 60
+    BASE_URL = None  # Proxboard's address as people reach it (https://proxboard.example); alert messages link to it
+    ALERT_INTERVAL_SECONDS = 60  # the worker evaluates the alert rules this often (0: alerts off)
     SHUTDOWN_TIMEOUT = 30
     SHUTDOWN_FORCE_AFTER_TIMEOUT = False
     ACTION_TIMEOUT = 120

@@ -39,7 +39,7 @@ log = logging.getLogger("app.jobs")
 P = ParamSpec("P")
 R = TypeVar("R")
 TASK_MODULES = ("app.guest_services.tasks", "app.provisioning.tasks", "app.wizard.tasks", "app.audit.tasks",
-                "app.bulk.tasks")
+                "app.bulk.tasks", "app.alerts.tasks")
 
 # Inline until init_app says otherwise, so nothing is queued nowhere.
 huey = Huey("proxboard", immediate=True, storage_class=MemoryStorage, utc=True)

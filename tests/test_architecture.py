@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"proxmox", "ssh", "credentials", "audit", "auth", "health", "cli"},
     {"guest_services", "container_templates", "provisioning", "users"},
     {"containers"},
-    {"dashboard", "wizard", "about", "backups", "bulk"},
+    {"dashboard", "wizard", "about", "backups", "bulk", "alerts"},
     {"app"},  # the factory, app/__init__.py
 ]
 # The one arrow up, on purpose: a queue consumer started outside ``flask worker`` builds its app.

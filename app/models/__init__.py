@@ -1,4 +1,15 @@
 """The data model of the whole product."""
+from app.models.alerts import (
+    ALERT_KINDS,
+    INCIDENT_STATES,
+    AlertChannel,
+    AlertDelivery,
+    AlertIncident,
+    AlertMute,
+    AlertObservation,
+    AlertRule,
+    MaintenanceWindow,
+)
 from app.models.bulk import BULK_ACTIONS, BULK_ITEM_STATES, BULK_STATES, BulkItem, BulkOperation
 from app.models.container import (
     EVENT_TYPES,
@@ -27,6 +38,8 @@ from app.models.types import UTCDateTime, one_of, utcnow
 from app.models.user import AUDIT_CHANNELS, AUDIT_OUTCOMES, ROLES, THEMES, ApiToken, AuditEntry, Passkey, RecoveryCode, User
 
 __all__ = [
+    "ALERT_KINDS", "INCIDENT_STATES", "AlertChannel", "AlertDelivery", "AlertIncident", "AlertMute", "AlertRule",
+    "AlertObservation", "MaintenanceWindow",
     "BULK_ACTIONS", "BULK_ITEM_STATES", "BULK_STATES", "BulkItem", "BulkOperation",
     "EVENT_TYPES", "LIFECYCLES", "OPERATION_STATES", "FILE_POLICIES", "PACKAGE_MANAGERS", "SERVICE_SCHEMES",
     "Container", "Credential", "Event", "Operation", "Service", "WizardDraft",

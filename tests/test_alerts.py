@@ -1,0 +1,148 @@
+"""Alerts: the evaluation pass delivers real messages through Apprise to real receivers on loopback
+(an HTTP webhook server and an SMTP server in this process), never a mocked Apprise."""
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from sqlalchemy import select
+
+from app.alerts.engine import evaluate, gather_facts
+from app.alerts.services import add_maintenance, create_channel, create_rule, mute_container, send_test
+from app.extensions import db
+from app.models import AlertChannel, AlertIncident, Container, utcnow
+
+TOKEN = "hookT0ken9f3a"
+MAIL_PASSWORD = "Mai1Pa55word"
+
+
+@pytest.fixture
+def app_overrides() -> dict:
+    return {"SNAPSHOT_SECONDS": 0, "BASE_URL": "https://proxboard.example"}
+
+
+@pytest.fixture
+def webhook():
+    """An HTTP server taking Apprise's JSON posts; yields (port, list of received bodies)."""
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append({"path": self.path, **json.loads(body)})
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], received
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def smtp():
+    """An SMTP server (aiosmtpd, plain SMTP with AUTH on loopback); yields (port, list of messages)."""
+    received: list[str] = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(envelope.content.decode("utf-8", "replace"))
+            return "250 OK"
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        return AuthResult(success=auth_data.login == b"alerts" and auth_data.password == MAIL_PASSWORD.encode())
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=authenticate,
+                            auth_require_tls=False)
+    controller.start()
+    yield port, received
+    controller.stop()
+
+
+def test_alerts_reach_webhook_and_mail_once_and_keep_quiet(app, pve, logged_in, webhook, smtp, caplog):
+    """Stopped behind Proxboard's back: one alert after the delay, a repeat only after its interval, one
+    recovery; a stop through Proxboard, a muted container and a maintenance window stay silent; the rate
+    limit drops what is beyond it; no Proxmox request during a pass; the channel URLs never in a log."""
+    caplog.set_level(logging.DEBUG)
+    hook_port, hooks = webhook
+    mail_port, mails = smtp
+    hook_url = f"json://127.0.0.1:{hook_port}/alerts/{TOKEN}"
+    mail_url = (f"mailto://alerts:{MAIL_PASSWORD}@127.0.0.1:{mail_port}"
+                f"?from=proxboard@example.com&to=ops@example.com")
+    hook = create_channel("ops webhook", hook_url, rate_limit=4)
+    mail = create_channel("ops mail", mail_url)
+    assert MAIL_PASSWORD.encode() not in mail.url_encrypted and TOKEN.encode() not in hook.url_encrypted
+    assert send_test(hook).ok and hooks.pop()["title"] == "[Proxboard] Test message"
+    create_rule("container_stopped", [hook, mail], for_minutes=2, repeat_minutes=30)
+
+    running = sorted(vmid for vmid, ct in pve.containers.items() if ct.status == "running")
+    assert len(running) >= 5
+    behind, through, muted, windowed, extra = running[:5]
+    t0 = utcnow()
+    evaluate(gather_facts(), t0 - timedelta(minutes=1))  # records every container; the pass sees them running
+    ids = dict(db.session.execute(select(Container.vmid, Container.id)).all())
+    mute_container(ids[muted], t0 + timedelta(hours=2))
+    add_maintenance(t0 - timedelta(minutes=1), t0 + timedelta(hours=1), scope=f"ct:{windowed}")
+    assert logged_in.post(f"/containers/{through}/actions/stop", {"next": "/"}).status_code == 302
+    pve.wait_idle(5)
+    assert pve.containers[through].status == "stopped"
+    for vmid in (behind, muted, windowed):
+        pve.containers[vmid].status = "stopped"
+    facts = gather_facts()
+
+    pve.clear_requests()
+    assert evaluate(facts, t0).opened == 0 and not hooks and not mails  # the delay has not passed
+    result = evaluate(facts, t0 + timedelta(minutes=3))
+    assert pve.count_requests() == 0  # the pass itself never asks Proxmox
+    assert (result.opened, result.sent, result.silenced) == (3, 2, 2), result
+    name = db.session.get(Container, ids[behind]).hostname or pve.containers[behind].hostname
+    assert len(hooks) == 1 and len(mails) == 1
+    alert = hooks.pop()
+    assert alert["path"] == f"/alerts/{TOKEN}" and f"(CT {behind})" in alert["title"] and name in alert["title"]
+    assert f"https://proxboard.example/containers/{behind}" in alert["message"] and "Since " in alert["message"]
+    assert f"(CT {behind})" in mails.pop()
+    open_subjects = {i.subject for i in db.session.scalars(select(AlertIncident).where(AlertIncident.state == "open"))}
+    assert open_subjects == {f"ct:{behind}", f"ct:{muted}", f"ct:{windowed}"}  # silenced ones still recorded
+
+    assert evaluate(facts, t0 + timedelta(minutes=10)).sent == 0  # no repeat before repeat_minutes
+    assert evaluate(facts, t0 + timedelta(minutes=34)).sent == 2  # one reminder on each channel
+    assert hooks.pop()["title"].startswith("[Proxboard] Still:")
+    mails.clear()
+
+    pve.containers[behind].status = "running"
+    result = evaluate(gather_facts(), t0 + timedelta(minutes=40))
+    assert (result.resolved, result.sent) == (1, 2)
+    recovery = hooks.pop()
+    assert recovery["title"].startswith("[Proxboard] Resolved:") and f"(CT {behind})" in recovery["title"]
+    assert len(mails) == 1 and not hooks
+
+    # Rate limit: 4 per hour on the webhook, 3 sent within the last hour of this moment.
+    for vmid in (behind, extra):
+        pve.containers[vmid].status = "stopped"
+    facts = gather_facts()
+    evaluate(facts, t0 + timedelta(minutes=41))
+    result = evaluate(facts, t0 + timedelta(minutes=45))
+    assert (result.opened, result.dropped) == (2, 1) and len(hooks) == 1
+    db.session.expire_all()
+    assert db.session.get(AlertChannel, hook.id).dropped == 1
+    assert "over its rate limit" in caplog.text
+
+    ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("mail.log"))
+    assert "apprise" in {r.name.split(".")[0] for r in caplog.records}  # Apprise did log, with the URL blanked
+    assert TOKEN not in ours and MAIL_PASSWORD not in ours and hook_url not in ours
