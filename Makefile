@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_shared_cache.py
 	$(BIN)/python scripts/bench_slow_proxmox.py
+	$(BIN)/python scripts/bench_alerts.py
 
 # Refresh the vendored front-end assets from the npm registry (versions in app/static/vendor/VERSIONS.txt).
 vendor:

@@ -335,9 +335,20 @@ class _Outbox:
             select(AlertDelivery.channel_id, func.count()).where(AlertDelivery.sent_at > now - RATE_WINDOW)
             .group_by(AlertDelivery.channel_id)).all())
         self.base_url = (current_app.config.get("BASE_URL") or "").rstrip("/")
+        self.queued: list[tuple[list[AlertChannel], AlertIncident, str, str]] = []
 
     def link(self, vmid: int | None) -> str:
         return f"{self.base_url}/containers/{vmid}" if vmid is not None and self.base_url else ""
+
+    def queue(self, channels: list[AlertChannel], incident: AlertIncident, title: str, body: str) -> None:
+        """Keep a message for ``send_all`` (sent once the pass's incidents are flushed)."""
+        if any(channel.enabled for channel in channels):
+            self.queued.append((channels, incident, title, body))
+
+    def send_all(self) -> None:
+        for channels, incident, title, body in self.queued:
+            self.send(channels, incident, title, body)
+        self.queued.clear()
 
     def send(self, channels: list[AlertChannel], incident: AlertIncident, title: str, body: str) -> None:
         for channel in channels:
@@ -405,7 +416,8 @@ def evaluate(facts: Facts | None = None, now: datetime | None = None) -> PassRes
                 incident = AlertIncident(rule_id=rule.id, subject=cond.subject, container_id=cond.container_id,
                                          state="pending", first_seen_at=now, message=cond.text, notified=False)
                 db.session.add(incident)
-            incident.message = cond.text
+            if incident.message != cond.text:  # unchanged incidents stay clean: the flush skips them
+                incident.message = cond.text
             since = cond.since or incident.first_seen_at
             if incident.state == "pending" and now - since >= wait:
                 incident.state, incident.opened_at = "open", now
@@ -417,11 +429,10 @@ def evaluate(facts: Facts | None = None, now: datetime | None = None) -> PassRes
                 continue
             link = outbox.link(cond.vmid)
             if not incident.notified:
-                db.session.flush()
-                outbox.send(rule.channels, incident, cond.title, _body(cond.text, since, link))
+                outbox.queue(rule.channels, incident, cond.title, _body(cond.text, since, link))
                 incident.notified, incident.last_sent_at = True, now
             elif rule.repeat_minutes and now - (incident.last_sent_at or now) >= timedelta(minutes=rule.repeat_minutes):
-                outbox.send(rule.channels, incident, f"Still: {cond.title}", _body(cond.text, since, link))
+                outbox.queue(rule.channels, incident, f"Still: {cond.title}", _body(cond.text, since, link))
                 incident.last_sent_at = now
     enabled = {rule.id: rule for rule in rules}
     for (rule_id, subject), incident in existing.items():  # the condition cleared, or its rule was turned off
@@ -440,9 +451,12 @@ def evaluate(facts: Facts | None = None, now: datetime | None = None) -> PassRes
         body = (f"No longer true: {incident.message}\nOpened {_when(incident.opened_at)}, "
                 f"resolved {_when(now)}.")
         link = outbox.link(vmid)
-        outbox.send(rule.channels, incident, title[:200], body + (f"\n{link}" if link else ""))
+        outbox.queue(rule.channels, incident, title[:200], body + (f"\n{link}" if link else ""))
         incident.last_sent_at = now
-    db.session.commit()
+    db.session.commit()  # before any network wait: a slow channel must not hold the database's write lock
+    if outbox.queued:
+        outbox.send_all()
+        db.session.commit()
     if result.opened or result.resolved or result.dropped or result.failed:
         log.info("alert pass: %d opened, %d resolved, %d sent, %d failed, %d dropped by rate limits, %d silenced",
                  result.opened, result.resolved, result.sent, result.failed, result.dropped, result.silenced)
