@@ -15,6 +15,7 @@ from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select
 
 from app.alerts.engine import evaluate, gather_facts
+from app.alerts.tasks import evaluate_alerts_task
 from app.alerts.services import add_maintenance, create_channel, create_rule, mute_container, send_test
 from app.extensions import db
 from app.models import AlertChannel, AlertIncident, Container, utcnow
@@ -142,6 +143,10 @@ def test_alerts_reach_webhook_and_mail_once_and_keep_quiet(app, pve, logged_in, 
     db.session.expire_all()
     assert db.session.get(AlertChannel, hook.id).dropped == 1
     assert "over its rate limit" in caplog.text
+
+    pve.clear_requests()
+    assert evaluate_alerts_task.call_local() and not evaluate_alerts_task.call_local()  # once per interval
+    assert pve.count_requests("GET", "/cluster/resources") == 1
 
     ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("mail.log"))
     assert "apprise" in {r.name.split(".")[0] for r in caplog.records}  # Apprise did log, with the URL blanked
