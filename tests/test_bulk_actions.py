@@ -60,7 +60,9 @@ def test_ten_containers_stopped_in_one_bulk_action_selected_by_filter(logged_in,
     pve.faults.fail_next_task(type="vzstop", vmid=905, message="CT is locked (backup)")
     # "all matching this filter" is resolved on the server: the confirmation names what the filter holds now
     confirm = client.get("/bulk/confirm?action=stop&all=y&status=running&q=batch").text
-    assert 'data-testid="bulk-confirm-count">9 containers<' in confirm
+    assert 'data-testid="bulk-confirm-count">9 containers<' in confirm and "Stop 9 containers?" in confirm
+    tagging = client.get("/bulk/confirm?action=tag-add&tag=lab&vmid=900").text
+    assert "Add the tag “lab” to 1 container?" in tagging
     assert "batch01 (CT 900), batch02 (CT 901), batch03 (CT 902), batch04 (CT 903), batch05 (CT 904) and 4 more" in confirm
     assert 'name="vmid"' not in confirm  # the POST sends the filter again, not the cards of one page
     pve.cluster._set_running(pve.add_container(vmid=909, hostname="batch10"))  # matches by the time it is sent

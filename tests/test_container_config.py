@@ -139,8 +139,10 @@ def test_network_interfaces_are_added_edited_and_removed(logged_in, client, pve)
     values = dialog(client, "/containers/104/config/net/new")
     assert values["name"] == "eth1" and values["bridge"] == "vmbr0" and values["ip"] == "dhcp"
     pve.clear_requests()
-    bad = send(logged_in, "/containers/104/config/net", values, tag="5000", ip="static", cidr="10.0.0.300/24")
+    bad = send(logged_in, "/containers/104/config/net", values, tag="5000", ip="static", cidr="10.0.0.300/24",
+               gateway="10.0.0.1")
     assert "A VLAN tag is from 1 to 4094." in bad.text and "Not a valid IPv4 address" in bad.text
+    assert "The gateway must be inside" not in bad.text  # one message for one mistake
     assert puts(pve) == 0
 
     added = send(logged_in, "/containers/104/config/net", values, tag="10", ip="static", cidr="10.0.0.5/24",

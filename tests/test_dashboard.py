@@ -39,6 +39,12 @@ def test_grid_shows_every_container_and_marks_proxmox_templates(logged_in, clien
     assert "unmanaged" in web
     assert 'data-resource="cpu"' in web and 'data-resource="memory"' in web and 'data-resource="disk"' in web
     assert 'data-status="locked"' in card(html, 102)
+    # a template and a locked guest are "other", not an alarm; a failed creation is
+    other = html.split('data-testid="stat-other"')[1].split('stat-value')[0]
+    assert "Other" in other and "Other / Error" not in other and "bi-exclamation-triangle" not in other
+    make_container(990, "pve1", lifecycle="error", hostname="broken")
+    other = client.get("/").text.split('data-testid="stat-other"')[1].split('stat-value')[0]
+    assert "Other / Error" in other
 
 
 def test_card_name_falls_back_to_proxmox_name(logged_in, client, pve):

@@ -48,6 +48,10 @@ def test_clones_linked_from_a_template_and_full_to_another_storage(logged_in, cl
     assert "Not a valid choice" in response.text
     response = logged_in.post("/containers/100/clone", {"vmid": 300, "mode": "full", "target": "pve1"}, headers=HX)
     assert refusal(response).startswith("A running container can only be copied from a snapshot")
+    assert "It is running and has no snapshot" in client.get("/containers/100/clone", headers=DIALOG).text  # said first
+    # the template's disks are on local-lvm: Proxmox would refuse another node ("CT uses local storage")
+    response = logged_in.post("/containers/103/clone", {"vmid": 300, "mode": "linked", "target": "pve2"}, headers=HX)
+    assert refusal(response).startswith("local-lvm is local to node pve1: a clone can go to another node only")
     assert changes(pve) == 0 and 300 not in pve.containers
 
     response = logged_in.post("/containers/103/clone", {"vmid": 200, "hostname": "from-template", "mode": "linked",

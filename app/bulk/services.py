@@ -50,6 +50,15 @@ class BulkAction:
     danger: bool = False
     tag: bool = False
 
+    def question(self, count: int, tag: str | None = None) -> str:
+        """The confirmation's question: "Shut down 6 containers?", "Add the tag “web” to 3 containers?"."""
+        what = f"{count} container{'s' if count != 1 else ''}"
+        if self.name == "tag-add":
+            return f"Add the tag “{tag}” to {what}?"
+        if self.name == "tag-remove":
+            return f"Remove the tag “{tag}” from {what}?"
+        return f"{'Shut down' if self.name == 'shutdown' else self.label} {what}?"
+
 
 BULK_ACTIONS: dict[str, BulkAction] = {
     "start": BulkAction("start", "Start", "bi-play-fill", "Started"),

@@ -44,9 +44,9 @@ class ResourcesForm(FlaskForm):
     swap = IntegerField("Swap (MiB)", validators=[
         InputRequired("Give the swap (0 for none)."), pve_range("swap", "Cannot be negative (nor above %(max)s MiB).")])
     onboot = BooleanField("Start on boot")
-    order = IntegerField("Order", validators=[Optional(), NumberRange(0, INT32_MAX, "0 or more.")])
-    up = IntegerField("Start delay (s)", validators=[Optional(), NumberRange(0, INT32_MAX, "0 or more seconds.")])
-    down = IntegerField("Stop timeout (s)", validators=[Optional(), NumberRange(0, INT32_MAX, "0 or more seconds.")])
+    order = IntegerField("Order", validators=[Optional(), NumberRange(0, INT32_MAX, f"From 0 to {INT32_MAX}.")])
+    up = IntegerField("Start delay (s)", validators=[Optional(), NumberRange(0, INT32_MAX, f"From 0 to {INT32_MAX} seconds.")])
+    down = IntegerField("Stop timeout (s)", validators=[Optional(), NumberRange(0, INT32_MAX, f"From 0 to {INT32_MAX} seconds.")])
     tags = StringField("Tags", filters=[strip], validators=[Optional(), Length(max=255), v.proxmox_tags],
                        description=TAGS_HELP)
     notes = TextAreaField("Notes (Markdown)", validators=[
@@ -91,7 +91,7 @@ class InterfaceForm(FlaskForm):
             v.ipv4_cidr(self, field)
 
     def validate_gateway(self, field) -> None:
-        if self.ip.data == "static" and field.data:
+        if self.ip.data == "static" and field.data and not self.cidr.errors:  # no second message for one mistake
             v.gateway_in("cidr")(self, field)
 
     def validate_cidr6(self, field) -> None:
@@ -101,7 +101,7 @@ class InterfaceForm(FlaskForm):
             v.ipv6_cidr(self, field)
 
     def validate_gateway6(self, field) -> None:
-        if self.ip6.data == "static" and field.data:
+        if self.ip6.data == "static" and field.data and not self.cidr6.errors:
             v.gateway6_in("cidr6")(self, field)
 
     def values(self) -> Interface:

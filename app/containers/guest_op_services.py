@@ -31,6 +31,8 @@ from app.models import Container, Operation
 from app.proxmox import ContainerSummary, MigratePreconditions, ProxmoxError, Storage, get_proxmox
 
 GUEST_OPS = ("clone", "migrate", "template")
+RUNNING_WITHOUT_SNAPSHOT = ("It is running and has no snapshot: Proxmox copies a running container only from one of "
+                            "its snapshots. Take one on the Snapshots tab, or stop it first.")
 RUNNING_FULL_CLONE = ("A running container can only be copied from a snapshot (Proxmox's rule): choose one, "
                       "or stop the container first.")
 LINKED_NEEDS_TEMPLATE = "Only a template can be cloned linked; other containers are copied in full."
@@ -128,6 +130,8 @@ def clone(vmid: int, username: str, *, new_vmid: int, hostname: str | None, targ
             raise ActionRefused(f"{storage} cannot hold container disks on node {live.node}.")
         if target != live.node and not chosen.shared:
             raise ActionRefused(f"{storage} is not shared: a clone can go to another node only on shared storage.")
+    if target != live.node and chosen is None:
+        _volumes_shared(live)  # the clone's volumes stay on the source's storages
     name = _name(live)
     kind = "Full clone" if full else "Linked clone"
     what = f"{kind} of {name} (CT {vmid}) as CT {new_vmid}" + (f" on {target}" if target != live.node else "")
@@ -209,6 +213,22 @@ def template_reason(view: ContainerView) -> str | None:
     if view.template:
         return "It is already a template."
     return None if view.pve_status == "stopped" else TEMPLATE_RUNNING
+
+
+def _volumes_shared(live: ContainerSummary) -> None:
+    """Refuse (ActionRefused) a clone to another node while a volume of ``live`` is on storage local to its node:
+    Proxmox refuses it too ("can't clone CT to node … (CT uses local storage)", pve-container ``clone_vm``)."""
+    pve = get_proxmox()
+    try:
+        mounts = pve.container_config(live.node, live.vmid).mounts
+        shared = {s.storage for s in pve.storages(live.node) if s.shared}
+    except ProxmoxError as exc:
+        raise ActionRefused(f"The storages of CT {live.vmid} cannot be checked: {exc.message}") from exc
+    local = sorted({m.storage for m in mounts if m.storage and m.storage not in shared})
+    if local:
+        raise ActionRefused(f"{', '.join(local)} is local to node {live.node}: a clone can go to another node only "
+                            "when its disks are on shared storage. Clone it on this node, or in full to a shared "
+                            "storage.")
 
 
 def snapshots_reason(node: str, vmid: int) -> str | None:

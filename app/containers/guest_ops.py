@@ -128,6 +128,8 @@ def clone_form(vmid: int):
     if not form.hostname.data and view.name:
         candidate = f"{view.name}-clone"
         form.hostname.data = candidate if len(candidate) <= 63 and candidate.replace("-", "").isalnum() else ""
+    if not error and view.pve_status == "running" and not view.template and not options.snapshots:
+        error = ops.RUNNING_WITHOUT_SNAPSHOT
     return _dialog(view, "clone", form, error=error or ops.clone_reason(view))
 
 

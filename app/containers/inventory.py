@@ -34,6 +34,7 @@ from app.proxmox.deadline import submit
 log = logging.getLogger(__name__)
 
 STATUS_FILTERS = ("all", "running", "stopped", "other")
+FAILING = ("error", "gone", "unknown")  # display statuses that mean something went wrong
 MAX_SETTLE_PER_RENDER = 5
 
 
@@ -130,10 +131,11 @@ class Inventory:
     def counts(self, entries: list[tuple[int, str, Any]] | None = None) -> dict[str, int]:
         """How many containers (of ``entries``, else all) fall in each status group."""
         entries = self.entries if entries is None else entries
-        counts = dict.fromkeys(STATUS_FILTERS, 0)
+        counts = dict.fromkeys((*STATUS_FILTERS, "failing"), 0)
         counts["all"] = len(entries)
         for _, status, _ in entries:
             counts[status_group(status)] += 1
+            counts["failing"] += status in FAILING  # "other" holds templates and locked guests too: no alarm for them
         return counts
 
     def filtered(self, status: str, query: str = "") -> list[tuple[int, str, Any]]:
