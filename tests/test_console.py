@@ -140,7 +140,8 @@ def test_pve_8_4_refuses_an_api_tokens_console_and_proxboard_says_why():
     assert not tokens_can_open(ClusterVersion("9.0.12", "9.0")) and not tokens_can_open(ClusterVersion("8.4.14", "8.4"))
     with PVESimulator(nodes=1, containers=3, token=SIM_TOKEN, password=SIM_PASSWORD, pve_version="8.4") as sim:
         ct = running(sim)
-        with pytest.raises(ConsoleError) as refused, ProxmoxClient(sim_settings(sim)) as client, \
+        # a loaded CI machine once took over the default 10 s to answer the first upgrade of this fresh simulator
+        with pytest.raises(ConsoleError) as refused, ProxmoxClient(sim_settings(sim, timeout=30)) as client, \
                 open_console(client, ct.node, ct.vmid):
             pass
         assert refused.value.message == TOKEN_REFUSED
