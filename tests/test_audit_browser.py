@@ -32,7 +32,7 @@ def test_the_admin_filters_the_audit_log_to_one_users_actions(browser, live_serv
 
     browser.login("olga")
     act_from_the_header(browser, 100, "stop", "stopped", confirm="Stop")
-    page.locator("[data-testid=user-menu]").click()
+    browser.open_menu()
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("input[name=username]")).to_be_visible()
     browser.login("alice")

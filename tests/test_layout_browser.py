@@ -254,14 +254,14 @@ def test_auto_theme_follows_the_system_and_a_choice_sticks(browser, live_server)
     expect(root).to_have_attribute("data-bs-theme", "light")
 
     try:
-        page.get_by_test_id("user-menu").click()
+        browser.open_menu()
         page.get_by_role("button", name="Dark").click()
         expect(root).to_have_attribute("data-bs-theme", "dark")
         expect(root).to_have_attribute("data-theme", "dark")
         assert page.url.rstrip("/") == browser.base_url
         browser.screenshot("dark-chosen")
 
-        page.get_by_test_id("user-menu").click()
+        browser.open_menu()
         expect(page.get_by_role("button", name="Dark")).to_have_attribute("aria-pressed", "true")
         page.get_by_role("button", name="Sign out").click()
         browser.login()

@@ -249,7 +249,7 @@ def test_deleting_a_user_deletes_their_sessions(app, client, logged_in, db):
 def test_browser_signs_in_sees_its_session_and_signs_out_everywhere(browser, live_server):
     browser.login()
     page = browser.page
-    page.click("[data-testid=user-menu]")
+    browser.open_menu()
     page.click("text=Sessions")
     page.wait_for_url("**/account/sessions")
     current = page.locator("[data-testid=current-session]")

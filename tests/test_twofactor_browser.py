@@ -69,7 +69,7 @@ def sign_in_with_password(browser, name):
 
 def sign_out(browser):
     page = browser.page
-    page.get_by_test_id("user-menu").click()
+    browser.open_menu()
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/login$"))
 
@@ -79,7 +79,7 @@ def test_authenticator_app_set_up_from_the_shown_key_then_asked_at_sign_in(local
     page = local.page
     sign_in_with_password(local, name)
     expect(page.get_by_test_id("user-menu")).to_be_visible()
-    page.get_by_test_id("user-menu").click()
+    local.open_menu()
     page.get_by_test_id("my-account").click()
     expect(page.get_by_role("heading", name="My account")).to_be_visible()
     expect(page.get_by_test_id("totp-status")).to_contain_text("Off")
