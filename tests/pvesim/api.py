@@ -19,6 +19,7 @@ from .disks import Disks
 from .console import Consoles
 from .bulk import BulkActions
 from .perms import perm_error
+from .rrd import Rrd
 from .schema import parse_property_string, split_list
 from .state import (GiB, HA_STATES, TEMPLATES, Container, PVEError, Task, ha_request_state, mac_for, new_mac,
                     ip_for, normalize_tags, param_error)
@@ -127,6 +128,7 @@ class Api:
         self.backups.register(R)
         GuestOps(self).register(R)
         Disks(self).register(R)
+        Rrd(self).register(R)
         self.consoles = Consoles(self)
         self.consoles.register(R)
         if sim.pve_version != "8.4":
