@@ -67,10 +67,8 @@ NODE_SOURCES = {
 NODE_SOURCES["9.1"] = NODE_SOURCES["8.4"] + ("memavailable", "arcsize", "pressurecpusome", "pressureiosome",
                                              "pressureiofull", "pressurememorysome", "pressurememoryfull")
 
-# Container.metrics: wave = 0.5 + 0.5 * sin(t / 15 + phase). A 1-minute PDP averages it over 4 radians,
-# so no PDP exceeds 0.5 + 0.5 * sin(2) / 2: the MAX of a longer interval.
+# Container.metrics: wave = 0.5 + 0.5 * sin(t / 15 + phase), a period of about 94 s
 WAVE_PERIOD = 15.0
-PDP_WAVE_PEAK = 0.5 + 0.5 * math.sin(2.0) / 2.0
 DAY = 86400.0
 STOP_TASKS = ("vzstop", "vzshutdown")
 START_TASKS = ("vzstart", "vzreboot")
@@ -233,7 +231,9 @@ class Rrd:
                 (bits >> 24) / 255
             load = 1 + 0.22 * _swing(t, day_phase) + 0.13 * (2 * n1 - 1)  # 0.65 .. 1.35
             if use_max:
-                wave = min(1.0, PDP_WAVE_PEAK * load * (1 + 0.25 * n2))
+                # above the interval's mean (at most 0.533 of the wave for 15 minutes and more), below the top
+                mean = min(1.0, 0.54 * load)
+                wave = mean + (1 - mean) * (0.35 + 0.5 * n2)
                 io = load * (1.1 + 0.4 * n3)
                 point["disk"] = disk
             else:
