@@ -101,6 +101,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount one blueprint per feature."""
     from app.about import bp as about_bp
+    from app.alerts import bp as alerts_bp
     from app.audit import bp as audit_bp
     from app.auth import bp as auth_bp
     from app.backups import bp as backups_bp
@@ -119,6 +120,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(templates_bp)
     app.register_blueprint(wizard_bp)
     app.register_blueprint(backups_bp)
+    app.register_blueprint(alerts_bp)
     app.register_blueprint(bulk_bp)
     app.register_blueprint(about_bp)
     app.register_blueprint(audit_bp)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from flask import request
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import BadRequest
-from wtforms import IntegerField, StringField
-from wtforms.validators import Length, NumberRange
+from wtforms import IntegerField, SelectMultipleField, StringField
+from wtforms.validators import Length, NumberRange, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
 INT32_MAX = 2**31 - 1  # an Integer column (PostgreSQL ``integer``)
 # Proxmox's own ranges for POST /nodes/{node}/lxc (pve-api apidoc.json 8.4 and apidoc-9.1.json agree):
@@ -56,6 +57,19 @@ class TooManyValues(BadRequest):
 def strip(value):
     """A field filter: surrounding whitespace removed (None stays None)."""
     return value.strip() if isinstance(value, str) else value
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A list of checkboxes; an empty selection is valid."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+    def pre_validate(self, form) -> None:
+        values = {str(choice.value) for choice in self.choices or ()}
+        for value in self.data or ():
+            if str(value) not in values:
+                raise ValidationError(f"“{value}” is not one of the choices.")
 
 
 class QueryForm(FlaskForm):

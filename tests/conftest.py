@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.ssh",
     "tests.fixtures.redis",
     "tests.fixtures.oidc",
+    "tests.fixtures.receivers",
 ]

@@ -2,16 +2,10 @@
 (an HTTP webhook server and an SMTP server in this process), never a mocked Apprise."""
 from __future__ import annotations
 
-import json
 import logging
-import socket
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select
 
 from app.alerts.engine import evaluate, gather_facts
@@ -19,61 +13,14 @@ from app.alerts.tasks import evaluate_alerts_task
 from app.alerts.services import add_maintenance, create_channel, create_rule, mute_container, send_test
 from app.extensions import db
 from app.models import AlertChannel, AlertIncident, Container, utcnow
+from tests.fixtures.receivers import MAIL_PASSWORD
 
 TOKEN = "hookT0ken9f3a"
-MAIL_PASSWORD = "Mai1Pa55word"
 
 
 @pytest.fixture
 def app_overrides() -> dict:
     return {"SNAPSHOT_SECONDS": 0, "BASE_URL": "https://proxboard.example"}
-
-
-@pytest.fixture
-def webhook():
-    """An HTTP server taking Apprise's JSON posts; yields (port, list of received bodies)."""
-    received: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            received.append({"path": self.path, **json.loads(body)})
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], received
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def smtp():
-    """An SMTP server (aiosmtpd, plain SMTP with AUTH on loopback); yields (port, list of messages)."""
-    received: list[str] = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            received.append(envelope.content.decode("utf-8", "replace"))
-            return "250 OK"
-
-    def authenticate(server, session, envelope, mechanism, auth_data):
-        return AuthResult(success=auth_data.login == b"alerts" and auth_data.password == MAIL_PASSWORD.encode())
-
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=authenticate,
-                            auth_require_tls=False)
-    controller.start()
-    yield port, received
-    controller.stop()
 
 
 def test_alerts_reach_webhook_and_mail_once_and_keep_quiet(app, pve, logged_in, webhook, smtp, caplog):

@@ -18,6 +18,7 @@ import json
 import pkgutil
 import re
 import time
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -38,9 +39,13 @@ from wtforms import (
 from wtforms.validators import Length, NumberRange
 
 import app as app_package
+from app.alerts.services import add_maintenance, create_channel, create_rule
 from app.container_templates.services import add_package, add_script, create_bucket, create_template, save_file
 from app.forms import INT32_MAX, PVE_RANGES
 from app.models import (
+    AlertChannel,
+    AlertMute,
+    AlertRule,
     Container,
     ContainerTemplate,
     Credential,
@@ -49,7 +54,9 @@ from app.models import (
     TemplatePackage,
     TemplateScript,
     TemplateService,
+    MaintenanceWindow,
     User,
+    utcnow,
 )
 
 SIM = Path(__file__).resolve().parent / "pvesim"
@@ -232,7 +239,7 @@ def field_kinds(names: set[str]) -> dict[str, object]:
 # -- what must not change -------------------------------------------------------------------
 
 STORED = (ContainerTemplate, TemplateScript, TemplateFile, TemplatePackage, TemplateService, PackageBucket,
-          Credential)
+          Credential, AlertRule, AlertChannel, MaintenanceWindow, AlertMute)
 
 
 def snapshot(db) -> str:
@@ -278,7 +285,11 @@ def seeded(db):
     package = add_package(template, "apt", "curl", None)
     bucket = create_bucket("tools")
     add_package(bucket, "pip", "httpie", "3.2.4")
-    return {"vmid": 100, "template_id": template.id, "id": template.id, "bucket_id": bucket.id,
+    channel = create_channel("ops", "json://127.0.0.1:9/hook")  # port 9: refused at once, "Send test" fails fast
+    rule = create_rule("cpu_high", [channel], threshold=95)
+    window = add_maintenance(utcnow(), utcnow() + timedelta(hours=1), note="seeded")
+    return {"rule_id": rule.id, "channel_id": channel.id, "window_id": window.id,
+            "vmid": 100, "template_id": template.id, "id": template.id, "bucket_id": bucket.id,
             "operation_id": 1, "service_id": 1, "op_id": 1, "script_id": script.id, "file_id": file.id,
             "package_id": package.id, "disk": "rootfs", "index": 0}
 

@@ -273,6 +273,13 @@ ISSUE = {
     ("container_templates.delete", ()): "admin",
     ("users.index", ()): "admin",
     ("audit.index", ()): "admin",
+    ("alerts.index", ()): "viewer",
+    ("alerts.history", ()): "viewer",
+    ("alerts.mute", ()): "operator",
+    ("alerts.add_maintenance", ()): "operator",
+    ("alerts.create_rule", ()): "admin",
+    ("alerts.create_channel", ()): "admin",
+    ("alerts.test_channel", ()): "admin",
 }
 # GET pages that are only the form of an action: they need that action's role.
 ACTION_FORMS = {"containers.confirm_action", "wizard.start", "wizard.node_fields", "wizard.review",

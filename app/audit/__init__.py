@@ -55,7 +55,8 @@ def record(action: str, *, outcome: str = "succeeded", target: str | None = None
         action, container = described.action, container or described.container or named
         vmid = vmid if vmid is not None else (described.vmid or (named.vmid if named is not None else None))
         if target is None or target == request.path:
-            target = described.target or (container_target(named) if named is not None else None) or target
+            target = (g.get("audit_target_before") or described.target
+                      or (container_target(named) if named is not None else None) or target)
         detail = {**described.detail, **(detail or {})}
     token = g.get("api_token") if in_request else None
     if user is None and in_request:

@@ -31,6 +31,7 @@ from sqlalchemy import inspect
 from wtforms import Form, StringField
 
 from app.audit import record, record_request
+from app.audit.naming import describe
 from app.db_faults import is_db_fault, rollback_quietly
 from app.extensions import db
 
@@ -169,8 +170,22 @@ def audit_response(response):
     return response
 
 
+def name_target() -> None:
+    """``before_request``: name what a state-changing request acts on before its view runs, so an entry
+    keeps the name of what the view deletes (``alert channel ops``, not ``alert channel 1``)."""
+    if request.method in SAFE_METHODS or request.endpoint is None or request.endpoint in SKIPPED:
+        return
+    try:
+        g.audit_target_before = describe(request.endpoint, request.view_args).target
+    except Exception as exc:  # a dead database: the entry is named after the view instead
+        rollback_quietly()
+        log.debug("audit: target of %s not named before the view: %s", request.path, type(exc).__name__)
+
+
 def init_app(app: Flask) -> None:
-    """Watch flashes and rendered forms of state-changing requests, and audit each response."""
+    """Watch flashes and rendered forms of state-changing requests, name their targets before the view, and
+    audit each response."""
     message_flashed.connect(_on_flash, app)
     template_rendered.connect(_on_render, app)
+    app.before_request(name_target)
     app.after_request(audit_response)

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.extensions import db
-from app.models import ApiToken, Container, ContainerTemplate, PackageBucket, Passkey, Service, User
+from app.models import (
+    AlertChannel,
+    AlertRule,
+    ApiToken,
+    Container,
+    ContainerTemplate,
+    PackageBucket,
+    Passkey,
+    Service,
+    User,
+)
 
 # Endpoints whose readable name is not their function's.
 ACTIONS: dict[str, str] = {
@@ -75,6 +85,7 @@ NOUNS: dict[str, str] = {
     "wizard": "wizard",
     "dashboard": "dashboard",
     "audit": "audit",
+    "alerts": "alert",
 }
 
 
@@ -146,7 +157,8 @@ def describe(endpoint: str, view_args: dict | None = None) -> Described:
             described.detail["labels"] = [credential.key for credential in service.credentials]
     lookups = (("template_id", ContainerTemplate, "name", "template"), ("bucket_id", PackageBucket, "name", "package list"),
                ("user_id", User, "username", "user"), ("token_id", ApiToken, "name", "API token"),
-               ("passkey_id", Passkey, "name", "passkey"))
+               ("passkey_id", Passkey, "name", "passkey"), ("rule_id", AlertRule, "name", "alert rule"),
+               ("channel_id", AlertChannel, "name", "alert channel"))
     for key, model, attribute, noun in lookups:
         value = args.get(key)
         if isinstance(value, int) and described.target is None:

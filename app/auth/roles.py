@@ -91,6 +91,8 @@ PERMISSIONS: dict[str, Rule | ByArgument] = {
     "container_templates.export": viewer(),  # a download: reading a template, not changing it
     "container_templates.buckets": viewer(),
     "wizard.static": viewer(),  # the provisioning progress page, open to viewers, uses its stylesheet
+    "alerts.index": viewer(),
+    "alerts.history": viewer(),
 
     # Operating: lifecycle actions, services, credentials, creating from existing templates.
     "containers.confirm_action": ByArgument("action", {
@@ -151,6 +153,12 @@ PERMISSIONS: dict[str, Rule | ByArgument] = {
     "containers.disk_grow": operator("grow disks"),
     "containers.mount_point_form": operator("add mount points"),
     "containers.mount_point_add": operator("add mount points"),
+    # Keeping alerts quiet is day-to-day work; what alerts exist and where they go (channel URLs hold tokens)
+    # is the admins' (``alerts.`` below).
+    "alerts.mute": operator("mute the alerts of containers"),
+    "alerts.unmute": operator("mute the alerts of containers"),
+    "alerts.add_maintenance": operator("plan maintenance windows"),
+    "alerts.end_maintenance": operator("plan maintenance windows"),
     "wizard.start": operator("create containers"),
     "wizard.template": operator("create containers"),
     "wizard.configure": operator("create containers"),
@@ -191,6 +199,7 @@ PREFIXES: dict[str, Rule] = {
     "users.": admin("manage users"),
     "audit.": admin("read the audit log"),
     "settings.": admin("change settings"),
+    "alerts.": admin("change alert rules and channels"),
     "auth.": viewer("manage their own account"),
 }
 

@@ -11,36 +11,21 @@ from wtforms import (
     PasswordField,
     RadioField,
     SelectField,
-    SelectMultipleField,
     StringField,
     SubmitField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length, Optional, ValidationError
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.container_templates.services import TAGS_HELP, parse_package_text
-from app.forms import QueryForm, column_length, pve_range, strip, truncate
+from app.forms import MultiCheckboxField, QueryForm, column_length, pve_range, strip, truncate
 from app.models import ContainerTemplate
 
 from app.container_templates import validators as v
 
 
 NODE_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")  # pve-node (PVE::JSONSchema)
-
-
-class MultiCheckboxField(SelectMultipleField):
-    """A list of checkboxes; an empty selection is valid."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-    def pre_validate(self, form) -> None:
-        values = {str(choice.value) for choice in self.choices or ()}
-        for value in self.data or ():
-            if value not in values:
-                raise ValidationError(f"“{value}” is not one of the choices.")
 
 
 class StepForm(FlaskForm):
