@@ -84,6 +84,7 @@ def seeded(live_server, pve):
         if not db.session.scalar(db.select(db.func.count()).select_from(ApiToken).filter_by(user_id=alice.id)):
             create_token(alice, "backup script", role="viewer")
         db.session.commit()
+        seed_alerts(web)
         db.session.remove()
         from app.proxmox import get_proxmox
 
@@ -93,17 +94,46 @@ def seeded(live_server, pve):
     return live_server
 
 
+def seed_alerts(web) -> None:
+    """A channel, a rule with an open incident on ``web`` (the banners show) and a resolved one, and a
+    maintenance window: every Alerts page has something to show."""
+    from app.alerts.services import add_maintenance, create_channel, create_rule
+    from app.extensions import db
+    from app.models import AlertChannel, AlertIncident, utcnow
+
+    if db.session.scalar(db.select(AlertChannel.id).limit(1)) is not None:
+        return
+    now = utcnow()
+    channel = create_channel("ops team on ntfy with a long channel name", "ntfy://proxboard-alerts-topic")
+    rule = create_rule("service_failed", [channel], for_minutes=5, repeat_minutes=60)
+    db.session.add_all([
+        AlertIncident(rule_id=rule.id, container_id=web.id, subject="svc:100:postgresql-with-a-rather-long-service-name",
+                      state="open", first_seen_at=now - timedelta(minutes=9), opened_at=now - timedelta(minutes=4),
+                      notified=True, message="Service postgresql-with-a-rather-long-service-name on web01 (CT 100) is "
+                                             "failed: Job for postgresql@16-main.service failed."),
+        AlertIncident(rule_id=rule.id, container_id=web.id, subject="svc:100:nginx", state="resolved",
+                      first_seen_at=now - timedelta(hours=3), opened_at=now - timedelta(hours=3),
+                      resolved_at=now - timedelta(hours=2), notified=True,
+                      message="Service nginx on web01 (CT 100) is failed."),
+    ])
+    db.session.commit()
+    add_maintenance(now + timedelta(days=1), now + timedelta(days=1, hours=2), scope="node:pve1",
+                    note="kernel update on pve1")
+
+
 def argument_values(app, pve) -> dict[str, list]:
     """Every real value of each URL argument in the seeded data."""
     from app.containers.services import ACTIONS
     from app.extensions import db
-    from app.models import ApiToken, ContainerTemplate, PackageBucket, User
+    from app.models import AlertChannel, AlertRule, ApiToken, ContainerTemplate, PackageBucket, User
 
     with app.app_context():
         templates = db.session.scalars(db.select(ContainerTemplate.id).order_by(ContainerTemplate.id)).all()
         buckets = db.session.scalars(db.select(PackageBucket.id).order_by(PackageBucket.id)).all()
         users = db.session.scalars(db.select(User.id).order_by(User.id)).all()
         tokens = db.session.scalars(db.select(ApiToken.id).order_by(ApiToken.id)).all()
+        rules = db.session.scalars(db.select(AlertRule.id).order_by(AlertRule.id)).all()
+        channels = db.session.scalars(db.select(AlertChannel.id).order_by(AlertChannel.id)).all()
         db.session.remove()
     assert templates and buckets, "the catalog seeds templates and package buckets"
     assert len(users) > 1 and tokens, "the seeded fixture adds a second user and a token"
@@ -113,7 +143,7 @@ def argument_values(app, pve) -> dict[str, list]:
     vmids = sorted({100, 101, 102, 103, 104, longest} & set(pve.containers)) + [FAILED_VMID]
     return {"vmid": vmids, "template_id": templates, "bucket_id": buckets,
             "action": list(ACTIONS), "user_id": users, "token_id": tokens, "snapname": [SNAPSHOT],
-            "disk": ["rootfs"], "index": [0]}
+            "disk": ["rootfs"], "index": [0], "rule_id": rules[:1], "channel_id": channels[:1]}
 
 
 def page_urls(app, pve) -> list[tuple[str, str]]:
