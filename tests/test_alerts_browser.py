@@ -5,6 +5,8 @@ Messages arrive at a real HTTP server; the worker's pass is the huey task itself
 in the light and the dark theme."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from playwright.sync_api import expect
 
@@ -98,6 +100,7 @@ def test_a_container_stopped_behind_proxboards_back_alerts_once_and_recovers_onc
         form.get_by_role("button", name="Add rule").click()
         expect(toast(page, f"Rule “{RULE}” added.")).to_be_visible()
         rule_row = page.get_by_test_id("rule-row").filter(has_text=RULE)
+        expect(rule_row.get_by_role("rowheader")).to_have_text(RULE)  # named after its kind: said once
         expect(rule_row).to_contain_text(CHANNEL)
         expect(rule_row.locator(".badge")).to_have_text("On")
 
@@ -119,7 +122,8 @@ def test_a_container_stopped_behind_proxboards_back_alerts_once_and_recovers_onc
         expect(banner.get_by_test_id("alert-incident")).to_contain_text(f"{RULE}: {hostname} (CT {vmid})")
         expect(banner.get_by_test_id("mute")).to_have_count(0)  # muting is per container, from its page
         browser.both_widths("dashboard-banner")
-        browser.goto(f"/containers/{vmid}")
+        banner.get_by_role("link", name=f"CT {vmid}").click()
+        expect(page).to_have_url(f"{browser.base_url}/containers/{vmid}")
         banner = page.get_by_test_id("alert-banner")
         expect(banner.get_by_test_id("alert-incident")).to_contain_text(f"{hostname} (CT {vmid}) on ")
         expect(banner.get_by_test_id("mute")).to_be_visible()
@@ -225,7 +229,27 @@ def test_a_maintenance_window_is_added_listed_and_ended(browser, live_server, pv
         expect(page.get_by_test_id("window")).to_have_count(1)
         browser.both_widths("maintenance-refused")
 
-        page.get_by_test_id("window").get_by_test_id("end-window").click()
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=2, minute=0)
+        form = page.get_by_test_id("maintenance-form")
+        form.get_by_label("Starts (UTC)").fill(f"{tomorrow:%Y-%m-%dT%H:%M}")
+        form.get_by_label("For (hours)").fill("1.5")
+        form.get_by_label("Over").select_option(label="Node pve1")
+        form.get_by_label("Note").fill("")
+        form.get_by_role("button", name="Add window").click()
+        expect(toast(page, f"Maintenance window added until {tomorrow:%Y-%m-%d} 03:30 UTC.")).to_be_visible()
+        planned = page.get_by_test_id("window").filter(has_text="Node pve1:")
+        expect(planned.locator(".badge")).to_have_text("Planned")
+        expect(page.get_by_test_id("window")).to_have_count(2)
+        set_theme(browser, "Dark")
+        browser.both_widths("maintenance-windows-dark")
+        set_theme(browser, "Light")
+
+        planned.get_by_role("button", name="Cancel").click()
+        expect(toast(page, "Maintenance window ended.")).to_be_visible()
+        window = page.get_by_test_id("window")
+        expect(window).to_have_count(1)
+        expect(window).to_contain_text("CT 100:")
+        window.get_by_role("button", name="End now").click()
         expect(toast(page, "Maintenance window ended.")).to_be_visible()
         expect(page.get_by_test_id("window")).to_have_count(0)
     finally:
