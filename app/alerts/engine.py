@@ -87,7 +87,7 @@ def gather_facts() -> Facts:
     """Refresh the inventory (one ``GET /cluster/resources`` via ``load_inventory``, which stores each
     container's snapshot) and collect what the pass needs besides the database. Never raises for
     Proxmox trouble: an unreachable Proxmox is itself a fact."""
-    inventory = load_inventory()
+    inventory = load_inventory(record=True)  # the pass reads the stored statuses: they must be this answer's
     db.session.commit()
     state = tracker()
     try:

@@ -231,8 +231,11 @@ def _visible(brief, offline: frozenset[str]) -> bool:
     return brief.node not in offline and not (brief.status == "unknown" and not brief.name)
 
 
-def load_inventory(settle: Callable[[Operation], object] | None = None) -> Inventory:
+def load_inventory(settle: Callable[[Operation], object] | None = None, *, record: bool = False) -> Inventory:
     """The merged view of every container: one Proxmox call, constant queries.
+
+    ``record`` stores what Proxmox lists now, whatever ``SNAPSHOT_SECONDS`` says (the alert pass
+    reads the stored statuses right after, once per its own interval).
 
     ``settle(operation)`` settles a pending action whose task may have ended while nobody was
     polling (pages without JavaScript; ``containers.services.refresh_operation``); the answer is
@@ -265,7 +268,7 @@ def load_inventory(settle: Callable[[Operation], object] | None = None) -> Inven
     offline_since = tracker().nodes_seen(offline)
     briefs = snapshot.briefs
     by_vmid = {row.vmid: row for row in rows}
-    if sync(snapshot, by_vmid):
+    if sync(snapshot, by_vmid, force=record):
         rows = _current_rows()
         by_vmid = {row.vmid: row for row in rows}
     missing_notes: dict[int, str] = current_app.extensions.get("inventory_missing", {})
