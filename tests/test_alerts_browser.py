@@ -100,7 +100,7 @@ def test_a_container_stopped_behind_proxboards_back_alerts_once_and_recovers_onc
         form.get_by_role("button", name="Add rule").click()
         expect(toast(page, f"Rule “{RULE}” added.")).to_be_visible()
         rule_row = page.get_by_test_id("rule-row").filter(has_text=RULE)
-        expect(rule_row.get_by_role("rowheader")).to_have_text(RULE)  # named after its kind: said once
+        expect(rule_row.get_by_role("rowheader").get_by_text(RULE)).to_have_count(1)  # named after its kind: said once
         expect(rule_row).to_contain_text(CHANNEL)
         expect(rule_row.locator(".badge")).to_have_text("On")
 
@@ -209,7 +209,7 @@ def test_a_maintenance_window_is_added_listed_and_ended(browser, live_server, pv
         browser.goto("/alerts")
         form = page.get_by_test_id("maintenance-form")
         form.get_by_label("For (hours)").fill("2")
-        form.get_by_label("Or only the container (VMID)").fill("100")
+        form.get_by_label("Only CT (VMID)").fill("100")
         form.get_by_label("Note").fill("kernel upgrade on web")
         form.get_by_role("button", name="Add window").click()
         expect(toast(page, "Maintenance window added until")).to_be_visible()

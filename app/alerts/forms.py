@@ -74,7 +74,8 @@ class MaintenanceForm(FlaskForm):
     hours = FloatField("For (hours)", default=1, validators=[
         InputRequired("How many hours the window lasts."), NumberRange(0.25, 720, "Between %(min)s and %(max)s hours.")])
     scope = SelectField("Over", validate_choice=False, default="")
-    vmid = IntegerField("Or only the container (VMID)", validators=[Optional(), pve_range("vmid", "Not a VMID.")])
+    vmid = IntegerField("Only CT (VMID)", validators=[Optional(), pve_range("vmid", "Not a VMID.")],
+                        description="Instead of “Over”: one container.")
     note = StringField("Note", filters=[strip], validators=[fits(MaintenanceWindow.note)])
 
     def __init__(self, *args, nodes: list[str] = (), **kwargs) -> None:
