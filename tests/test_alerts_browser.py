@@ -92,7 +92,10 @@ def test_a_container_stopped_behind_proxboards_back_alerts_once_and_recovers_onc
         # 2. A rule: stopped outside Proxboard, at once, to that channel (ticked to begin with).
         page.get_by_test_id("new-rule").click()
         form = page.get_by_test_id("rule-form")
+        form.get_by_label("Alert when").select_option(label="CPU above a threshold")
+        expect(form.get_by_label("Threshold")).to_be_visible()
         form.get_by_label("Alert when").select_option(label=RULE)
+        expect(form.get_by_label("Threshold")).to_be_hidden()  # a stopped container has none
         form.get_by_label("Name").fill(RULE)
         form.get_by_label("For at least (minutes)").fill("0")
         expect(form.get_by_label(CHANNEL)).to_be_checked()

@@ -105,7 +105,7 @@ def create_rule():
     if form.validate_on_submit() and (rule := _save_rule(form)) is not None:
         flash(f"Rule “{rule.name}” added.", "success")
         return redirect(url_for(".index"))
-    return render_template("alerts/rule.html", form=form, rule=None)
+    return render_template("alerts/rule.html", form=form, rule=None, units=services.THRESHOLD_UNITS)
 
 
 @bp.route("/rules/<int:rule_id>", methods=["GET", "POST"])
@@ -119,7 +119,7 @@ def edit_rule(rule_id: int):
     if form.validate_on_submit() and _save_rule(form, rule) is not None:
         flash(f"Rule “{rule.name}” saved.", "success")
         return redirect(url_for(".index"))
-    return render_template("alerts/rule.html", form=form, rule=rule)
+    return render_template("alerts/rule.html", form=form, rule=rule, units=services.THRESHOLD_UNITS)
 
 
 @bp.post("/rules/<int:rule_id>/toggle")

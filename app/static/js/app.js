@@ -133,7 +133,21 @@
     });
   }
 
+  // A field that matters only for some choices of a select: data-shown-for="<select id> value value…".
+  // Without JavaScript every field shows (its help says when it applies).
+  function initShownFor(root) {
+    root.querySelectorAll("[data-shown-for]").forEach((field) => {
+      const [id, ...values] = field.dataset.shownFor.split(" ");
+      const select = document.getElementById(id);
+      if (!select) return;
+      const update = () => { field.hidden = !values.includes(select.value); };
+      select.addEventListener("change", update);
+      update();
+    });
+  }
+
   function init(root) {
+    initShownFor(root);
     initToasts(root);
     initTooltips(root);
     initCountdowns(root);
