@@ -48,6 +48,7 @@ from .models import (
     ContainerSummary,
     MigratePreconditions,
     Node,
+    NodeStatus,
     OsTemplate,
     Snapshot,
     Storage,
@@ -321,6 +322,18 @@ class ProxmoxClient:
             return tuple(sorted((n for n in found if not pinned or n.name == pinned), key=lambda n: n.name))
 
         return self._cached(("nodes",), load)
+
+    def node_status(self, node: str) -> NodeStatus:
+        """One node's versions, load, memory, swap and root disk (GET /nodes/{node}/status, Sys.Audit).
+
+        Raises ProxmoxAPIError with ``node_unreachable`` (595) when the node is offline.
+        """
+
+        def load() -> NodeStatus:
+            raw = self._call("get", f"nodes/{node}/status", op="node_status", node=node)
+            return parse.node_status(raw or {}, node)
+
+        return self._cached(("node-status", node), load)
 
     def storages(self, node: str, content: str | None = None) -> tuple[Storage, ...]:
         """Storages visible on ``node``, optionally only those accepting ``content``."""

@@ -231,6 +231,38 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """One node's own report (GET /nodes/{node}/status): versions, load, memory, swap, root disk.
+
+    Sizes in bytes, ``cpu`` and ``wait`` (IO delay) as fractions 0..1, ``uptime`` in seconds.
+    """
+
+    node: str
+    pveversion: str = ""  # "pve-manager/9.1.1/42db4a6cf33dac83"
+    kernel: str = ""  # release, "6.17.2-1-pve"
+    cpu_model: str = ""
+    cpus: int = 0
+    sockets: int = 0
+    cpu: float = 0.0
+    wait: float | None = None
+    loadavg: tuple[float, ...] = ()  # 1, 5 and 15 minutes
+    mem: int = 0
+    maxmem: int = 0
+    swap: int = 0
+    maxswap: int = 0
+    rootfs: int = 0
+    maxrootfs: int = 0
+    uptime: int = 0
+    boot_mode: str = ""  # "efi" or "legacy-bios"
+
+    @property
+    def version(self) -> str:
+        """The pve-manager version alone ("9.1.1"), or "" when Proxmox did not say."""
+        parts = self.pveversion.split("/")
+        return parts[1] if len(parts) > 1 else self.pveversion
+
+
+@dataclass(frozen=True, slots=True)
 class Storage:
     """A storage as seen from one node."""
 

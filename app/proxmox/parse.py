@@ -28,6 +28,7 @@ from .models import (
     MountPoint,
     NetInterface,
     Node,
+    NodeStatus,
     OsTemplate,
     Snapshot,
     Storage,
@@ -242,6 +243,35 @@ def storage(raw: Raw, node: str | None = None) -> Storage:
         used=as_int(raw.get("used")),
         avail=as_int(raw.get("avail")),
         node=as_opt_str(raw.get("node")) or node,
+    )
+
+
+def node_status(raw: Raw, node: str) -> NodeStatus:
+    """GET /nodes/{node}/status (nested ``memory``, ``swap``, ``rootfs``, ``cpuinfo``, ``current-kernel``)."""
+    memory, swap, rootfs = raw.get("memory") or {}, raw.get("swap") or {}, raw.get("rootfs") or {}
+    cpuinfo, kernel = raw.get("cpuinfo") or {}, raw.get("current-kernel") or {}
+    release = str(kernel.get("release") or "")
+    if not release:  # before current-kernel existed: "Linux 6.8.12-4-pve #1 SMP ..."
+        words = str(raw.get("kversion") or "").split()
+        release = words[1] if len(words) > 1 else ""
+    return NodeStatus(
+        node=node,
+        pveversion=str(raw.get("pveversion") or ""),
+        kernel=release,
+        cpu_model=str(cpuinfo.get("model") or ""),
+        cpus=as_int(cpuinfo.get("cpus")),
+        sockets=as_int(cpuinfo.get("sockets")),
+        cpu=as_float(raw.get("cpu")),
+        wait=as_float(raw["wait"]) if raw.get("wait") is not None else None,
+        loadavg=tuple(as_float(value) for value in raw.get("loadavg") or ()),
+        mem=as_int(memory.get("used")),
+        maxmem=as_int(memory.get("total")),
+        swap=as_int(swap.get("used")),
+        maxswap=as_int(swap.get("total")),
+        rootfs=as_int(rootfs.get("used")),
+        maxrootfs=as_int(rootfs.get("total")),
+        uptime=as_int(raw.get("uptime")),
+        boot_mode=str((raw.get("boot-info") or {}).get("mode") or ""),
     )
 
 

@@ -200,6 +200,9 @@ class Api:
         u = self.cluster.node_usage(node, time.time())
         krel, kver = RELEASES[self.sim.pve_version]["kernel"]
         vinfo = RELEASES[self.sim.pve_version]["version"]
+        memory = {"total": n["maxmem"], "used": u["mem"], "free": n["maxmem"] - u["mem"]}
+        if self.v9:  # pve-manager 9.0 added MemAvailable (the page cache counts as available)
+            memory["available"] = n["maxmem"] - u["mem"]
         return {
             "boot-info": {"mode": "efi", "secureboot": 0},
             "cpu": u["cpu"],
@@ -209,7 +212,7 @@ class Api:
             "current-kernel": {"machine": "x86_64", "release": krel, "sysname": "Linux", "version": kver},
             "kversion": f"Linux {krel} {kver}",
             "loadavg": ["%.2f" % (u["cpu"] * n["maxcpu"]), "0.52", "0.48"],
-            "memory": {"total": n["maxmem"], "used": u["mem"], "free": n["maxmem"] - u["mem"]},
+            "memory": memory,
             "swap": {"total": 8 * GiB, "used": 0, "free": 8 * GiB},
             "pveversion": f"pve-manager/{vinfo['version']}/{vinfo['repoid']}",
             "rootfs": {"total": 100 * GiB, "used": 9 * GiB, "free": 91 * GiB, "avail": 86 * GiB},
