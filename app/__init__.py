@@ -110,12 +110,14 @@ def register_blueprints(app: Flask) -> None:
     from app.containers import bp as containers_bp
     from app.dashboard import bp as dashboard_bp
     from app.health import bp as health_bp
+    from app.nodes import bp as nodes_bp
     from app.users import bp as users_bp
     from app.wizard import bp as wizard_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(nodes_bp)
     app.register_blueprint(containers_bp)
     app.register_blueprint(templates_bp)
     app.register_blueprint(wizard_bp)

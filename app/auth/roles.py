@@ -76,6 +76,8 @@ PERMISSIONS: dict[str, Rule | ByArgument] = {
     # Seeing: every page and fragment, including what polls while an operator's action runs.
     "dashboard.index": viewer(),
     "about.index": viewer(),
+    "nodes.index": viewer(),
+    "nodes.detail": viewer(),
     "backups.index": viewer(),
     "containers.index": viewer(),
     "containers.detail": viewer(),
