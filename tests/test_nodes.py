@@ -104,6 +104,7 @@ def test_a_node_page_lists_its_storages_with_their_use_and_its_containers(logged
 
 
 def test_an_offline_node_shows_offline_with_its_last_known_figures(logged_in, client, pve):
+    client.get("/")  # the dashboard records every guest's state
     seen = node_cards(client.get("/nodes").text)["pve2"]
     pve.faults.set_node_offline("pve2")
     response = client.get("/nodes")
@@ -113,7 +114,7 @@ def test_an_offline_node_shows_offline_with_its_last_known_figures(logged_in, cl
     assert "Offline since" in card and "showing the figures it gave" in card
     assert bar(card, "memory")[1] == bar(seen, "memory")[1] and bar(card, "storage") == bar(seen, "storage")
     assert "Proxmox VE" in card  # the version it reported while online
-    assert 'data-testid="uptime"' not in card
+    assert 'data-testid="uptime"' not in card and 'data-testid="running-count"' not in card
     assert 'data-status="online"' in node_cards(response.text)["pve1"]
     assert "1 offline" in response.text
 
@@ -121,6 +122,10 @@ def test_an_offline_node_shows_offline_with_its_last_known_figures(logged_in, cl
     assert page.status_code == 200
     assert 'data-status="offline"' in page.text and "Offline since" in page.text
     assert storage_rows(page.text)  # the storages it last showed
+    guest = next(ct for ct in sorted(pve.containers.values(), key=lambda ct: ct.vmid) if ct.node == "pve2")
+    row = re.search(rf'data-vmid="{guest.vmid}">(.*?)</li>', page.text, re.S).group(1)
+    assert f">{guest.name}</a>" in row and 'title="Last known status"' in row
+    assert f'data-status="{guest.status}"' in row
     assert pve.count_requests("GET", "/nodes/pve2/status") >= 1  # asked while online, never answered 500
 
 

@@ -14,11 +14,14 @@ import re
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from flask import current_app
+from sqlalchemy import select
 
 from app.containers.inventory import tracker
-from app.models import utcnow
+from app.extensions import db
+from app.models import Container, utcnow
 from app.proxmox import (
     ClusterSnapshot,
     Node,
@@ -29,7 +32,6 @@ from app.proxmox import (
     get_proxmox,
 )
 from app.proxmox.deadline import settle
-from app.proxmox.models import ContainerBrief
 
 # Proxmox's node name format (pve-common ``pve-node``): anything else cannot be a node.
 NODE_NAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$")
@@ -37,6 +39,16 @@ NODE_NAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$")
 
 class NodeNotFound(LookupError):
     """Proxmox lists no node of that name."""
+
+
+class Guest(NamedTuple):
+    """A container or template on a node; ``stale`` when name and status are Proxboard's last record of it."""
+
+    vmid: int
+    name: str
+    status: str  # Proxmox's status (``running``, ``stopped``, ``unknown`` on an offline node)
+    template: bool
+    stale: bool = False
 
 
 @dataclass
@@ -49,7 +61,7 @@ class NodeView:
     info: NodeStatus | None = None  # the node's own report (versions, load, swap)
     info_error: str | None = None  # why ``info`` is missing while the node is online
     storages: tuple[Storage, ...] = ()
-    guests: tuple[ContainerBrief, ...] = ()  # containers and templates on the node, by VMID
+    guests: tuple[Guest, ...] = ()  # containers and templates on the node, by VMID
     stale: bool = False
     seen_at: datetime | None = None  # when the shown figures were read (set when stale)
     offline_since: datetime | None = None
@@ -60,7 +72,7 @@ class NodeView:
         return self.status == "online"
 
     @property
-    def containers(self) -> list[ContainerBrief]:
+    def containers(self) -> list[Guest]:
         """The node's containers, templates left out."""
         return [guest for guest in self.guests if not guest.template]
 
@@ -177,6 +189,7 @@ def node_report(name: str) -> NodeView:
     view = next((view for view in _views(snapshot) if view.name == name), None)
     if view is None:
         raise NodeNotFound(name)
+    view.guests = _with_records(view.guests)
     if view.online:
         status, storages = settle(lambda: pve.node_status(name), lambda: pve.storages(name))
         _take_status(view, status)
@@ -193,16 +206,33 @@ def node_report(name: str) -> NodeView:
 def _views(snapshot: ClusterSnapshot) -> list[NodeView]:
     """Each node of one /cluster/resources answer with its storages and guests."""
     offline_since = tracker().nodes_seen(snapshot.offline_nodes)
-    guests: dict[str, list[ContainerBrief]] = {}
+    guests: dict[str, list[Guest]] = {}
     for brief in snapshot.briefs:
-        guests.setdefault(brief.node, []).append(brief)
+        guests.setdefault(brief.node, []).append(Guest(brief.vmid, brief.name, brief.status, brief.template))
     storages: dict[str, list[Storage]] = {}
     for store in snapshot.storages:
         storages.setdefault(store.node or "", []).append(store)
     return [NodeView(node.name, node.status, node, storages=tuple(storages.get(node.name, ())),
-                     guests=tuple(sorted(guests.get(node.name, ()), key=lambda brief: brief.vmid)),
+                     guests=tuple(sorted(guests.get(node.name, ()), key=lambda guest: guest.vmid)),
                      offline_since=offline_since.get(node.name))
             for node in snapshot.nodes]
+
+
+def _with_records(guests: tuple[Guest, ...]) -> tuple[Guest, ...]:
+    """Guests named as the dashboard names them (Proxboard's hostname first); a guest Proxmox lists without
+    figures (its node is offline) gets its name and status from its record's last known state. One query."""
+    records = {row.vmid: row for row in db.session.execute(
+        select(Container.vmid, Container.hostname, Container.snapshot)
+        .where(Container.vmid.in_([guest.vmid for guest in guests]), Container.lifecycle != "deleted"))}
+    named = []
+    for guest in guests:
+        row = records.get(guest.vmid)
+        snap = (row.snapshot or {}) if row is not None else {}
+        name = (row.hostname if row is not None else None) or guest.name or snap.get("name") or f"CT {guest.vmid}"
+        if guest.status == "unknown" and snap.get("status"):
+            guest = guest._replace(status=snap["status"], template=snap.get("template", guest.template), stale=True)
+        named.append(guest._replace(name=name))
+    return tuple(named)
 
 
 def _take_status(view: NodeView, outcome: NodeStatus | Exception) -> None:

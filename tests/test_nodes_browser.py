@@ -1,0 +1,60 @@
+"""The Nodes pages walked in Chromium: from a dashboard card's node to its page and back to the list, an offline
+node among the others; screenshots at 1400 and 375 px in the light and the dark theme."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from app.extensions import db
+from app.models import User
+
+pytestmark = pytest.mark.browser
+
+
+def set_theme(browser, name: str) -> None:
+    """Choose a theme from the header's user menu, as a person does."""
+    browser.open_menu()
+    browser.page.get_by_role("button", name=name).click()
+    expect(browser.page.locator("html")).to_have_attribute("data-bs-theme", name.lower())
+
+
+def test_from_a_card_to_its_node_and_the_list_with_an_offline_node(browser, live_server, pve):
+    node = pve.containers[100].node
+    browser.login()
+    page = browser.page
+    page.locator("#ct-100").get_by_test_id("card-node").click()
+    expect(page).to_have_url(f"{live_server.url}/nodes/{node}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(node)
+    expect(page.locator('[data-fact="kernel"]')).not_to_have_text("–")
+    expect(page.get_by_test_id("storages").locator("[data-storage]")).to_have_count(
+        len(pve.cluster.storage_status(node)))
+    expect(page.get_by_test_id("node-guests").locator('[data-vmid="100"] a')).to_have_attribute(
+        "href", "/containers/100")
+    browser.both_widths("node")
+
+    page.get_by_test_id("nav-nodes").first.click()
+    expect(page.locator("[data-node]")).to_have_count(len(pve.cluster.nodes))
+    browser.goto("/nodes")  # every node seen online once: the offline one keeps its figures
+    pve.faults.set_node_offline("pve2")
+    try:
+        browser.goto("/nodes")
+        offline = page.locator('[data-node="pve2"]')
+        expect(offline.locator(".status-badge")).to_have_text("offline")
+        expect(offline.get_by_test_id("offline-note")).to_contain_text("showing the figures it gave")
+        expect(page.locator('[data-node="pve1"] .status-badge')).to_have_text("online")
+        browser.both_widths("nodes")
+        try:
+            set_theme(browser, "Dark")
+            browser.both_widths("nodes-dark")
+            browser.goto("/nodes/pve2")
+            expect(page.get_by_test_id("offline-note")).to_be_visible()
+            browser.both_widths("node-offline-dark")
+            browser.goto(f"/nodes/{node}")
+            browser.both_widths("node-dark")
+        finally:
+            with live_server.app.app_context():
+                db.session.execute(db.update(User).values(theme="auto"))
+                db.session.commit()
+                db.session.remove()
+    finally:
+        pve.faults.set_node_offline("pve2", False)
