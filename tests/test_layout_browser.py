@@ -143,7 +143,8 @@ def argument_values(app, pve) -> dict[str, list]:
     vmids = sorted({100, 101, 102, 103, 104, longest} & set(pve.containers)) + [FAILED_VMID]
     return {"vmid": vmids, "template_id": templates, "bucket_id": buckets,
             "action": list(ACTIONS), "user_id": users, "token_id": tokens, "snapname": [SNAPSHOT],
-            "disk": ["rootfs"], "index": [0], "rule_id": rules[:1], "channel_id": channels[:1]}
+            "disk": ["rootfs"], "index": [0], "rule_id": rules[:1], "channel_id": channels[:1],
+            "node": sorted(pve.cluster.nodes)}
 
 
 def page_urls(app, pve) -> list[tuple[str, str]]:
