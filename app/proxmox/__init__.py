@@ -18,7 +18,7 @@ import weakref
 from flask import Flask, current_app
 
 from .cache import ReadCache
-from .client import BACKUP_INDEX_SECONDS, ProxmoxClient
+from .client import BACKUP_INDEX_SECONDS, RRD_CFS, RRD_KEEP_SECONDS, RRD_TIMEFRAMES, ProxmoxClient
 from .errors import (
     ProxmoxAPIError,
     ProxmoxAuthError,
@@ -49,6 +49,7 @@ from .models import (
     Node,
     NodeStatus,
     OsTemplate,
+    RrdData,
     Snapshot,
     Storage,
     Task,
@@ -79,10 +80,13 @@ __all__ = [
     "Node",
     "NodeStatus",
     "OsTemplate",
+    "RrdData",
     "ProxmoxAPIError",
     "ProxmoxPermissionError",
     "ProxmoxAuthError",
     "ProxmoxClient",
+    "RRD_CFS",
+    "RRD_TIMEFRAMES",
     "ProxmoxConfigError",
     "ProxmoxError",
     "ProxmoxSettings",
@@ -110,7 +114,8 @@ def init_app(app: Flask) -> ProxmoxClient:
     values raise ProxmoxConfigError now, at startup. With ``REDIS_URL`` the read cache lives in
     Redis under ``PVE_CACHE_PREFIX`` (default per Proxmox address), shared by every process;
     ``PVE_REQUEST_DEADLINE`` bounds all the Proxmox calls of one web request together;
-    ``PVE_BACKUP_INDEX_SECONDS`` is how long the cluster-wide backup index is served before it is swept again.
+    ``PVE_BACKUP_INDEX_SECONDS`` is how long the cluster-wide backup index is served before it is swept again;
+    ``PVE_RRD_CACHE`` (on by default) keeps RRD statistics for their time frame's resolution.
     """
     if app.config.get("PVE_HOST"):
         settings = ProxmoxSettings.from_config(app.config)
@@ -120,7 +125,10 @@ def init_app(app: Flask) -> ProxmoxClient:
         backup_cache = ReadCache(float(app.config.get("PVE_BACKUP_INDEX_SECONDS") or BACKUP_INDEX_SECONDS),
                                  redis_url=app.config.get("REDIS_URL") or None, prefix=f"{prefix}:backups",
                                  lock_timeout=settings.timeout * 4 + 5)
-        client = ProxmoxClient(settings, cache=cache, backup_cache=backup_cache)
+        rrd_cache = ReadCache(RRD_KEEP_SECONDS if app.config.get("PVE_RRD_CACHE", True) else 0,
+                              redis_url=app.config.get("REDIS_URL") or None, prefix=f"{prefix}:rrd",
+                              lock_timeout=settings.timeout * 2 + 5)
+        client = ProxmoxClient(settings, cache=cache, backup_cache=backup_cache, rrd_cache=rrd_cache)
     else:
         logging.getLogger("app.proxmox").warning("PVE_HOST is not set: Proxmox features are off")
         client = ProxmoxClient(None)

@@ -84,19 +84,21 @@ class ReadCache:
         self._ttl = seconds
         self._region.expiration_time = seconds or None
 
-    def get_or_load(self, key: Hashable, loader: Callable[[], T]) -> T:
+    def get_or_load(self, key: Hashable, loader: Callable[[], T], ttl: float | None = None) -> T:
         """Return the cached value for ``key`` or load it (once, however many threads or processes ask).
 
+        ``ttl`` (seconds) serves this key for its own interval instead of the cache's; with Redis it is kept
+        no longer than the cache's own ``ttl`` allows, so give such a cache the longest interval it will hold.
         Raises whatever ``loader`` raises (nothing is stored then).
         """
         if self.ttl <= 0:
             return loader()
         if self._redis is None:
             full_key = self._key(self._generation, key)
-            return self._region.get_or_create(full_key, self._unless_fresh(full_key, loader))
+            return self._region.get_or_create(full_key, self._unless_fresh(full_key, loader, ttl), ttl)
         try:
             full_key = self._key(self._shared_generation(), key)
-            return self._region.get_or_create(full_key, self._unless_fresh(full_key, _Marked(loader)))
+            return self._region.get_or_create(full_key, self._unless_fresh(full_key, _Marked(loader), ttl), ttl)
         except _LoaderFailed as failed:
             raise failed.error from None
         except _LockWaitExpired:
@@ -146,7 +148,7 @@ class ReadCache:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _unless_fresh(self, full_key: str, loader: Callable[[], T]) -> Callable[[], T]:
+    def _unless_fresh(self, full_key: str, loader: Callable[[], T], ttl: float | None = None) -> Callable[[], T]:
         """``loader``, unless a fresh value arrived meanwhile.
 
         dogpile lets a reader holding an expired value take the lock without looking again,
@@ -155,7 +157,7 @@ class ReadCache:
         """
 
         def load() -> T:
-            value = self._region.get(full_key)
+            value = self._region.get(full_key, expiration_time=ttl)
             return loader() if value is NO_VALUE else value
 
         return load

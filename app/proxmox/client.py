@@ -50,6 +50,7 @@ from .models import (
     Node,
     NodeStatus,
     OsTemplate,
+    RrdData,
     Snapshot,
     Storage,
     Task,
@@ -87,24 +88,37 @@ _TASK_LABELS = {
 BACKUP_INDEX_SECONDS = 300.0
 BACKUP_INDEX_KEY = ("backup-index",)
 SWEEP_RETRY_SECONDS = 30.0  # after a failed sweep, the next one waits this long (unless forced)
+# Seconds between two RRD points per time frame (pve-cluster RRD.pm create_rrd_data): 8.x, then 9.x.
+RRD_STEPS = {
+    8: {"hour": 60, "day": 1800, "week": 10800, "month": 43200, "year": 604800},
+    9: {"hour": 60, "day": 60, "week": 1800, "month": 1800, "year": 21600},
+}
+RRD_TIMEFRAMES = tuple(RRD_STEPS[9])
+RRD_CFS = ("AVERAGE", "MAX")
+RRD_KEEP_SECONDS = float(max(step for steps in RRD_STEPS.values() for step in steps.values()))
+RRD_VERSION_SECONDS = 3600.0  # the release only changes with an upgrade
 
 
 class ProxmoxClient:
     """Thread-safe access to one Proxmox VE cluster; see the package docstring for usage."""
 
     def __init__(self, settings: ProxmoxSettings | None, *, not_configured: str = "",
-                 cache: ReadCache | None = None, backup_cache: ReadCache | None = None) -> None:
+                 cache: ReadCache | None = None, backup_cache: ReadCache | None = None,
+                 rrd_cache: ReadCache | None = None) -> None:
         """Create the client; nothing touches the network until the first call.
 
         ``cache`` defaults to an in-process cache of ``settings.cache_seconds``; pass a
         Redis-backed one to share reads between processes (see ``init_app``). ``backup_cache``
-        holds the cluster-wide backup index (``backup_index``) for its own, longer interval.
+        holds the cluster-wide backup index (``backup_index``) for its own, longer interval; ``rrd_cache`` the
+        RRD statistics (``rrddata``), each for its time frame's resolution, kept apart so that an action's
+        ``invalidate()`` leaves history alone.
         """
         _protect_wire_logs()
         self.settings = settings
         self._not_configured = not_configured or "Proxmox is not configured (set PVE_HOST)"
         self._cache = cache if cache is not None else ReadCache(settings.cache_seconds if settings else 0)
         self._backup_cache = backup_cache if backup_cache is not None else ReadCache(BACKUP_INDEX_SECONDS)
+        self._rrd_cache = rrd_cache if rrd_cache is not None else ReadCache(RRD_KEEP_SECONDS)
         self._backup_sweep = threading.Lock()
         self._backup_sweep_failed = 0.0  # monotonic time of the last failed sweep
         self._lock = threading.Lock()
@@ -128,6 +142,7 @@ class ProxmoxClient:
         _close(api)
         self._cache.close()
         self._backup_cache.close()
+        self._rrd_cache.close()
 
     @property
     def cache(self) -> ReadCache:
@@ -378,6 +393,33 @@ class ProxmoxClient:
             return tuple(sorted((parse.bridge(r) for r in raws or ()), key=lambda b: b.iface))
 
         return self._cached(("bridges", node), load)
+
+    def rrddata(self, node: str, timeframe: str, cf: str = "AVERAGE", vmid: int | None = None) -> RrdData:
+        """A container's (``vmid``) or node's RRD statistics over ``timeframe`` (hour, day, week, month, year),
+        consolidated by ``cf`` (AVERAGE or MAX): GET nodes/{node}/lxc/{vmid}/rrddata or nodes/{node}/rrddata
+        (VM.Audit / Sys.Audit).
+
+        Cached per node, guest, frame and cf for the frame's resolution (``rrd_step``): a point changes no
+        sooner. Raises ValueError for another frame or cf, ProxmoxError when Proxmox fails (a guest without
+        an RRD file yet: ProxmoxAPIError 500).
+        """
+        if timeframe not in RRD_TIMEFRAMES or cf not in RRD_CFS:
+            raise ValueError(f"no RRD time frame {timeframe!r} with cf {cf!r}")
+        path = f"nodes/{node}/rrddata" if vmid is None else f"nodes/{node}/lxc/{vmid}/rrddata"
+
+        def load() -> RrdData:
+            raws = self._call("get", path, op="rrddata", node=node, vmid=vmid,
+                              params={"timeframe": timeframe, "cf": cf})
+            return parse.rrd_data(raws or (), timeframe, cf)
+
+        key = ("rrd", node, None if vmid is None else int(vmid), timeframe, cf)
+        return self._rrd_cache.get_or_load(key, load, ttl=self.rrd_step(timeframe))
+
+    def rrd_step(self, timeframe: str) -> int:
+        """Seconds between two RRD points of ``timeframe`` on the cluster's release (its version is cached
+        for an hour). Raises KeyError for an unknown frame, ProxmoxError when the version cannot be read."""
+        version = self._rrd_cache.get_or_load(("version",), self.version, ttl=RRD_VERSION_SECONDS)
+        return RRD_STEPS[9 if version.at_least(9) else 8][timeframe]
 
     # -- reads (never cached) -----------------------------------------------------
 

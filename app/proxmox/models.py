@@ -354,6 +354,28 @@ class TaskLogLine:
 
 
 @dataclass(frozen=True, slots=True)
+class RrdData:
+    """A guest's or node's RRD statistics for one time frame and consolidation (GET .../rrddata).
+
+    ``times``: Unix seconds, oldest first, each the end of the interval its point consolidates; ``step``: seconds
+    between points (0 when fewer than two). ``series``: (source, one value per time) for each source Proxmox sent
+    (cpu, maxcpu, mem, netin, pressurecpusome…), None where a point lacks it (a stopped guest, a gap). Units as
+    Proxmox sends them: cpu a fraction of the ``maxcpu`` cores, sizes in bytes, net and disk IO in bytes per
+    second, pressure in percent.
+    """
+
+    timeframe: str
+    cf: str
+    step: int
+    times: tuple[int, ...] = ()
+    series: tuple[tuple[str, tuple[float | None, ...]], ...] = ()
+
+    def values(self, source: str) -> tuple[float | None, ...] | None:
+        """The values of ``source``, or None when no point has it."""
+        return next((values for name, values in self.series if name == source), None)
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterVersion:
     """The pve-manager version answering the API."""
 

@@ -18,6 +18,7 @@ from .models import (
     Bridge,
     ClusterSnapshot,
     ClusterVersion,
+    RrdData,
     ContainerConfig,
     ContainerInterface,
     ContainerBrief,
@@ -473,6 +474,18 @@ def task(raw: Raw, upid: str) -> Task:
 def task_log(raws: Iterable[Raw]) -> tuple[TaskLogLine, ...]:
     """GET nodes/{node}/tasks/{upid}/log."""
     return tuple(TaskLogLine(n=as_int(r.get("n")), text=str(r.get("t") or "")) for r in raws)
+
+
+def rrd_data(raws: Iterable[Raw], timeframe: str, cf: str) -> RrdData:
+    """GET nodes/{node}[/lxc/{vmid}]/rrddata: points sorted by time, each source as one column."""
+    points = sorted((r for r in raws if isinstance(r, Mapping) and r.get("time") is not None),
+                    key=lambda r: as_int(r.get("time")))
+    times = tuple(as_int(r["time"]) for r in points)
+    sources = sorted({key for r in points for key, value in r.items() if key != "time" and value is not None})
+    series = tuple((name, tuple(None if r.get(name) is None else as_float(r[name]) for r in points))
+                   for name in sources)
+    step = min((b - a for a, b in zip(times, times[1:])), default=0)
+    return RrdData(timeframe=timeframe, cf=cf, step=step, times=times, series=series)
 
 
 def version(raw: Raw) -> ClusterVersion:
