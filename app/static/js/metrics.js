@@ -1,0 +1,169 @@
+// Metrics graphs (_macros/metrics.html): draws a uPlot chart into every [data-metrics-chart] from the JSON
+// block beside it, on the page and in every fragment htmx swaps in later; follows the light/dark theme
+// (<html data-bs-theme>) and the width of its card. The page may include this file again with each swap:
+// it sets itself up once. uPlot is loaded on first need, from the URL the panel names.
+(function () {
+  "use strict";
+  if (window.proxboardMetrics) {
+    window.proxboardMetrics.drawAll(document);
+    return;
+  }
+
+  const HEIGHT = 200;
+  // Readable on white and on Bootstrap's dark body: [light theme, dark theme] per line of a chart.
+  const PALETTE = [
+    ["#0b5ed7", "#6ea8fe"], ["#d63384", "#e685b5"], ["#198754", "#75b798"], ["#fd7e14", "#feb272"],
+  ];
+  const charts = new Set();
+  let loading = null;
+
+  function loadUplot(src) {
+    if (window.uPlot) return Promise.resolve(window.uPlot);
+    if (!loading) {
+      loading = new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = src;
+        script.onload = () => resolve(window.uPlot);
+        script.onerror = () => reject(new Error("uPlot did not load from " + src));
+        document.head.append(script);
+      });
+    }
+    return loading;
+  }
+
+  function binary(value, suffix) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let size = Math.abs(value);
+    let unit = 0;
+    while (size >= 1024 && unit < units.length - 1) {
+      size /= 1024;
+      unit += 1;
+    }
+    const number = size >= 100 || unit === 0 ? size.toFixed(0) : size.toFixed(1).replace(/\.0$/, "");
+    return (value < 0 ? "-" : "") + number + " " + units[unit] + suffix;
+  }
+
+  function formatter(unit) {
+    if (unit === "percent") return (v) => (Math.abs(v) < 10 ? v.toFixed(1).replace(/\.0$/, "") : v.toFixed(0)) + " %";
+    if (unit === "bytes") return (v) => binary(v, "");
+    if (unit === "bytes/s") return (v) => binary(v, "/s");
+    return (v) => (Math.abs(v) < 10 ? v.toFixed(2) : v.toFixed(1));
+  }
+
+  function theme() {
+    const dark = document.documentElement.getAttribute("data-bs-theme") === "dark";
+    const style = getComputedStyle(document.documentElement);
+    return {
+      dark: dark,
+      text: style.getPropertyValue("--bs-body-color").trim() || (dark ? "#dee2e6" : "#212529"),
+      grid: dark ? "rgba(255,255,255,0.12)" : "rgba(0,0,0,0.1)",
+    };
+  }
+
+  function options(data, width) {
+    const colours = theme();
+    const fmt = formatter(data.unit);
+    const axis = {
+      stroke: colours.text,
+      grid: { stroke: colours.grid, width: 1 },
+      ticks: { stroke: colours.grid, width: 1 },
+    };
+    const names = [];
+    const series = [{ label: "Time" }];
+    data.series.forEach((line) => {
+      const base = line.label.replace(/ \(max\)$/, "");
+      if (!names.includes(base)) names.push(base);
+      const colour = PALETTE[names.indexOf(base) % PALETTE.length][colours.dark ? 1 : 0];
+      series.push({
+        label: line.label,
+        stroke: colour,
+        width: line.cf === "max" ? 1 : 1.5,
+        dash: line.cf === "max" ? [4, 3] : undefined,
+        spanGaps: false, // a stopped container has no points: leave the hole
+        value: (u, v) => (v == null ? "–" : fmt(v)),
+        points: { show: false },
+      });
+    });
+    return {
+      width: width,
+      height: HEIGHT,
+      series: series,
+      cursor: { points: { size: 6 } },
+      scales: { y: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.05 : 1] } },
+      axes: [
+        Object.assign({}, axis, { space: width < 500 ? 60 : 80 }),
+        Object.assign({}, axis, { size: width < 500 ? 62 : 72, values: (u, ticks) => ticks.map(fmt) }),
+      ],
+      legend: { live: true },
+    };
+  }
+
+  function draw(element) {
+    const block = element.parentElement.querySelector("script[data-metrics-data]");
+    if (!block) return;
+    const data = JSON.parse(block.textContent);
+    const width = Math.max(element.parentElement.clientWidth, 200);
+    const rows = [data.times].concat(data.series.map((line) => line.values));
+    element.replaceChildren();
+    const chart = new window.uPlot(options(data, width), rows, element);
+    chart.proxboard = { element: element, data: data, rows: rows };
+    element.dataset.drawn = "true";
+    charts.add(chart);
+  }
+
+  function forget() {
+    charts.forEach((chart) => {
+      if (!chart.proxboard.element.isConnected) {
+        chart.destroy();
+        charts.delete(chart);
+      }
+    });
+  }
+
+  function drawAll(root) {
+    const found = (root.querySelectorAll ? root : document).querySelectorAll("[data-metrics-chart]:not([data-drawn])");
+    if (!found.length) return;
+    const panel = document.querySelector("[data-uplot-src]");
+    if (!panel) return;
+    loadUplot(panel.dataset.uplotSrc).then(() => {
+      forget();
+      found.forEach((element) => element.isConnected && draw(element));
+    }).catch((error) => console.warn(error.message));
+  }
+
+  function redrawAll() {
+    forget();
+    charts.forEach((chart) => {
+      const { element, data, rows } = chart.proxboard;
+      chart.destroy();
+      charts.delete(chart);
+      element.replaceChildren();
+      const redrawn = new window.uPlot(options(data, Math.max(element.parentElement.clientWidth, 200)), rows, element);
+      redrawn.proxboard = chart.proxboard;
+      charts.add(redrawn);
+    });
+  }
+
+  let resizeTimer = null;
+  const resized = new ResizeObserver(() => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      forget();
+      charts.forEach((chart) => {
+        const width = Math.max(chart.proxboard.element.parentElement.clientWidth, 200);
+        if (Math.abs(chart.width - width) > 2) chart.setSize({ width: width, height: HEIGHT });
+      });
+    }, 100);
+  });
+  resized.observe(document.body);
+
+  new MutationObserver(() => redrawAll()).observe(document.documentElement, {
+    attributes: true, attributeFilter: ["data-bs-theme"],
+  });
+
+  window.proxboardMetrics = { drawAll: drawAll };
+  if (window.htmx) {
+    window.htmx.onLoad((element) => drawAll(element));
+  }
+  drawAll(document);
+})();
