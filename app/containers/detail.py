@@ -27,6 +27,7 @@ from app.containers.services import ACTIONS, shutdown_timed_out
 from app.containers import bp
 from app.credentials import reveal_service_credentials
 from app.extensions import db
+from app.metrics import MetricsQuery
 from app.htmx import is_htmx, target as hx_target, trigger_toast, varies
 from app.models import EVENT_TYPES, Container, Credential, Event, Operation, Service
 from app.pagination import Page, bounds
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 TABS = {"overview": ("Overview", "bi-info-circle"), "config": ("Config", "bi-sliders"),
         "disks": ("Disks", "bi-device-hdd"), "services": ("Services", "bi-hdd-stack"),
         "snapshots": ("Snapshots", "bi-camera"), "backups": ("Backups", "bi-archive"),
-        "events": ("Events", "bi-clock-history")}
+        "events": ("Events", "bi-clock-history"), "metrics": ("Metrics", "bi-graph-up")}
 # What the tabs other modules of this package own show (``config``, ``snapshots``…): tab -> context of a view.
 TAB_CONTEXTS: dict[str, Callable[[ContainerView], dict]] = {}
 # The creation wizard's progress view; until it exists, a container being created shows its events.
@@ -267,6 +268,8 @@ def _tab_context(view: ContainerView, tab: str) -> dict:
 def _tab_url(vmid: int, tab: str) -> str:
     """The URL of ``tab`` with the current filter and page, for the auto-refresh."""
     args = EventsQuery().given("type", "page") if tab == "events" else {}
+    if tab == "metrics":
+        args = MetricsQuery().args()
     return url_for("containers.detail_tab", vmid=vmid, tab=tab, **args)
 
 
@@ -295,7 +298,7 @@ def detail(vmid: int):
     return detail_tab(vmid, "overview")
 
 
-@bp.get("/<int:vmid>/<any(overview, config, disks, services, snapshots, backups, events):tab>")
+@bp.get("/<int:vmid>/<any(overview, config, disks, services, snapshots, backups, events, metrics):tab>")
 def detail_tab(vmid: int, tab: str):
     """A container's page on one of its tabs."""
     view = _load(vmid)
