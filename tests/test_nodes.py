@@ -82,8 +82,9 @@ def test_a_node_page_lists_its_storages_with_their_use_and_its_containers(logged
     assert pve.count_requests("GET", f"/nodes/{name}/status") == 1
     assert pve.count_requests("GET", f"/nodes/{name}/storage") == 1
     release = RELEASES[pve.pve_version]
-    assert (f'data-fact="pveversion">pve-manager/{release["version"]["version"]}/{release["version"]["repoid"]}<'
-            in html)
+    assert (f'data-fact="pveversion">{release["version"]["version"]}<div class="text-body-secondary" '
+            f'title="pve-manager/{release["version"]["version"]}/{release["version"]["repoid"]}">'
+            f'build {release["version"]["repoid"]}</div></dd>' in html)
     assert f'data-fact="kernel">{release["kernel"][0]}<' in html
     assert "AMD EPYC 7302P 16-Core Processor" in html and 'data-resource="swap"' in html
     rows = storage_rows(html)

@@ -69,6 +69,7 @@ class NodeView:
 
     @property
     def online(self) -> bool:
+        """Whether Proxmox lists the node online (its figures are live)."""
         return self.status == "online"
 
     @property
@@ -78,10 +79,12 @@ class NodeView:
 
     @property
     def running(self) -> int:
+        """How many of its containers run (meaningful while the node is online)."""
         return sum(1 for guest in self.containers if guest.status == "running")
 
     @property
     def templates(self) -> int:
+        """How many templates the node holds."""
         return sum(1 for guest in self.guests if guest.template)
 
     @property
@@ -91,6 +94,7 @@ class NodeView:
 
     @property
     def storage_total(self) -> int:
+        """Bytes of the node's active storages."""
         return sum(store.total for store in self.storages if store.active)
 
 
@@ -103,11 +107,14 @@ class NodesReport:
 
     @property
     def offline(self) -> list[NodeView]:
+        """The nodes that are not online."""
         return [node for node in self.nodes if not node.online]
 
 
 @dataclass(frozen=True)
 class _Seen:
+    """What one node showed, and when."""
+
     figures: Node
     info: NodeStatus | None
     storages: tuple[Storage, ...]
@@ -140,6 +147,7 @@ class LastKnown:
                        storages=seen.storages or view.storages, stale=True, seen_at=seen.at)
 
     def names(self) -> list[str]:
+        """Every node seen so far."""
         with self._lock:
             return sorted(self._seen)
 
@@ -257,5 +265,6 @@ def _settled(view: NodeView) -> NodeView:
 
 
 def _unreachable(outcome: object) -> bool:
+    """Whether a call failed because its node is down (Proxmox's 595)."""
     return isinstance(outcome, ProxmoxAPIError) and outcome.node_unreachable
 
