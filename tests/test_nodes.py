@@ -162,3 +162,17 @@ def test_proxmox_down_shows_the_last_known_nodes_with_the_reason(logged_in, clie
     assert response.status_code == 200 and 'data-testid="nodes-error"' in response.text
     assert sorted(node_cards(response.text)) == sorted(pve.cluster.nodes)
     assert detail.status_code == 200 and 'data-testid="nodes-error"' in detail.text
+
+
+def test_a_token_without_sys_audit_sees_the_nodes_without_their_reports(logged_in, client, pve):
+    pve.set_token_privileges({"/vms": ["VM.Audit"], "/storage": ["Datastore.Audit"]})
+    try:
+        response = client.get("/nodes")
+        detail = client.get("/nodes/pve1")
+    finally:
+        pve.set_token_privileges(None)
+    assert response.status_code == 200 and detail.status_code == 200
+    card = node_cards(response.text)["pve1"]
+    assert 'data-status="online"' in card and 'data-testid="info-error"' in card
+    assert bar(card, "cpu") == (None, "") and bar(card, "storage")[0] is not None
+    assert 'data-testid="info-error"' in detail.text and storage_rows(detail.text)
