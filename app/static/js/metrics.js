@@ -43,8 +43,17 @@
     return (value < 0 ? "-" : "") + number + " " + units[unit] + suffix;
   }
 
+  // Tick steps of whole binary units (256 MiB, 1 GiB…) for sizes and rates: decimal steps read as 477 MiB.
+  const BINARY_STEPS = [];
+  for (let power = 0; power <= 5; power += 1) {
+    [1, 2, 4, 8, 16, 32, 64, 128, 256, 512].forEach((m) => BINARY_STEPS.push(m * Math.pow(1024, power)));
+  }
+
   function formatter(unit) {
-    if (unit === "percent") return (v) => (Math.abs(v) < 10 ? v.toFixed(1).replace(/\.0$/, "") : v.toFixed(0)) + " %";
+    if (unit === "percent") {
+      return (v) => (Math.abs(v) < 1 ? v.toFixed(2) : Math.abs(v) < 10 ? v.toFixed(1) : v.toFixed(0))
+        .replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "") + " %";
+    }
     if (unit === "bytes") return (v) => binary(v, "");
     if (unit === "bytes/s") return (v) => binary(v, "/s");
     return (v) => (Math.abs(v) < 10 ? v.toFixed(2) : v.toFixed(1));
@@ -92,9 +101,13 @@
       scales: { y: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.05 : 1] } },
       axes: [
         Object.assign({}, axis, { space: width < 500 ? 60 : 80 }),
-        Object.assign({}, axis, { size: width < 500 ? 62 : 72, values: (u, ticks) => ticks.map(fmt) }),
+        Object.assign({}, axis, {
+          size: width < 500 ? 62 : 72,
+          values: (u, ticks) => ticks.map(fmt),
+          incrs: data.unit === "bytes" || data.unit === "bytes/s" ? BINARY_STEPS : undefined,
+        }),
       ],
-      legend: { live: true },
+      legend: { live: true, markers: { fill: (u, i) => series[i].stroke || "transparent" } },
     };
   }
 
@@ -144,16 +157,13 @@
     });
   }
 
-  let resizeTimer = null;
+  // Follow the card's width (a phone turned, a window resized); uPlot draws at a fixed pixel size.
   const resized = new ResizeObserver(() => {
-    clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(() => {
-      forget();
-      charts.forEach((chart) => {
-        const width = Math.max(chart.proxboard.element.parentElement.clientWidth, 200);
-        if (Math.abs(chart.width - width) > 2) chart.setSize({ width: width, height: HEIGHT });
-      });
-    }, 100);
+    forget();
+    charts.forEach((chart) => {
+      const width = Math.max(chart.proxboard.element.parentElement.clientWidth, 200);
+      if (Math.abs(chart.width - width) > 2) chart.setSize({ width: width, height: HEIGHT });
+    });
   });
   resized.observe(document.body);
 
