@@ -2,6 +2,7 @@
 page with its storages; an offline node shown as such with what it showed last (both releases, both databases)."""
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -176,3 +177,37 @@ def test_a_token_without_sys_audit_sees_the_nodes_without_their_reports(logged_i
     assert 'data-status="online"' in card and 'data-testid="info-error"' in card
     assert bar(card, "cpu") == (None, "") and bar(card, "storage")[0] is not None
     assert 'data-testid="info-error"' in detail.text and storage_rows(detail.text)
+
+
+def charts(html: str) -> dict[str, dict]:
+    """The chart data the page embeds for the graphs, by chart key."""
+    blocks = re.findall(r'<script type="application/json" data-metrics-data>(.*?)</script>', html, re.S)
+    return {data["key"]: data for data in map(json.loads, blocks)}
+
+
+def test_a_node_page_draws_its_graphs_and_the_list_reads_no_statistics(logged_in, client, pve, pve_version):
+    pve.clear_requests()
+    client.get("/nodes")
+    client.get("/")
+    assert pve.count_requests("GET", "/nodes/pve1/rrddata") == 0
+
+    html = client.get("/nodes/pve1").text
+    expected = {"cpu", "load", "memory", "network", "rootfs"}
+    if pve_version.startswith("9"):
+        expected |= {"pressure-cpu", "pressure-io", "pressure-memory"}
+    drawn = charts(html)
+    assert set(drawn) == expected
+    assert re.search(r'aria-current="page"\s+data-timeframe="hour"', html)
+    assert 'href="/nodes/pve1?timeframe=week#graphs"' in html
+    rrd_calls = [r for r in pve.requests if r["path"].endswith("/rrddata")]
+    assert len(rrd_calls) == pve.count_requests("GET", "/nodes/pve1/rrddata") == 1  # an hour: averages only
+
+    week = client.get("/nodes/pve1?timeframe=week&cf=max").text
+    assert 'data-testid="metrics-table-memory"' in week  # the table that stands in without JavaScript
+    assert "maxima only" in week
+
+
+def test_an_offline_node_says_why_it_has_no_graphs(logged_in, client, pve):
+    pve.faults.set_node_offline("pve3")
+    html = client.get("/nodes/pve3").text
+    assert 'data-testid="metrics-error"' in html and "Node pve3 is offline; its graphs come back with it." in html

@@ -1,5 +1,6 @@
-"""The Nodes pages walked in Chromium: from a dashboard card's node to its page and back to the list, an offline
-node among the others; screenshots at 1400 and 375 px in the light and the dark theme."""
+"""The Nodes pages walked in Chromium: from a dashboard card's node to its page (its graphs drawn, another time
+frame chosen) and back to the list, an offline node among the others; screenshots at 1400 and 375 px in the light
+and the dark theme."""
 from __future__ import annotations
 
 import pytest
@@ -30,7 +31,13 @@ def test_from_a_card_to_its_node_and_the_list_with_an_offline_node(browser, live
         len(pve.cluster.storage_status(node)))
     expect(page.get_by_test_id("node-guests").locator('[data-vmid="100"] a')).to_have_attribute(
         "href", "/containers/100")
+    charts = page.locator("[data-metrics-chart]")
+    expect(charts.first).to_be_visible()
+    expect(page.locator("[data-metrics-chart][data-drawn] canvas")).to_have_count(charts.count())
     browser.both_widths("node")
+    page.get_by_test_id("metrics-frames").get_by_role("link", name="Week").click()
+    expect(page).to_have_url(f"{live_server.url}/nodes/{node}?timeframe=week#graphs")
+    expect(page.locator("[data-metrics-chart][data-drawn] canvas")).to_have_count(charts.count())
 
     page.get_by_test_id("nav-nodes").first.click()
     expect(page.locator("[data-node]")).to_have_count(len(pve.cluster.nodes))

@@ -1,10 +1,11 @@
-"""``/nodes``: the list of nodes; ``/nodes/<node>``: one node with its storages and containers."""
+"""``/nodes``: the list of nodes; ``/nodes/<node>``: one node with its graphs, storages and containers."""
 from __future__ import annotations
 
-from flask import abort, render_template
+from flask import abort, render_template, url_for
 
+from app.metrics import TIMEFRAMES, MetricsQuery
 from app.nodes import bp
-from app.nodes.services import NodeNotFound, node_report, nodes_report
+from app.nodes.services import NodeNotFound, node_page, nodes_report
 
 
 @bp.get("")
@@ -15,9 +16,13 @@ def index():
 
 @bp.get("/<node>")
 def detail(node: str):
-    """One node: its own report, its storages with their use, and its containers."""
+    """One node: its own report, its graphs over ``?timeframe=&cf=``, its storages with their use, its containers."""
+    query = MetricsQuery()
     try:
-        view = node_report(node)
+        page = node_page(node, query.frame, query.consolidation)
     except NodeNotFound:
         abort(404)
-    return render_template("nodes/detail.html", node=view)
+    frame_urls = {frame: url_for("nodes.detail", node=node, **query.args(timeframe=frame), _anchor="graphs")
+                  for frame in TIMEFRAMES}
+    return render_template("nodes/detail.html", node=page.node, page=page, frames=TIMEFRAMES,
+                           timeframe=query.frame, frame_urls=frame_urls)

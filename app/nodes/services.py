@@ -3,7 +3,9 @@
 The list costs ONE /cluster/resources read (nodes, storages and guests in one answer, the
 dashboard's cached read) plus one GET /nodes/{node}/status per online node, made in parallel
 under the request's deadline, for the Proxmox version and kernel that only the node reports.
-A node page reads the same answer, that node's status and GET /nodes/{node}/storage.
+A node page reads the same answer, then that node's status, GET /nodes/{node}/storage and its RRD
+statistics for the graphs (``app.metrics``: one rrddata call per consolidation, cached for the
+frame's resolution), in parallel; no other page reads statistics.
 
 An offline node answers nothing (Proxmox lists it with its status only, calls routed to it
 answer 595): it is shown with the figures this process last saw of it, marked as such.
@@ -21,6 +23,7 @@ from sqlalchemy import select
 
 from app.containers.inventory import tracker
 from app.extensions import db
+from app.metrics import DEFAULT_TIMEFRAME, NODE_CHARTS, Metrics, load_metrics
 from app.models import Container, utcnow
 from app.proxmox import (
     ClusterSnapshot,
@@ -96,6 +99,15 @@ class NodeView:
     def storage_total(self) -> int:
         """Bytes of the node's active storages."""
         return sum(store.total for store in self.storages if store.active)
+
+
+@dataclass
+class NodePage:
+    """A node page: the node, and its graphs or why there are none."""
+
+    node: NodeView
+    metrics: Metrics | None = None
+    metrics_error: str | None = None
 
 
 @dataclass
@@ -178,9 +190,10 @@ def nodes_report() -> NodesReport:
     return NodesReport([_settled(view) for view in views])
 
 
-def node_report(name: str) -> NodeView:
-    """One node with its own report and its storages as the node lists them (GET /cluster/resources,
-    then GET /nodes/{node}/status and GET /nodes/{node}/storage in parallel).
+def node_page(name: str, timeframe: str = DEFAULT_TIMEFRAME, cf: str | None = None) -> NodePage:
+    """One node with its own report, its storages as the node lists them and its graphs over ``timeframe``
+    (``cf``: only ``AVERAGE`` or ``MAX``): GET /cluster/resources, then GET /nodes/{node}/status,
+    GET /nodes/{node}/storage and GET /nodes/{node}/rrddata in parallel.
 
     When Proxmox cannot be asked, the node's last known figures come back with ``error`` (none
     when this process never saw it: then whether it exists is unknown, too).
@@ -193,22 +206,32 @@ def node_report(name: str) -> NodeView:
     try:
         snapshot = pve.cluster_snapshot()
     except ProxmoxError as exc:
-        return last_known().fill(NodeView(name, "unknown", Node(name, "unknown"), error=exc.message))
+        view = last_known().fill(NodeView(name, "unknown", Node(name, "unknown"), error=exc.message))
+        return NodePage(view, metrics_error=exc.message)
     view = next((view for view in _views(snapshot) if view.name == name), None)
     if view is None:
         raise NodeNotFound(name)
     view.guests = _with_records(view.guests)
+    page = NodePage(view)
     if view.online:
-        status, storages = settle(lambda: pve.node_status(name), lambda: pve.storages(name))
+        status, storages, metrics = settle(lambda: pve.node_status(name), lambda: pve.storages(name),
+                                           lambda: load_metrics(pve, name, timeframe, cf=cf, specs=NODE_CHARTS))
         _take_status(view, status)
-        if isinstance(storages, ProxmoxError):
-            if _unreachable(storages):
+        for outcome in (storages, metrics):
+            if _unreachable(outcome):
                 view.status = "offline"
-        elif isinstance(storages, Exception):
-            raise storages
-        else:
+            elif not isinstance(outcome, ProxmoxError) and isinstance(outcome, Exception):
+                raise outcome
+        if not isinstance(storages, Exception):
             view.storages = storages
-    return _settled(view)
+        if isinstance(metrics, Metrics):
+            page.metrics = metrics
+        elif not _unreachable(metrics):
+            page.metrics_error = metrics.message
+    if not view.online:
+        page.metrics_error = f"Node {name} is offline; its graphs come back with it."
+    page.node = _settled(view)
+    return page
 
 
 def _views(snapshot: ClusterSnapshot) -> list[NodeView]:
