@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_shared_cache.py
 	$(BIN)/python scripts/bench_slow_proxmox.py
 	$(BIN)/python scripts/bench_alerts.py
+	$(BIN)/python scripts/bench_metrics.py
 
 # Refresh the vendored front-end assets from the npm registry (versions in app/static/vendor/VERSIONS.txt).
 vendor:

@@ -32,9 +32,10 @@ def rrd_calls(pve) -> list[dict]:
 
 
 def charts(html: str) -> dict[str, dict]:
-    """The chart data the page embeds for metrics.js, by chart key."""
+    """The chart data the page embeds for metrics.js, by chart key, each with the panel's times."""
     blocks = re.findall(r'<script type="application/json" data-metrics-data>(.*?)</script>', html, re.S)
-    return {data["key"]: data for data in map(json.loads, blocks)}
+    times = re.search(r'<script type="application/json" data-metrics-times>(.*?)</script>', html, re.S)
+    return {data["key"]: {**data, "times": json.loads(times.group(1))} for data in map(json.loads, blocks)}
 
 
 def table(html: str, key: str) -> list[list[str]]:

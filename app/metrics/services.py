@@ -104,8 +104,9 @@ class Chart:
     rows: list[TableRow] = field(default_factory=list)
 
     def data(self) -> dict:
-        """The JSON the page embeds for ``metrics.js``: times in Unix seconds, one list of values per line."""
-        return {"key": self.key, "title": self.title, "unit": self.unit, "times": self.times,
+        """The JSON the page embeds for ``metrics.js``: one list of values per line, on the panel's times
+        (``Metrics.times``, embedded once for all charts)."""
+        return {"key": self.key, "title": self.title, "unit": self.unit,
                 "series": [{"label": s.label, "cf": s.cf, "values": s.values} for s in self.series]}
 
 
@@ -120,6 +121,11 @@ class Metrics:
     cfs: tuple[str, ...]
     charts: list[Chart]
     table_span: int = 0
+
+    @property
+    def times(self) -> list[int]:
+        """The charts' times (Unix seconds, oldest first): every chart of a panel shares them."""
+        return self.charts[0].times if self.charts else []
 
 
 def load_metrics(pve: ProxmoxClient, node: str, timeframe: str, *, vmid: int | None = None,
@@ -144,7 +150,7 @@ def build_metrics(data: dict[str, RrdData], specs: Sequence[ChartSpec], step: in
     """Charts from the AVERAGE and/or MAX answers (``data``: cf -> answer), on the times of the first."""
     first = next(iter(data.values()))
     times = list(first.times)
-    columns = {cf: _by_time(answer) for cf, answer in data.items()}
+    columns = {cf: _aligned(answer, first.times) for cf, answer in data.items()}
     charts = []
     for spec in specs:
         series = []
@@ -155,8 +161,9 @@ def build_metrics(data: dict[str, RrdData], specs: Sequence[ChartSpec], step: in
                 if cf == "MAX" and not line.max and "AVERAGE" in columns:
                     continue
                 label = f"{line.label} (max)" if cf == "MAX" else line.label
-                values = found.get(line.source, {})
-                series.append(Series(label, CFS[cf], [_scaled(values.get(t), line.scale) for t in times]))
+                values = found.get(line.source) or [None] * len(times)
+                digits = 0 if spec.unit in ("bytes", "bytes/s") else 3  # a byte is as fine as it gets
+                series.append(Series(label, CFS[cf], _scaled(values, line.scale, digits)))
         if series:
             charts.append(Chart(spec.key, spec.title, spec.unit, times, series))
     span = _fill_tables(charts, times)
@@ -199,11 +206,15 @@ def _merge(cf: str, values: list[float | None]) -> float | None:
     return max(known) if cf == "max" else sum(known) / len(known)
 
 
-def _by_time(data: RrdData) -> dict[str, dict[int, float | None]]:
-    return {name: dict(zip(data.times, values)) for name, values in data.series}
+def _aligned(data: RrdData, times: tuple[int, ...]) -> dict[str, Sequence[float | None]]:
+    """Each source's values on ``times`` (another answer may start or end one point apart)."""
+    if data.times == times:
+        return dict(data.series)
+    index = {t: i for i, t in enumerate(data.times)}
+    return {name: [values[index[t]] if t in index else None for t in times] for name, values in data.series}
 
 
-def _scaled(value: float | None, scale: float) -> float | None:
-    if value is None:
-        return None
-    return round(value * scale, 3)
+def _scaled(values: Sequence[float | None], scale: float, digits: int) -> list[float | int | None]:
+    if digits == 0:
+        return [None if v is None else round(v * scale) for v in values]
+    return [None if v is None else round(v * scale, digits) for v in values]

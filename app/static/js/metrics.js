@@ -115,6 +115,9 @@
     const block = element.parentElement.querySelector("script[data-metrics-data]");
     if (!block) return;
     const data = JSON.parse(block.textContent);
+    const panel = element.closest("[data-uplot-src]");
+    const shared = panel && panel.querySelector("script[data-metrics-times]");
+    data.times = data.times || (shared ? JSON.parse(shared.textContent) : []);
     const width = Math.max(element.parentElement.clientWidth, 200);
     const rows = [data.times].concat(data.series.map((line) => line.values));
     element.replaceChildren();
