@@ -136,6 +136,13 @@ def test_an_offline_node_shows_offline_with_its_last_known_figures(logged_in, cl
     assert f">{guest.name}</a>" in row and 'title="Last known status"' in row
     assert f'data-status="{guest.status}"' in row
 
+    # pve1 stops answering before Proxmox's list says so: its own calls answer 595
+    pve.faults.fail_path("GET", r"^/nodes/pve1/", 595, "No route to host")
+    page = client.get("/nodes/pve1")
+    assert page.status_code == 200
+    assert 'data-status="offline"' in page.text and "Node pve1 is offline; its graphs come back with it." in page.text
+    assert 'data-status="offline"' in node_cards(client.get("/nodes").text)["pve1"]
+
 
 def test_a_node_never_seen_online_shows_offline_without_figures_or_graphs(logged_in, client, pve):
     pve.faults.set_node_offline("pve3")

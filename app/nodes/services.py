@@ -218,10 +218,10 @@ def node_page(name: str, timeframe: str = DEFAULT_TIMEFRAME, cf: str | None = No
                                            lambda: load_metrics(pve, name, timeframe, cf=cf, specs=NODE_CHARTS))
         _take_status(view, status)
         for outcome in (storages, metrics):
-            if _unreachable(outcome):
-                view.status = "offline"
-            elif not isinstance(outcome, ProxmoxError) and isinstance(outcome, Exception):
+            if isinstance(outcome, Exception) and not isinstance(outcome, ProxmoxError):
                 raise outcome
+            if _unreachable(outcome):
+                _gone_offline(view)
         if not isinstance(storages, Exception):
             view.storages = storages
         if isinstance(metrics, Metrics):
@@ -271,12 +271,17 @@ def _take_status(view: NodeView, outcome: NodeStatus | Exception) -> None:
     if isinstance(outcome, NodeStatus):
         view.info = outcome
     elif _unreachable(outcome):
-        view.status = "offline"
-        view.offline_since = tracker().node_offline(view.name)
+        _gone_offline(view)
     elif isinstance(outcome, ProxmoxError):
         view.info_error = outcome.message
     else:
         raise outcome
+
+
+def _gone_offline(view: NodeView) -> None:
+    """Mark a node offline that Proxmox listed online but that no longer answers (595)."""
+    view.status = "offline"
+    view.offline_since = tracker().node_offline(view.name)
 
 
 def _settled(view: NodeView) -> NodeView:
