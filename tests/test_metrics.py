@@ -144,11 +144,16 @@ def test_bad_query_values_fall_back_to_the_defaults(logged_in, client, pve, ct):
 
 
 def test_a_failing_proxmox_is_said_in_the_tab(logged_in, client, pve, ct):
+    assert client.get("/").status_code == 200  # Proxboard records the container
     pve.faults.fail_path("GET", r"/rrddata$", status=500, message="RRD error: rrdcached: rrd_fetch_r failed")
     response = client.get(f"/containers/{VMID}/metrics?timeframe=month")
     assert response.status_code == 200
     assert 'data-testid="metrics-error"' in response.text and "rrd_fetch_r failed" in response.text
     assert "data-metrics-data" not in response.text
+
+    pve.faults.unreachable = True  # the page shows the last-known state; the tab says why there are no graphs
+    response = client.get(f"/containers/{VMID}/metrics")
+    assert response.status_code == 200 and 'data-testid="metrics-error"' in response.text
 
 
 def test_a_viewer_sees_the_graphs_and_time_not_running_is_a_gap(auth, client, pve):
