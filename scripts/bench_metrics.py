@@ -42,7 +42,8 @@ def bench_metrics(runs: int = 15, timeframe: str = "day") -> None:
         apps = {}
         for label, cached in (("off", False), ("on", True)):
             Path(folder, label).mkdir()
-            app = build_app({**env, "PVE_RRD_CACHE": cached}, str(Path(folder, label)), cache_seconds=5 if cached else 0)
+            app = build_app({**env, "PVE_RRD_CACHE": cached}, str(Path(folder, label)),
+                            cache_seconds=5 if cached else 0)
             client = app.test_client()
             login(client)
             apps[label] = (app, client)

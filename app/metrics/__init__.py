@@ -19,5 +19,5 @@ from .services import (
     load_metrics,
 )
 
-__all__ = ["MetricsQuery", "CONTAINER_CHARTS", "DEFAULT_TIMEFRAME", "NODE_CHARTS", "TIMEFRAMES", "ChartSpec", "Line", "Metrics",
-           "load_metrics"]
+__all__ = ["CONTAINER_CHARTS", "DEFAULT_TIMEFRAME", "NODE_CHARTS", "TIMEFRAMES", "ChartSpec", "Line", "Metrics",
+           "MetricsQuery", "load_metrics"]

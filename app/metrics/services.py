@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from app.presenters import filesize
 from app.proxmox import RRD_TIMEFRAMES, ProxmoxClient, RrdData
 
-TIMEFRAMES = {"hour": "Hour", "day": "Day", "week": "Week", "month": "Month", "year": "Year"}
-assert tuple(TIMEFRAMES) == RRD_TIMEFRAMES
+TIMEFRAMES = {frame: frame.capitalize() for frame in RRD_TIMEFRAMES}  # hour … year: what the switch shows
 DEFAULT_TIMEFRAME = "hour"
 TABLE_ROWS = 24  # the no-JavaScript table: the frame in at most this many rows, each summing up its points
 ONE_PDP = 60  # pmxcfs writes a point a minute: a frame with this step has MAX equal to AVERAGE
