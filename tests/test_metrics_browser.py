@@ -53,8 +53,10 @@ def test_every_time_frame_in_both_themes_and_widths(browser, live_server, pve):
                 over.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})  # the newest point's values
                 expect(page.locator("[data-metrics-chart] .u-legend .u-value").nth(1)).to_contain_text("%")
                 browser.both_widths(f"{theme.lower()}-{frame.lower()}")
-        # the chart follows the width of a phone
+        # the chart follows the width of a phone, and the open tab is named in full there
         page.set_viewport_size({"width": 375, "height": 800})
+        tab, bar = (page.locator(selector).bounding_box() for selector in (".nav-tabs .active", ".nav-tabs"))
+        assert tab["x"] + tab["width"] <= bar["x"] + bar["width"], "the Metrics tab is cut on a phone"
         width = page.evaluate("document.querySelector('[data-metrics-chart] canvas').getBoundingClientRect().width")
         assert 250 < width <= 375
     finally:

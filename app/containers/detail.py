@@ -1,6 +1,6 @@
-"""A container's page: a header with every lifecycle action, and its Overview, Config, Services, Snapshots,
-Backups and Events tabs (the Config, Snapshots and Backups tabs live in ``config.py``, ``snapshots.py`` and
-``backups.py``).
+"""A container's page: a header with every lifecycle action, and its Overview, Metrics, Config, Services, Snapshots,
+Backups and Events tabs (the Metrics, Config, Snapshots and Backups tabs live in ``metrics.py``, ``config.py``,
+``snapshots.py`` and ``backups.py``).
 
 Each tab has its own URL and works as a plain page; htmx asks for ``#ct-live`` (header and
 tab) when switching tabs or auto-refreshing, and for ``#ct-tab`` (the tab alone) when a
@@ -46,10 +46,10 @@ from app.guest_services import RefreshRefused, request_refresh
 
 log = logging.getLogger(__name__)
 
-TABS = {"overview": ("Overview", "bi-info-circle"), "config": ("Config", "bi-sliders"),
-        "disks": ("Disks", "bi-device-hdd"), "services": ("Services", "bi-hdd-stack"),
-        "snapshots": ("Snapshots", "bi-camera"), "backups": ("Backups", "bi-archive"),
-        "events": ("Events", "bi-clock-history"), "metrics": ("Metrics", "bi-graph-up")}
+TABS = {"overview": ("Overview", "bi-info-circle"), "metrics": ("Metrics", "bi-graph-up"),
+        "config": ("Config", "bi-sliders"), "disks": ("Disks", "bi-device-hdd"),
+        "services": ("Services", "bi-hdd-stack"), "snapshots": ("Snapshots", "bi-camera"),
+        "backups": ("Backups", "bi-archive"), "events": ("Events", "bi-clock-history")}
 # What the tabs other modules of this package own show (``config``, ``snapshots``…): tab -> context of a view.
 TAB_CONTEXTS: dict[str, Callable[[ContainerView], dict]] = {}
 # The creation wizard's progress view; until it exists, a container being created shows its events.
