@@ -84,6 +84,7 @@ def test_the_tab_draws_every_figure_and_the_dashboard_never_asks(logged_in, clie
     cpu = [v for v in drawn["cpu"]["series"][0]["values"] if v is not None]
     assert cpu and all(0 <= v <= 100 for v in cpu), "CPU is drawn in percent"
     assert "One point per 1 min" in response.text
+    assert 'data-testid="metrics-cfs"' not in response.text, "a one-minute point's maximum is its average"
 
     # without JavaScript: the same figures as a table, with units, newest first
     rows = table(response.text, "memory")
@@ -113,6 +114,9 @@ def test_day_reads_average_and_maximum_where_they_differ(logged_in, client, pve,
     html = client.get(f"/containers/{VMID}/metrics?timeframe=week&cf=max", headers=TAB).text
     assert [c["params"]["cf"] for c in rrd_calls(pve)] == ["MAX"]
     assert [s["label"] for s in charts(html)["cpu"]["series"]] == ["CPU (max)"]
+    assert 'aria-current="page" data-cf="MAX"' in html and "maxima only" in html
+    both = re.search(r'href="([^"]+)"[^>]*data-cf="both"', html).group(1).replace("&amp;", "&")
+    assert both == f"/containers/{VMID}/metrics?timeframe=week"
 
 
 def test_statistics_are_cached_for_the_frames_resolution(logged_in, client, pve, ct, later, pve_version):

@@ -24,7 +24,10 @@ def metrics_context(view: ContainerView) -> dict:
     frame_urls = {frame: url_for("containers.detail_tab", vmid=view.vmid, tab="metrics",
                                  **query.args(timeframe=frame))
                   for frame in TIMEFRAMES}
-    context = {"metrics": None, "metrics_error": None, "timeframe": query.frame, "frames": TIMEFRAMES,
+    cf_urls = {cf: url_for("containers.detail_tab", vmid=view.vmid, tab="metrics",
+                           **query.args(cf=None if cf == "both" else cf))
+               for cf in ("both", "AVERAGE", "MAX")}
+    context = {"cf_urls": cf_urls, "metrics": None, "metrics_error": None, "timeframe": query.frame, "frames": TIMEFRAMES,
                "frame_urls": frame_urls,
                "metrics_args": query.args()}
     if view.lifecycle == "gone":
