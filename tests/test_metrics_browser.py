@@ -53,6 +53,12 @@ def test_every_time_frame_in_both_themes_and_widths(browser, live_server, pve):
                 over.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})  # the newest point's values
                 expect(page.locator("[data-metrics-chart] .u-legend .u-value").nth(1)).to_contain_text("%")
                 browser.both_widths(f"{theme.lower()}-{frame.lower()}")
+        # another tab, then Back: the graphs are drawn again (htmx restores the page from its history)
+        page.locator('.nav-tabs [data-tab="overview"]').click()
+        expect(page.locator('.nav-tabs [data-tab="overview"]')).to_have_attribute("aria-current", "page")
+        page.go_back()
+        expect(page.locator('.nav-tabs [data-tab="metrics"]')).to_have_attribute("aria-current", "page")
+        expect_drawn(page)
         # the chart follows the width of a phone, and the open tab is named in full there
         page.set_viewport_size({"width": 375, "height": 800})
         tab, bar = (page.locator(selector).bounding_box() for selector in (".nav-tabs .active", ".nav-tabs"))

@@ -174,6 +174,18 @@
     attributes: true, attributeFilter: ["data-bs-theme"],
   });
 
+  // htmx keeps the page's HTML to restore on Back: a canvas keeps no pixels there, and uPlot's style=""
+  // attributes would come back as inline styles the Content-Security-Policy refuses. Leave empty boxes.
+  document.addEventListener("htmx:beforeHistorySave", () => {
+    charts.forEach((chart) => {
+      chart.destroy();
+      chart.proxboard.element.replaceChildren();
+      delete chart.proxboard.element.dataset.drawn;
+    });
+    charts.clear();
+  });
+  document.addEventListener("htmx:historyRestore", () => drawAll(document));
+
   window.proxboardMetrics = { drawAll: drawAll };
   if (window.htmx) {
     window.htmx.onLoad((element) => drawAll(element));
