@@ -24,5 +24,7 @@ def detail(node: str):
         abort(404)
     frame_urls = {frame: url_for("nodes.detail", node=node, **query.args(timeframe=frame), _anchor="graphs")
                   for frame in TIMEFRAMES}
+    cf_urls = {cf: url_for("nodes.detail", node=node, **query.args(cf=None if cf == "both" else cf), _anchor="graphs")
+               for cf in ("both", "AVERAGE", "MAX")}
     return render_template("nodes/detail.html", node=page.node, page=page, frames=TIMEFRAMES,
-                           timeframe=query.frame, frame_urls=frame_urls)
+                           timeframe=query.frame, frame_urls=frame_urls, cf_urls=cf_urls)
