@@ -64,7 +64,7 @@ def test_clones_linked_from_a_template_and_full_to_another_storage(logged_in, cl
     clone, source = pve.containers[200], pve.containers[103]
     assert clone.hostname == "from-template" and not clone.template and clone.lock is None and source.lock is None
     assert clone.config["net0"] != source.config["net0"]  # a new MAC
-    assert re.search(r"CT 200 · pve1", client.get("/").text)
+    assert re.search(r"CT 200 · <a [^>]*>pve1</a>", client.get("/").text)  # the card links its node
 
     response = logged_in.post("/containers/104/clone", {"vmid": 201, "mode": "full", "target": "pve2",
                                                         "storage": "local-zfs"}, headers=HX)
@@ -99,7 +99,7 @@ def test_migrates_a_running_container_by_restart_and_a_stopped_one_offline(logge
                                "category": "success"}
     assert pve.containers[100].node == "pve2" and pve.containers[100].running
     assert db.session.scalar(db.select(Container.node).where(Container.vmid == 100)) == "pve2"
-    assert "CT 100 · pve2" in client.get("/").text
+    assert re.search(r"CT 100 · <a [^>]*>pve2</a>", client.get("/").text)
 
     logged_in.post("/containers/104/migrate", {"target": "pve3"}, headers=HX)
     follow(client, db, 104)
