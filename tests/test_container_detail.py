@@ -47,7 +47,7 @@ def test_header_shows_identity_status_uptime_tags_and_the_dhcp_lease(logged_in, 
     assert lease.startswith("10.") and pve.count_requests("GET", "/nodes/pve1/lxc/100/interfaces") == 1
     assert [a.strip() for a in re.findall(r'data-tab="\w+"\s*(?:aria-current="page")?><i[^>]*></i>[^<]*<span[^>]*>([^<]+)<',
                                           html)] \
-        == ["Overview", "Config", "Disks", "Services", "Snapshots", "Backups", "Events"]
+        == ["Overview", "Metrics", "Config", "Disks", "Services", "Snapshots", "Backups", "Events"]
 
 
 def test_a_stopped_container_costs_no_interfaces_call(logged_in, client, pve):

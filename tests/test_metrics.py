@@ -160,6 +160,23 @@ def test_a_failing_proxmox_is_said_in_the_tab(logged_in, client, pve, ct):
     assert response.status_code == 200 and 'data-testid="metrics-error"' in response.text
 
 
+def test_a_container_on_an_offline_node_keeps_its_history_up_to_the_outage(logged_in, client, pve, ct):
+    """rrddata has no proxyto: the node asked answers from the cluster-wide RRD files, whose updates stopped
+    with the node; the tab shows that history and says where it ends."""
+    assert client.get("/").status_code == 200
+    pve.faults.set_node_offline(ct.node)
+    pve.faults.offline_since[ct.node] = time.time() - 900  # down for a quarter of an hour
+    assert client.get("/").status_code == 200  # the dashboard sees the node offline
+    response = client.get(f"/containers/{VMID}/metrics")
+    assert response.status_code == 200
+    assert f"Node {ct.node} is offline: the graphs stop when it went down." in response.text
+    cpu = charts(response.text)["cpu"]
+    values = cpu["series"][0]["values"]
+    newest = [v for t, v in zip(cpu["times"], values) if t > time.time() - 600]
+    older = [v for t, v in zip(cpu["times"], values) if t < time.time() - 1200]
+    assert newest and all(v is None for v in newest) and older and all(v is not None for v in older)
+
+
 def test_a_viewer_sees_the_graphs_and_time_not_running_is_a_gap(auth, client, pve):
     recent = pve.add_container(vmid=VMID, status="running", hostname="just-started")
     recent.started_at = time.time() - 1800

@@ -234,3 +234,27 @@ def test_seventy_points_take_well_under_five_milliseconds(sim):
         rrd.node_series("pve1", "hour", "MAX", time.time())
         timings.append((time.perf_counter() - start) / 2)
     assert statistics.median(timings) < 0.005
+
+
+def test_an_offline_nodes_statistics_stop_when_it_went_down_and_its_other_calls_answer_595(sim, prox):
+    """rrddata has no ``proxyto``: the node asked answers from its copy of the cluster-wide RRD files, whose
+    updates from the dead node stopped; a ``proxyto`` call (the guest's status) gets pveproxy's 595."""
+    vmid = next(v for v, ct in sorted(sim.containers.items()) if ct.running and ct.node == "pve2")
+    before = by_time(ct_rrd(prox, sim, vmid, "hour"))
+    sim.faults.set_node_offline("pve2")
+    try:
+        sim.faults.offline_since["pve2"] = since = time.time() - 600  # down for ten minutes
+        for points in (ct_rrd(prox, sim, vmid, "hour"), prox.nodes("pve2").rrddata.get(timeframe="hour")):
+            assert all(len(p) > 1 for p in points if p["time"] - 30 <= since)
+            empty = [p for p in points if p["time"] - 30 > since]
+            assert len(empty) >= 8 and all(set(p) == {"time"} for p in empty)
+            if sim.pve_version != "8.4":  # 9.x drops an empty newest point (pve-cluster 6126f5d)
+                assert len(points) == FRAMES["9.1"]["hour"][1] - 1
+        old = [p for p in ct_rrd(prox, sim, vmid, "hour") if p["time"] in before and len(p) > 1]
+        assert old and all(p == before[p["time"]] for p in old)  # history before the fault is unchanged
+        with pytest.raises(ResourceException) as refused:
+            prox.nodes("pve2").lxc(vmid).status.current.get()
+        assert refused.value.status_code == 595
+    finally:
+        sim.faults.set_node_offline("pve2", False)
+    assert sim.faults.down_since("pve2") is None

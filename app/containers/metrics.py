@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import url_for
-
 from app.containers.detail import TAB_CONTEXTS
-from app.containers.inventory import ContainerView
+from app.containers.inventory import ContainerView, tracker
 from app.metrics import TIMEFRAMES, MetricsQuery, load_metrics
 from app.proxmox import ProxmoxError, get_proxmox
 
@@ -21,18 +19,15 @@ log = logging.getLogger(__name__)
 def metrics_context(view: ContainerView) -> dict:
     """The tab's charts for ``?timeframe=&cf=``, or why there are none (``metrics_error``)."""
     query = MetricsQuery()
-    frame_urls = {frame: url_for("containers.detail_tab", vmid=view.vmid, tab="metrics",
-                                 **query.args(timeframe=frame))
-                  for frame in TIMEFRAMES}
-    cf_urls = {cf: url_for("containers.detail_tab", vmid=view.vmid, tab="metrics",
-                           **query.args(cf=None if cf == "both" else cf))
-               for cf in ("both", "AVERAGE", "MAX")}
-    context = {"cf_urls": cf_urls, "metrics": None, "metrics_error": None, "timeframe": query.frame, "frames": TIMEFRAMES,
-               "frame_urls": frame_urls,
-               "metrics_args": query.args()}
+    frame_urls, cf_urls = query.links("containers.detail_tab", vmid=view.vmid, tab="metrics")
+    context = {"metrics": None, "metrics_error": None, "metrics_note": None, "timeframe": query.frame,
+               "frames": TIMEFRAMES, "frame_urls": frame_urls, "cf_urls": cf_urls, "metrics_args": query.args()}
+    # rrddata is answered from the cluster-wide RRD files by the node asked (no proxyto): a guest on an
+    # offline node still has its history, up to the moment the node went down.
+    node_down = view.stale and view.node in tracker().nodes_offline
     if view.lifecycle == "gone":
         context["metrics_error"] = "Proxmox no longer has this container."
-    elif view.stale:
+    elif view.stale and not node_down:
         context["metrics_error"] = view.stale_reason or "Proxmox cannot be reached."
     else:
         try:
@@ -41,6 +36,8 @@ def metrics_context(view: ContainerView) -> dict:
         except ProxmoxError as exc:
             log.warning("statistics of CT %s on %s unavailable: %s", view.vmid, view.node, exc.message)
             context["metrics_error"] = exc.message
+        if node_down:
+            context["metrics_note"] = f"Node {view.node} is offline: the graphs stop when it went down."
     return context
 
 

@@ -1,6 +1,7 @@
 """``?timeframe=&cf=`` of a metrics page (a container's Metrics tab, a node's graphs)."""
 from __future__ import annotations
 
+from flask import url_for
 from wtforms import StringField
 
 from app.forms import QueryForm
@@ -32,3 +33,13 @@ class MetricsQuery(QueryForm):
         if values["timeframe"] == DEFAULT_TIMEFRAME:
             values.pop("timeframe")
         return {key: value for key, value in values.items() if value}
+
+    def links(self, endpoint: str, anchor: str | None = None, **values) -> tuple[dict[str, str], dict[str, str]]:
+        """``(frame_urls, cf_urls)`` for the panel's switches: the address of ``endpoint`` (with its URL
+        ``values``) for each time frame, keeping the consolidation, and for ``both``, ``AVERAGE`` and ``MAX``,
+        keeping the frame."""
+        frames = {frame: url_for(endpoint, **values, **self.args(timeframe=frame), _anchor=anchor)
+                  for frame in TIMEFRAMES}
+        cfs = {cf: url_for(endpoint, **values, **self.args(cf=None if cf == "both" else cf), _anchor=anchor)
+               for cf in ("both", *CFS)}
+        return frames, cfs

@@ -1,7 +1,7 @@
 """``/nodes``: the list of nodes; ``/nodes/<node>``: one node with its graphs, storages and containers."""
 from __future__ import annotations
 
-from flask import abort, render_template, url_for
+from flask import abort, render_template
 
 from app.metrics import TIMEFRAMES, MetricsQuery
 from app.nodes import bp
@@ -22,9 +22,6 @@ def detail(node: str):
         page = node_page(node, query.frame, query.consolidation)
     except NodeNotFound:
         abort(404)
-    frame_urls = {frame: url_for("nodes.detail", node=node, **query.args(timeframe=frame), _anchor="graphs")
-                  for frame in TIMEFRAMES}
-    cf_urls = {cf: url_for("nodes.detail", node=node, **query.args(cf=None if cf == "both" else cf), _anchor="graphs")
-               for cf in ("both", "AVERAGE", "MAX")}
+    frame_urls, cf_urls = query.links("nodes.detail", anchor="graphs", node=node)
     return render_template("nodes/detail.html", node=page.node, page=page, frames=TIMEFRAMES,
                            timeframe=query.frame, frame_urls=frame_urls, cf_urls=cf_urls)

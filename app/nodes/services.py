@@ -108,6 +108,7 @@ class NodePage:
     node: NodeView
     metrics: Metrics | None = None
     metrics_error: str | None = None
+    metrics_note: str | None = None  # said above graphs that are only history (an offline node's)
 
 
 @dataclass
@@ -229,7 +230,13 @@ def node_page(name: str, timeframe: str = DEFAULT_TIMEFRAME, cf: str | None = No
         elif not _unreachable(metrics):
             page.metrics_error = metrics.message
     if not view.online:
-        page.metrics_error = f"Node {name} is offline; its graphs come back with it."
+        # rrddata is answered by the node asked, from the cluster-wide RRD files (no proxyto): the history
+        # up to the moment the node went down is still there.
+        try:
+            page.metrics = load_metrics(pve, name, timeframe, cf=cf, specs=NODE_CHARTS)
+            page.metrics_note = f"Node {name} is offline: its graphs stop when it went down."
+        except ProxmoxError as exc:
+            page.metrics_error = f"Node {name} is offline, and its history cannot be read: {exc.message}"
     page.node = _settled(view)
     return page
 

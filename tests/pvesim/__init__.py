@@ -63,6 +63,7 @@ import re
 import shutil
 import ssl
 import threading
+import time
 
 from .api import Api, TaskRunner
 from .perms import TokenPrivileges
@@ -90,6 +91,7 @@ class Faults:
             self.ignore_shutdown_vmids: set[int] = set()
             self.warn_faults: list[dict] = []
             self.node_offline: set[str] = set()  # nodes that are down (status offline, calls 595)
+            self.offline_since: dict[str, float] = {}  # when each went down (its RRD data stop there)
 
     # -- helpers used by tests ----------------------------------------------------------------
     def fail_path(self, method: str | None, path_regex: str, status: int = 500,
@@ -125,6 +127,17 @@ class Faults:
     def set_node_offline(self, node: str, offline: bool = True):
         with self._lock:
             (self.node_offline.add if offline else self.node_offline.discard)(node)
+            self._note_offline()
+
+    def _note_offline(self) -> None:
+        """Keep when each offline node went down (the lock held); a node back online forgets it."""
+        now = time.time()
+        self.offline_since = {node: self.offline_since.get(node, now) for node in self.node_offline}
+
+    def down_since(self, node: str) -> float | None:
+        """When ``node`` went offline (epoch seconds), None while it is online."""
+        with self._lock:
+            return self.offline_since.get(node) if node in self.node_offline else None
 
     def ignore_shutdown(self, vmid: int, ignore: bool = True):
         with self._lock:
@@ -183,6 +196,7 @@ class Faults:
             nodes = [nodes] if isinstance(nodes, str) else list(nodes or [])
             with self._lock:
                 self.node_offline = set(nodes)
+                self._note_offline()
         ign = d.get("ignore_shutdown")
         for v in ([ign] if isinstance(ign, int) else ign or []):
             self.ignore_shutdown(v)

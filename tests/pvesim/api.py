@@ -154,7 +154,8 @@ class Api:
         if node is not None and ep.path.startswith("/nodes/{node}") and node not in self.cluster.nodes:
             raise PVEError(f"hostname lookup '{node}' failed - failed to get address info for: "
                            f"{node}: Name or service not known")
-        if node is not None and ep.path.startswith("/nodes/{node}/") and not self.sim.node_online(node):
+        if node is not None and ep.path.startswith("/nodes/{node}/") and ep.reaches_node \
+                and not self.sim.node_online(node):
             raise PVEError("No route to host", 595)
         with self.cluster.lock:
             return fn(ctx, params)

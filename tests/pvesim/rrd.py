@@ -144,12 +144,26 @@ class Rrd:
         pressure*)}]``: cpu a fraction of ``maxcpu`` CPUs, mem/disk bytes, IO bytes per second. Raises the
         RRD error (500) for a vmid without an RRD file."""
         ct = self._container(p["vmid"])
-        return self.container_series(ct, p["timeframe"], p.get("cf") or "AVERAGE", time.time())
+        points = self.container_series(ct, p["timeframe"], p.get("cf") or "AVERAGE", time.time())
+        return self._until_down(points, ct.node)
 
     def node_rrddata(self, ctx, p):
         """``[{time, loadavg, maxcpu, cpu, iowait, memtotal, memused, swaptotal, swapused, roottotal, rootused,
         netin, netout (+9.x memavailable, arcsize, pressure*)}]``: memory and root fs in bytes, net bytes/s."""
-        return self.node_series(p["node"], p["timeframe"], p.get("cf") or "AVERAGE", time.time())
+        return self._until_down(self.node_series(p["node"], p["timeframe"], p.get("cf") or "AVERAGE", time.time()),
+                                p["node"])
+
+    def _until_down(self, points: list[dict], node: str) -> list[dict]:
+        """An offline node's pvestatd writes nothing: its and its guests' points after it went down keep only
+        ``time`` (more than half of their interval unknown, xff 0.5); 9.x drops such a newest point."""
+        since = self.sim.faults.down_since(node)
+        if since is None or not points:
+            return points
+        step = points[1]["time"] - points[0]["time"] if len(points) > 1 else PDP_STEP
+        out = [point if point["time"] - step / 2 <= since else {"time": point["time"]} for point in points]
+        if self._release != "8.4" and len(out[-1]) == 1:
+            out.pop()
+        return out
 
     def lxc_rrd(self, ctx, p):
         """``{filename}``: RRD.pm create_rrd_graph's PNG path (the real answer also carries the PNG itself)."""

@@ -504,7 +504,7 @@ def check_object(path, props: dict, value: dict, additional, errors, indexed=())
 
 class Endpoint:
     __slots__ = ("method", "path", "info", "props", "indexed", "additional", "allowtoken", "name",
-                 "permissions")
+                 "permissions", "reaches_node")
 
     def __init__(self, method: str, path: str, info: dict):
         self.method = method
@@ -513,6 +513,11 @@ class Endpoint:
         self.name = info.get("name")
         self.allowtoken = info.get("allowtoken", 1) != 0
         self.permissions = info.get("permissions") or {}
+        # Whether answering needs the node in the URL: pveproxy forwards a ``proxyto`` method to that node
+        # (PVE::APIServer::AnyEvent, 595 when it is down); the others answer from the node asked, out of the
+        # cluster-wide state (RRD files, directory indexes), but for a console, which reaches the node itself
+        # (pve-container termproxy: ssh to the node; vncwebsocket: the port termproxy opened there).
+        self.reaches_node = bool(info.get("proxyto")) or path.endswith(("/termproxy", "/vncwebsocket"))
         params = info.get("parameters") or {}
         self.additional = bool(params.get("additionalProperties"))
         self.props: dict[str, dict] = {}

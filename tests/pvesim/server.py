@@ -333,7 +333,7 @@ class Handler(BaseHTTPRequestHandler):
                 sim.privileges.check_api2(ep.permissions, merged, user)
             node = path_params.get("node")
             if (node is not None and ep.path.startswith("/nodes/{node}") and node in sim.cluster.nodes
-                    and not sim.node_online(node)):
+                    and ep.reaches_node and not sim.node_online(node)):
                 # proxied to the dead node: AnyEvent::HTTP status 595 with errno text, no body
                 self._send(595, "No route to host", b"")
                 return 595
