@@ -63,3 +63,27 @@ def test_from_a_card_to_its_node_and_the_list_with_an_offline_node(browser, live
                 db.session.remove()
     finally:
         pve.faults.set_node_offline("pve2", False)
+
+
+def test_a_nodes_graphs_in_every_time_frame_both_themes_and_widths(browser, live_server, pve):
+    browser.login()
+    page = browser.page
+    try:
+        for theme in ("Light", "Dark"):
+            set_theme(browser, theme)
+            for frame in ("Hour", "Day", "Week", "Month", "Year"):
+                browser.goto(f"/nodes/pve1?timeframe={frame.lower()}")
+                expect(page.locator(f'[data-timeframe="{frame.lower()}"]')).to_have_attribute("aria-current", "page")
+                charts = page.locator("[data-metrics-chart]")
+                expect(charts.first).to_have_attribute("data-drawn", "true")
+                expect(page.locator("[data-metrics-chart][data-drawn] canvas")).to_have_count(charts.count())
+                over = page.locator("[data-metrics-chart] .u-over").first
+                box = over.bounding_box()
+                over.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})  # the newest point's values
+                expect(page.locator("[data-metrics-chart] .u-legend .u-value").nth(1)).to_contain_text("%")
+                browser.both_widths(f"node-{theme.lower()}-{frame.lower()}")
+    finally:
+        with live_server.app.app_context():
+            db.session.execute(db.update(User).values(theme="auto"))
+            db.session.commit()
+            db.session.remove()
