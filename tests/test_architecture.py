@@ -16,9 +16,9 @@ LAYERS: list[set[str]] = [
     {"models", "extensions", "config", "htmx", "forms", "events", "presenters", "input_guard", "migration_guard",
      "jobs", "security_headers", "pagination", "db_faults"},
     {"proxmox", "ssh", "credentials", "audit", "auth", "health", "cli"},
-    {"guest_services", "container_templates", "provisioning", "users"},
+    {"guest_services", "container_templates", "provisioning", "users", "metrics"},
     {"containers"},
-    {"dashboard", "wizard", "about", "backups", "bulk", "alerts"},
+    {"dashboard", "wizard", "about", "backups", "bulk", "alerts", "nodes"},
     {"app"},  # the factory, app/__init__.py
 ]
 # The one arrow up, on purpose: a queue consumer started outside ``flask worker`` builds its app.

@@ -73,7 +73,11 @@ def test_container_page_shows_the_last_known_state_when_proxmox_is_slow(logged_i
 
 @pytest.mark.parametrize("tab", ["services", "events"])
 def test_container_tabs_answer_within_the_deadline(logged_in, client, pve, tab):
-    client.get("/")
+    # The dashboard records the container first; on a loaded machine its own first answer may miss the
+    # deadline, which records nothing: ask again until it has.
+    for _ in range(5):
+        if 'id="ct-100"' in client.get("/").text:
+            break
     pve.faults.delay = SLOW
     response, elapsed = timed(client, f"/containers/100/{tab}")
     assert response.status_code == 200 and elapsed < DEADLINE + MARGIN, elapsed

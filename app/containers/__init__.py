@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("containers", __name__, url_prefix="/containers", template_folder="templates")
 
-from app.containers import backups, config, console, coverage, detail, disks, guest_ops, metrics, progress, routes, snapshots  # noqa: E402,F401  (register their views on bp)
+from app.containers import backups, config, console, coverage, detail, disks, guest_ops, progress, routes, snapshots  # noqa: E402,F401  (register their views on bp)

@@ -23,6 +23,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from app.containers import inventory
 from app.containers.forms import EventsQuery
 from app.containers.inventory import ContainerView
+from app.containers.metrics import metrics_context
 from app.containers.services import ACTIONS, shutdown_timed_out
 from app.containers import bp
 from app.credentials import reveal_service_credentials
@@ -51,7 +52,7 @@ TABS = {"overview": ("Overview", "bi-info-circle"), "metrics": ("Metrics", "bi-g
         "services": ("Services", "bi-hdd-stack"), "snapshots": ("Snapshots", "bi-camera"),
         "backups": ("Backups", "bi-archive"), "events": ("Events", "bi-clock-history")}
 # What the tabs other modules of this package own show (``config``, ``snapshots``…): tab -> context of a view.
-TAB_CONTEXTS: dict[str, Callable[[ContainerView], dict]] = {}
+TAB_CONTEXTS: dict[str, Callable[[ContainerView], dict]] = {"metrics": metrics_context}
 # The creation wizard's progress view; until it exists, a container being created shows its events.
 PROGRESS_ENDPOINT = "containers.progress"
 EVENTS_PER_PAGE = 50

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from app.containers.detail import TAB_CONTEXTS
 from app.containers.inventory import ContainerView, tracker
 from app.metrics import TIMEFRAMES, MetricsQuery, load_metrics
 from app.proxmox import ProxmoxError, get_proxmox
@@ -40,5 +39,3 @@ def metrics_context(view: ContainerView) -> dict:
             context["metrics_note"] = f"Node {view.node} is offline: the graphs stop when it went down."
     return context
 
-
-TAB_CONTEXTS["metrics"] = metrics_context
