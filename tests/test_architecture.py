@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"proxmox", "ssh", "credentials", "audit", "auth", "health", "cli"},
     {"guest_services", "container_templates", "provisioning", "users", "metrics"},
     {"containers"},
-    {"dashboard", "wizard", "about", "backups", "bulk", "alerts", "nodes"},
+    {"dashboard", "wizard", "about", "backups", "bulk", "alerts", "nodes", "observability"},
     {"app"},  # the factory, app/__init__.py
 ]
 # The one arrow up, on purpose: a queue consumer started outside ``flask worker`` builds its app.

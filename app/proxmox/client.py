@@ -21,7 +21,7 @@ import requests
 from proxmoxer import AuthenticationError, ProxmoxAPI, ProxmoxResource, ResourceException
 from requests.adapters import HTTPAdapter
 
-from . import parse
+from . import parse, telemetry
 from . import deadline as request_deadline
 from .cache import ReadCache
 from .errors import (
@@ -228,7 +228,9 @@ class ProxmoxClient:
             try:
                 api, fresh = self._connection()
                 resource = api if timeout is None else _with_timeout(api, timeout)
-                return getattr(resource(path), method)(**dict(wire))
+                answer = getattr(resource(path), method)(**dict(wire))
+                telemetry.record(op, started)
+                return answer
             except ResourceException as exc:
                 if exc.status_code == 401 and ticket_auth and attempt == 1 and not fresh:
                     # Ticket expired or revoked server-side: log in again once, then retry.
@@ -263,6 +265,7 @@ class ProxmoxClient:
             break
         status = getattr(error, "status_code", None)
         _log_error(error, started, level=logging.DEBUG if status in expect else None)
+        telemetry.record(op, started, None if status in expect else error)  # an expected status is an answer
         if error is cause:
             raise error
         raise error from cause
