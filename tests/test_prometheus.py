@@ -2,7 +2,11 @@
 dashboard shows, and never a Proxmox request of its own."""
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -13,6 +17,7 @@ from app.alerts.services import create_rule
 from app.auth import tokens
 from app.models import Container, Operation, User, utcnow
 from tests.fixtures.app import join_app_threads
+from tests.fixtures.pve import pve_config
 from tests.htmx import wait_operation
 from tests.test_dashboard import stat
 
@@ -169,3 +174,38 @@ def test_openmetrics_when_asked_and_a_scrape_stays_cheap(logged_in, client, toke
     own = [statement for statement in queries.statements
            if not re.match(r"(SELECT|UPDATE|INSERT INTO) (api_tokens|users|audit_log)\b", statement)]
     assert len(own) == 4, own
+
+
+CALL_PROXMOX = """
+import json, sys
+from app.proxmox import ProxmoxClient, ProxmoxSettings
+with ProxmoxClient(ProxmoxSettings.from_config(json.loads(sys.argv[1]))) as pve:
+    pve.version()
+"""
+SCRAPE = """
+import sys
+from app import create_app
+from app.observability.collector import exposition
+config = {"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": sys.argv[1]}
+app = create_app(config, instance_path=sys.argv[2])
+with app.app_context():
+    sys.stdout.write(exposition(None)[0].decode())
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_multiprocess_mode_adds_up_every_process(app, pve, database_url, tmp_path):
+    """Two processes call Proxmox (a gunicorn worker, the job worker); a third answers the scrape with both."""
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    settings = json.dumps({**pve_config(pve), "PVE_CACHE_SECONDS": 0})
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", CALL_PROXMOX, settings], env=env, check=True, timeout=60)
+    text = subprocess.run([sys.executable, "-c", SCRAPE, app.config["SQLALCHEMY_DATABASE_URI"], str(tmp_path)],
+                          env=env, check=True, timeout=60, capture_output=True, text=True).stdout
+    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+               for family in text_string_to_metric_families(text) for sample in family.samples}
+    assert total(samples, "proxboard_proxmox_request_duration_seconds_count", operation="version") == 2
+    assert total(samples, "proxboard_containers") == 0  # the database part is there too (nothing recorded yet)
+    assert not any(name.startswith("process_") for name, _ in samples)  # per-process figures make no sum
