@@ -12,9 +12,11 @@ from datetime import timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import jobs
 from app.alerts.engine import evaluate, gather_facts
 from app.alerts.services import create_rule
 from app.auth import tokens
+from app.guest_services import request_refresh
 from app.models import Container, Operation, User, utcnow
 from tests.fixtures.app import join_app_threads
 from tests.fixtures.pve import pve_config
@@ -209,3 +211,18 @@ def test_multiprocess_mode_adds_up_every_process(app, pve, database_url, tmp_pat
     assert total(samples, "proxboard_proxmox_request_duration_seconds_count", operation="version") == 2
     assert total(samples, "proxboard_containers") == 0  # the database part is there too (nothing recorded yet)
     assert not any(name.startswith("process_") for name, _ in samples)  # per-process figures make no sum
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_job_queue_length_counts_what_waits_for_a_worker(app, client, make, token, tmp_path):
+    app.config.update(JOBS_IMMEDIATE=False, HUEY_SQLITE_PATH=str(tmp_path / "jobs.db"))
+    jobs.init_app(app)  # a real queue in a SQLite file, and no worker consuming it
+    try:
+        record = make.container(100, "pve1")
+        request_refresh(record.id, "alice")  # what the Refresh services button asks
+        samples = scrape(client, token)
+    finally:
+        app.config["JOBS_IMMEDIATE"] = True
+        jobs.init_app(app)
+    assert samples[("proxboard_job_queue_length", ())] == 1
+    assert total(samples, "proxboard_operations_pending", action="refresh-services", state="queued") == 1
