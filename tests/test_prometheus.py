@@ -11,13 +11,14 @@ from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func
 
 from app import jobs
 from app.alerts.engine import evaluate, gather_facts
 from app.alerts.services import create_rule
 from app.auth import tokens
 from app.guest_services import request_refresh
-from app.models import Container, Operation, User, utcnow
+from app.models import ApiToken, AuditEntry, Container, Operation, User, utcnow
 from tests.fixtures.app import join_app_threads
 from tests.fixtures.pve import pve_config
 from tests.htmx import wait_operation
@@ -92,7 +93,7 @@ def test_scrape_needs_a_valid_token(client, db, token):
         assert response.headers["WWW-Authenticate"].startswith("Bearer ")
         assert "Location" not in response.headers and "proxboard_" not in response.text
     revoked = tokens.revoke_token(db.session.scalar(db.select(User).filter_by(username="prometheus")),
-                                  db.session.scalar(db.select(tokens.ApiToken)).id)
+                                  db.session.scalar(db.select(ApiToken)).id)
     assert revoked.revoked_at is not None
     assert client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
@@ -100,6 +101,15 @@ def test_scrape_needs_a_valid_token(client, db, token):
 def test_signed_in_browser_may_read_it_too(logged_in, client):
     response = client.get("/metrics")
     assert response.status_code == 200 and "# TYPE proxboard_containers gauge" in response.text
+
+
+def test_scrapes_leave_the_audit_log_alone_but_mark_the_token_used(client, db, token):
+    entries = db.session.scalar(db.select(func.count()).select_from(AuditEntry))
+    for _ in range(3):
+        scrape(client, token)
+    assert db.session.scalar(db.select(func.count()).select_from(AuditEntry)) == entries
+    used = db.session.scalar(db.select(ApiToken))
+    assert used.last_used_at is not None and used.last_used_ip == "127.0.0.1"
 
 
 def test_operations_by_action_and_outcome_with_durations(logged_in, client, pve, db, make, token):
