@@ -10,8 +10,9 @@ import sys
 from datetime import timedelta
 
 import pytest
+from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func
+from sqlalchemy import func, insert
 
 from app import jobs
 from app.alerts.engine import evaluate, gather_facts
@@ -173,19 +174,32 @@ def test_service_health_alert_incidents_and_proxmox_errors(logged_in, client, pv
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_openmetrics_when_asked_and_a_scrape_stays_cheap(logged_in, client, token, count_queries):
+def test_openmetrics_when_asked_and_a_scrape_stays_cheap(logged_in, client, db, token, count_queries):
     client.get("/")
+    moment = utcnow()
+    db.session.execute(insert(Container), [  # a thousand more records, each with a finished start
+        {"vmid": 5000 + i, "node": f"pve{i % 3 + 1}", "lifecycle": "ready", "managed": False, "created_at": moment,
+         "updated_at": moment, "snapshot": {"status": "running" if i % 2 else "stopped", "name": f"ct{i}"}}
+        for i in range(1000)])
+    ids = db.session.scalars(db.select(Container.id).where(Container.vmid >= 5000)).all()
+    db.session.execute(insert(Operation), [{"container_id": cid, "action": "start", "state": "succeeded",
+                                            "started_at": moment, "finished_at": moment} for cid in ids])
+    db.session.commit()
     with count_queries() as queries:
         response = client.get("/metrics", headers={"Authorization": f"Bearer {token}",
                                                    "Accept": "application/openmetrics-text; version=1.0.0"})
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/openmetrics-text")
     assert response.text.rstrip().endswith("# EOF")
-    # Besides signing the token in (and the audit log's line): one aggregate query per family from the database
+    # Besides signing the token in: one aggregate query per family from the database
     # (containers, services, operations, alert incidents), whatever the number of rows.
     own = [statement for statement in queries.statements
            if not re.match(r"(SELECT|UPDATE|INSERT INTO) (api_tokens|users|audit_log)\b", statement)]
     assert len(own) == 4, own
+    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+               for family in openmetrics_parser.text_string_to_metric_families(response.text)
+               for sample in family.samples}
+    assert total(samples, "proxboard_operations_total", action="start", outcome="succeeded") == 1000
 
 
 CALL_PROXMOX = """
