@@ -18,6 +18,9 @@ STATUS_STYLES = {
     "gone": ("gone", "dark"),
     "template": ("template", "info"),
     "unknown": ("unknown", "danger"),
+    # nodes (GET /cluster/status, /nodes)
+    "online": ("online", "success"),
+    "offline": ("offline", "danger"),
 }
 
 # HA manager states (pve-ha-manager) -> colour of the HA badge; "error" is the one that needs a person.

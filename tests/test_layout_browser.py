@@ -1,4 +1,6 @@
-"""Every page at a 375 px phone width and at 1400 px, in the light and the dark theme.
+"""Every page at a 375 px phone width and at 1400 px, in the light and the dark theme, under the
+Content-Security-Policy: no page scrolls sideways on a phone, none cuts its open tab, none goes without the
+policy, and none logs a console error (a CSP violation is one) at either width.
 
 The pages come from the app's URL map, filled with the ids the seeded data really has (a container of each
 state), so a new page is walked (or has to be named below as not being a page) without anyone listing it here.
@@ -13,6 +15,7 @@ from playwright.sync_api import expect
 from werkzeug.routing import AnyConverter
 
 from app.container_templates import manifest
+from app.security_headers import CONTENT_SECURITY_POLICY
 from tests.fixtures.app import TEST_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -39,7 +42,14 @@ NOT_PAGES = {
     "audit.export": "a CSV download",
     "auth.oidc_login": "a redirect to the single sign-on provider (404 while single sign-on is off)",
     "auth.oidc_callback": "the provider's redirect back (404 while single sign-on is off)",
+    "observability.metrics": "Prometheus text for a scraper",
+    "observability.widget_summary": "JSON for Homepage's and Homarr's widgets",
     "bulk.show": "a bulk action's progress: one exists only once started (walked by tests/test_bulk_actions_browser.py)",
+    # The JSON API: answers for scripts, checked against their OpenAPI document by tests/test_api_schemathesis.py.
+    **dict.fromkeys(("api.openapi", "api.containers", "api.container", "api.container_status", "api.container_services",
+                     "api.container_events", "api.operation", "api.templates", "api.template_export"),
+                    "JSON API (tests/test_api.py, tests/test_api_schemathesis.py)"),
+    "api.docs": "Swagger UI's own page (walked at both widths under the policy by tests/test_api_docs_browser.py)",
 }
 
 
@@ -207,41 +217,59 @@ WIDEST = """() => Array.from(document.body.querySelectorAll("*"))
   .slice(0, 3).map(el => el.tagName.toLowerCase() + (el.className ? "." + String(el.className).trim().replace(/\\s+/g, ".") : ""))"""
 
 
+# Open tabs (.nav-tabs scroll sideways on a phone) that do not show whole.
+CUT_TABS = """() => Array.from(document.querySelectorAll(".nav-tabs .nav-link.active")).filter(tab => {
+  const box = tab.getBoundingClientRect(), bar = tab.closest(".nav-tabs").getBoundingClientRect();
+  return box.left < bar.left - 1 || box.right > bar.right + 1;
+}).map(tab => tab.textContent.trim())"""
+
+
 def test_every_page_fits_a_phone_and_reads_in_both_themes(browser, seeded, pve):
     page = browser.page
     pages = page_urls(seeded.app, pve)
     walked = {name.split("-")[0] for name, _ in pages}
     get_endpoints = {r.endpoint for r in seeded.app.url_map.iter_rules() if "GET" in r.methods}
     assert get_endpoints - walked == set(NOT_PAGES)
+    assert len(pages) > 30
 
     page.set_viewport_size(PHONE)
     browser.login()
     fill_wizard(browser)
     pages.append(("error-404", "/no-such-page"))
+    # the console page alone may also reach its own WebSocket (connect-src 'self' does not cover ws: everywhere)
+    console_policy = f"{CONTENT_SECURITY_POLICY}; connect-src 'self' ws://{browser.base_url.split('//', 1)[1]}"
 
-    too_wide, redirects = [], set()
+    too_wide, cut_tabs, unprotected, redirects = [], [], [], set()
     for name, path in pages:
-        browser.goto(path)
+        policy = browser.goto(path).headers.get("content-security-policy")
+        if policy != CONTENT_SECURITY_POLICY and not (path.endswith("/console") and policy == console_policy):
+            unprotected.append(path)
         page.wait_for_load_state()
         if page.url != browser.base_url + path:
             redirects.add(path)
         if (extra := overflow(page)) > 0:
             too_wide.append(f"{name} ({path}): {extra} px too wide, at {', '.join(page.evaluate(WIDEST))}")
+        if cut := page.evaluate(CUT_TABS):
+            cut_tabs.append(f"{name} ({path}): {cut}")
 
-    for scheme in ("light", "dark"):
+    # Each kind of page once per theme: the light one loaded at desktop width, the dark one on a phone, so
+    # every script runs at both widths with the console watched.
+    for scheme, sizes in (("light", (("1400", DESKTOP), ("375", PHONE))), ("dark", (("375", PHONE), ("1400", DESKTOP)))):
         page.emulate_media(color_scheme=scheme)
         for name, path in representative(pages, redirects):
+            page.set_viewport_size(sizes[0][1])
             browser.goto(path)
             page.wait_for_load_state()
             assert page.evaluate("document.documentElement.dataset.bsTheme") == scheme, name
-            for label, size in (("1400", DESKTOP), ("375", PHONE)):
+            for label, size in sizes:
                 page.set_viewport_size(size)
                 browser.screenshot(f"{name}-{label}-{scheme}")
-            page.set_viewport_size(PHONE)
     page.emulate_media(color_scheme=None)
     # The 404 page's own status is the one console error expected.
     browser.console_errors = [e for e in browser.console_errors if "404 (NOT FOUND)" not in e]
+    assert not unprotected, f"pages without the policy: {unprotected}"
     assert not too_wide, "pages scroll sideways at 375 px:\n" + "\n".join(too_wide)
+    assert not cut_tabs, "open tabs cut at 375 px:\n" + "\n".join(cut_tabs)
 
 
 def test_login_page_fits_a_phone_in_both_themes(browser):

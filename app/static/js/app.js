@@ -146,12 +146,29 @@
     });
   }
 
+  // Tabs scroll sideways on phones (app.css): bring the open one, whose label shows, fully into view.
+  function revealActiveTabs(root) {
+    root.querySelectorAll(".nav-tabs").forEach((nav) => {
+      const active = nav.querySelector(".nav-link.active");
+      if (!active || nav.scrollWidth <= nav.clientWidth) return;
+      const box = active.getBoundingClientRect();
+      const bounds = nav.getBoundingClientRect();
+      if (box.right > bounds.right) nav.scrollLeft += box.right - bounds.right;
+      else if (box.left < bounds.left) nav.scrollLeft -= bounds.left - box.left;
+    });
+  }
+
   function init(root) {
+    revealActiveTabs(root);
     initShownFor(root);
     initToasts(root);
     initTooltips(root);
     initCountdowns(root);
   }
+
+  // Again once fonts and images are in (icons widen the tabs) and when the window changes width.
+  window.addEventListener("load", () => revealActiveTabs(document));
+  window.addEventListener("resize", () => revealActiveTabs(document));
 
   document.addEventListener("DOMContentLoaded", () => {
     init(document);

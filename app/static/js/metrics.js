@@ -69,6 +69,21 @@
     };
   }
 
+  // The y axis as wide as its widest label ("1.5 GiB/s", "0.75 %"): a fixed width cut the long ones. uPlot
+  // asks again while the layout settles, with other labels each time; the size only grows, so it settles.
+  function axisSize(u, values, axisIndex, cycle) {
+    const axis = u.axes[axisIndex];
+    u.ctx.font = axis.font[0];
+    const widest = (values || []).reduce((most, value) => Math.max(most, u.ctx.measureText(value).width), 0);
+    const size = Math.ceil(axis.ticks.size + axis.gap + widest / (window.devicePixelRatio || 1)) + 4;
+    return cycle > 1 ? Math.max(axis._size || 0, size) : size;
+  }
+
+  // The chart's own box (the card body around it has padding): uPlot draws at a fixed pixel size.
+  function widthOf(element) {
+    return Math.max(element.clientWidth, 200);
+  }
+
   function options(data, width) {
     const colours = theme();
     const fmt = formatter(data.unit);
@@ -102,7 +117,7 @@
       axes: [
         Object.assign({}, axis, { space: width < 500 ? 60 : 80 }),
         Object.assign({}, axis, {
-          size: width < 500 ? 62 : 72,
+          size: axisSize,
           values: (u, ticks) => ticks.map(fmt),
           incrs: data.unit === "bytes" || data.unit === "bytes/s" ? BINARY_STEPS : undefined,
         }),
@@ -118,7 +133,7 @@
     const panel = element.closest("[data-uplot-src]");
     const shared = panel && panel.querySelector("script[data-metrics-times]");
     data.times = data.times || (shared ? JSON.parse(shared.textContent) : []);
-    const width = Math.max(element.parentElement.clientWidth, 200);
+    const width = widthOf(element);
     const rows = [data.times].concat(data.series.map((line) => line.values));
     element.replaceChildren();
     const chart = new window.uPlot(options(data, width), rows, element);
@@ -154,7 +169,7 @@
       chart.destroy();
       charts.delete(chart);
       element.replaceChildren();
-      const redrawn = new window.uPlot(options(data, Math.max(element.parentElement.clientWidth, 200)), rows, element);
+      const redrawn = new window.uPlot(options(data, widthOf(element)), rows, element);
       redrawn.proxboard = chart.proxboard;
       charts.add(redrawn);
     });
@@ -164,7 +179,7 @@
   const resized = new ResizeObserver(() => {
     forget();
     charts.forEach((chart) => {
-      const width = Math.max(chart.proxboard.element.parentElement.clientWidth, 200);
+      const width = widthOf(chart.proxboard.element);
       if (Math.abs(chart.width - width) > 2) chart.setSize({ width: width, height: HEIGHT });
     });
   });
@@ -186,7 +201,7 @@
   });
   document.addEventListener("htmx:historyRestore", () => drawAll(document));
 
-  window.proxboardMetrics = { drawAll: drawAll };
+  window.proxboardMetrics = { drawAll: drawAll, charts: () => Array.from(charts) };
   if (window.htmx) {
     window.htmx.onLoad((element) => drawAll(element));
   }
