@@ -70,6 +70,7 @@ def test_scrape_counts_what_the_dashboard_shows_and_asks_proxmox_nothing(logged_
     assert recorded > (utcnow() - timedelta(minutes=1)).timestamp()
     on_pve1 = sum(ct.node == "pve1" for ct in pve.containers.values())
     assert total(samples, "proxboard_containers", node="pve1") == on_pve1
+    assert samples[("proxboard_containers", (("node", "pve1"), ("status", "paused")))] == 0  # a sum never goes missing
 
     assert pve.containers[100].status == "running" and pve.containers[100].node == "pve1"
     before = total(samples, "proxboard_containers", node="pve1", status="stopped")
@@ -168,6 +169,8 @@ def test_service_health_alert_incidents_and_proxmox_errors(logged_in, client, pv
     assert total(samples, "proxboard_services", status="running") == 1
     assert total(samples, "proxboard_services", status="failed") == 1
     assert total(samples, "proxboard_services", status="unknown") == 1
+    assert samples[("proxboard_services", (("status", "degraded"),))] == 0
+    assert samples[("proxboard_alert_incidents", (("kind", "disk_high"), ("state", "open")))] == 0
     assert total(samples, "proxboard_alert_incidents", kind="container_stopped", state="open") == 1
     assert total(samples, "proxboard_proxmox_request_errors_total", operation="node_status", kind="api") >= 1
     assert samples[("proxboard_job_queue_length", ())] == 0  # jobs run inline in tests

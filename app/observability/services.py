@@ -20,15 +20,25 @@ from sqlalchemy import case, func, literal, select
 
 from app.containers.inventory import FAILING, display_status, status_group
 from app.extensions import db
-from app.guest_services import status_colour
+from app.guest_services import STATUS_COLOURS, status_colour
 from app.jobs import huey
-from app.models import AlertIncident, AlertRule, Container, Operation, Service
+from app.models import (
+    ALERT_KINDS,
+    AlertIncident,
+    AlertRule,
+    Container,
+    Operation,
+    Service,
+)
 
 log = logging.getLogger("app.observability")
 
 # Seconds; a lifecycle action takes seconds, a provisioning run minutes.
 OPERATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 FINISHED = ("succeeded", "failed")
+# What ``display_status`` can answer: each node reports every one (0 included), so a sum over them never goes
+# missing when the last container of a status changes.
+CONTAINER_STATUSES = ("running", "stopped", "paused", "locked", "template", "creating", "error", "gone", "unknown")
 
 
 @dataclass
@@ -55,8 +65,7 @@ def _snapshot_text(key: str):
 
 def container_counts() -> ContainerCounts:
     """Every container Proxboard shows (records not archived), counted by node and dashboard status
-    (``running``, ``stopped``, ``paused``, ``locked``, ``template``, ``creating``, ``error``, ``gone``,
-    ``unknown``). One grouped query."""
+    (``CONTAINER_STATUSES``, each node every one, 0 included). One grouped query."""
     # One object per expression, used in SELECT and GROUP BY alike: PostgreSQL matches them by their text.
     keys = (Container.node, Container.lifecycle, _snapshot_text("status"), _snapshot_text("lock").is_not(None),
             Container.snapshot["template"].as_boolean())
@@ -65,6 +74,8 @@ def container_counts() -> ContainerCounts:
         .where(Container.lifecycle != "deleted").group_by(*keys)
     ).all()
     counts = ContainerCounts()
+    for node in {row[0] for row in rows}:
+        counts.by_node_status.update(dict.fromkeys(((node, status) for status in CONTAINER_STATUSES), 0))
     for node, lifecycle, status, locked, is_template, number, recorded in rows:
         shown = display_status(status or "unknown", "lock" if locked else None, lifecycle, bool(is_template))
         counts.by_node_status[(node, shown)] += number
@@ -75,7 +86,7 @@ def container_counts() -> ContainerCounts:
 
 def service_counts() -> Counter[str]:
     """Application services by the status the pages show: their last check while their container runs,
-    ``unknown`` while it does not (``inventory.ServiceNow``). One grouped query."""
+    ``unknown`` while it does not (``inventory.ServiceNow``); every status word, 0 included. One grouped query."""
     running = case(((Container.lifecycle == "ready") & (_snapshot_text("status") == "running"), literal(True)),
                    else_=literal(False))
     rows = db.session.execute(
@@ -84,7 +95,7 @@ def service_counts() -> Counter[str]:
         .where(Service.kind == "application", Container.lifecycle != "deleted")
         .group_by(Service.status, running)
     ).all()
-    counts: Counter[str] = Counter()
+    counts: Counter[str] = Counter(dict.fromkeys(STATUS_COLOURS, 0))
     for status, container_running, number in rows:
         counts[status if container_running else "unknown"] += number
     return counts
@@ -132,14 +143,18 @@ def operation_stats() -> list[OperationStats]:
 
 
 def incident_counts() -> Counter[tuple[str, str]]:
-    """Alert incidents not resolved yet, by (rule kind, state ``pending`` or ``open``). One grouped query."""
+    """Alert incidents not resolved yet, by (rule kind, state ``pending`` or ``open``), every kind and state 0
+    included. One grouped query."""
     rows = db.session.execute(
         select(AlertRule.kind, AlertIncident.state, func.count())
         .join(AlertRule, AlertRule.id == AlertIncident.rule_id)
         .where(AlertIncident.state != "resolved")
         .group_by(AlertRule.kind, AlertIncident.state)
     ).all()
-    return Counter({(kind, state): number for kind, state, number in rows})
+    counts: Counter[tuple[str, str]] = Counter({(kind, state): 0 for kind in ALERT_KINDS
+                                                for state in ("pending", "open")})
+    counts.update({(kind, state): number for kind, state, number in rows})
+    return counts
 
 
 def queue_length() -> int | None:
