@@ -18,8 +18,10 @@ from app import jobs
 from app.alerts.engine import evaluate, gather_facts
 from app.alerts.services import create_rule
 from app.auth import tokens
+from app.containers.inventory import display_status
 from app.guest_services import request_refresh
 from app.models import ApiToken, AuditEntry, Container, Operation, User, utcnow
+from app.observability.services import CONTAINER_STATUSES
 from tests.fixtures.app import join_app_threads
 from tests.fixtures.pve import pve_config
 from tests.htmx import wait_operation
@@ -253,3 +255,11 @@ def test_job_queue_length_counts_what_waits_for_a_worker(app, client, make, toke
         jobs.init_app(app)
     assert samples[("proxboard_job_queue_length", ())] == 1
     assert total(samples, "proxboard_operations_pending", action="refresh-services", state="queued") == 1
+
+
+def test_every_status_the_dashboard_can_show_is_reported():
+    shown = {display_status(status, lock, lifecycle, template)
+             for status in ("running", "stopped", "paused", "suspended", "unknown", None)
+             for lock in (None, "backup") for template in (False, True)
+             for lifecycle in (None, "creating", "ready", "error", "gone")}
+    assert shown == set(CONTAINER_STATUSES)
