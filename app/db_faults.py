@@ -104,9 +104,13 @@ def retry_on_fault(func: Callable[[], T], *, what: str, delays: tuple[float, ...
 
 def unavailable_response():
     """The 503 operator page (an htmx request gets the small error fragment)."""
+    from app import problems
     from app.htmx import is_htmx
 
     counters.unavailable += 1
+    if problems.is_api_request():
+        return problems.problem(503, "Proxboard cannot reach its database right now; nothing was changed. "
+                                "Try again in a moment.", headers={"Retry-After": "5"})
     # Straight from the Jinja environment: context processors (the signed-in user) would read the database.
     if is_htmx():
         error = ServiceUnavailable("Proxboard cannot reach its database right now; nothing was changed. "

@@ -73,3 +73,22 @@ def container_path(path: str) -> str:
     if not normal.startswith("/") or normal.startswith("//"):  # the last word before pct push: never outside /
         raise ValueError(f"“{path}” leaves the container's root")
     return normal
+
+
+def json_offender(value, where: str = "the body") -> str | None:
+    """Where a decoded JSON ``value`` holds NUL or control characters (``field 'hostname'``), or None.
+
+    The form check above never sees a JSON body; the API asks this before a value reaches a form or the database.
+    """
+    if isinstance(value, str):
+        return where if _CONTROL_IN_TEXT.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _CONTROL_IN_LINE.search(key):
+                return where
+            found = json_offender(item, f"field {key!r}" if where == "the body" else where)
+            if found:
+                return found
+    if isinstance(value, list):
+        return next((found for item in value if (found := json_offender(item, where))), None)
+    return None

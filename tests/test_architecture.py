@@ -14,11 +14,11 @@ APP = Path(__file__).resolve().parent.parent / "app"
 # Lowest first; a module may import its own layer or lower ones, never a higher one.
 LAYERS: list[set[str]] = [
     {"models", "extensions", "config", "htmx", "forms", "events", "presenters", "input_guard", "migration_guard",
-     "jobs", "security_headers", "pagination", "db_faults"},
+     "jobs", "security_headers", "pagination", "db_faults", "problems"},
     {"proxmox", "ssh", "credentials", "audit", "auth", "health", "cli"},
     {"guest_services", "container_templates", "provisioning", "users", "metrics"},
     {"containers"},
-    {"dashboard", "wizard", "about", "backups", "bulk", "alerts", "nodes", "observability"},
+    {"dashboard", "wizard", "about", "backups", "bulk", "alerts", "nodes", "observability", "api"},
     {"app"},  # the factory, app/__init__.py
 ]
 # The one arrow up, on purpose: a queue consumer started outside ``flask worker`` builds its app.

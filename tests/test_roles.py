@@ -202,7 +202,11 @@ def test_every_role_at_every_url(walk, role):
         if page.status_code != 403 or needed not in page.text or f"you are {'an' if role[0] in 'ao' else 'a'} {role}" not in page.text:
             problems.append(f"{role} {method} {url}: expected the 403 page naming {rule.role}, got {page.status_code}")
         toast = json.loads(fragment.headers.get("HX-Trigger") or "{}").get("toast") or {}
-        if fragment.status_code != 403 or not toast.get("message", "").startswith(needed) or toast.get("category") != "danger":
+        if url.startswith("/api/"):  # the JSON API: a problem document whatever the headers, never a toast
+            if fragment.status_code != 403 or fragment.mimetype != "application/problem+json" \
+                    or fragment.json.get("needs") != rule.role:
+                problems.append(f"{role} {method} {url}: expected a problem+json 403, got {fragment.mimetype}")
+        elif fragment.status_code != 403 or not toast.get("message", "").startswith(needed) or toast.get("category") != "danger":
             problems.append(f"{role} {method} {url} (htmx): expected 403 with a toast, got {fragment.status_code} {toast}")
         if (after := snapshot()) != state:
             problems.append(f"{role} {method} {url}: refused, yet the database changed")

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, current_app, flash, g, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 
+from app import problems
 from app.auth import services, throttle
 from app.extensions import login_manager
 from app.htmx import is_htmx
@@ -24,6 +25,8 @@ PUBLIC_ENDPOINTS = {"auth.login", "auth.oidc_login", "auth.oidc_callback", "heal
 PUBLIC_ENDPOINTS |= {"auth.verify", "auth.verify_passkey_options", "auth.verify_passkey", "auth.passkey_sign_in_options",
                      "auth.passkey_sign_in", "auth.enrol", "auth.enrol_passkey_options", "auth.enrol_passkey",
                      "auth.cancel_sign_in"}
+# The API's description and its reader: what the API offers is no secret (every call still needs a token).
+PUBLIC_ENDPOINTS |= {"api.openapi", "api.docs"}
 
 
 def init_app(app: Flask) -> None:
@@ -52,6 +55,9 @@ def init_app(app: Flask) -> None:
         if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
             if request.endpoint is None:
                 return None  # let the 404 handler answer unknown URLs
+            if problems.is_api_request():  # a script: a 401 it can read, never the login form
+                return problems.problem(401, "Send an API token: Authorization: Bearer pxb_…",
+                                        headers={"WWW-Authenticate": 'Bearer realm="Proxboard"'})
             if is_htmx():
                 response = app.response_class(status=401)
                 response.headers["HX-Redirect"] = url_for("auth.login")

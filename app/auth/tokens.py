@@ -32,7 +32,7 @@ from flask import Flask, abort, current_app, g, request
 from limits import parse_many
 from sqlalchemy.orm import joinedload
 
-from app import audit
+from app import audit, problems
 from app.extensions import csrf, db, login_manager
 from app.models import ROLES, ApiToken, User, utcnow
 from app.security_headers import HttpsAwareSessionInterface
@@ -298,6 +298,8 @@ def _check_request_token(secret: str):
 
 
 def _error_response(status: int, error: str, description: str, headers: dict[str, str]):
+    if problems.is_api_request():
+        return problems.problem(status, description, headers=headers)
     response = current_app.response_class(json.dumps({"error": error, "error_description": description}),
                                           status=status, mimetype="application/json")
     response.headers.update(headers)

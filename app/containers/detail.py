@@ -212,8 +212,8 @@ def _requesters(record_id: int, events: list[Event]) -> dict[int, str]:
     return found
 
 
-def events_page(view: ContainerView, kind: str, number: int) -> EventPage:
-    """Newest first, ``EVENTS_PER_PAGE`` at a time, with the count per type for the filters."""
+def events_page(view: ContainerView, kind: str, number: int, per_page: int = EVENTS_PER_PAGE) -> EventPage:
+    """Newest first, ``per_page`` at a time, with the count per type for the filters."""
     counts = dict.fromkeys(EVENT_FILTERS, 0)
     if view.record_id is None:
         return EventPage([], 1, 1, counts)
@@ -221,12 +221,12 @@ def events_page(view: ContainerView, kind: str, number: int) -> EventPage:
             select(Event.type, func.count()).where(Event.container_id == view.record_id).group_by(Event.type)):
         counts[type_] = count
     counts["all"] = sum(counts[t] for t in EVENT_TYPES)
-    number, pages, offset = bounds(counts[kind], number, EVENTS_PER_PAGE)
+    number, pages, offset = bounds(counts[kind], number, per_page)
     query = select(Event).where(Event.container_id == view.record_id)
     if kind != "all":
         query = query.where(Event.type == kind)
     items = db.session.scalars(query.order_by(Event.created_at.desc(), Event.id.desc())
-                               .limit(EVENTS_PER_PAGE).offset(offset)).all()
+                               .limit(per_page).offset(offset)).all()
     return EventPage(list(items), number, pages, counts, _requesters(view.record_id, list(items)))
 
 
@@ -236,21 +236,31 @@ def _progress_url(vmid: int) -> str:
     return url_for("containers.detail_tab", vmid=vmid, tab="events")
 
 
-def _load(vmid: int) -> ContainerView:
-    """The container's view, or the 404 page when neither Proxmox nor Proxboard knows it."""
-    try:
-        view = inventory.load_one(vmid, on_node=_start_reads)
-    except ProxmoxError as exc:  # Proxmox is down and Proxboard has never seen this CT
-        error = ServiceUnavailable(f"Proxmox cannot be reached ({exc.message}) and CT {vmid} has no last-known state.")
-        abort(make_response(render_template("errors/error.html", error=error, code=503), 503))
+def find_view(vmid: int) -> ContainerView | None:
+    """The container's view as its page shows it (``inventory.load_one``, with the config and interfaces reads
+    started beside the status call), also while it is being created and not in Proxmox yet; None when neither
+    Proxmox nor Proxboard knows it. Raises ProxmoxError when Proxmox is down and there is no last-known state."""
+    view = inventory.load_one(vmid, on_node=_start_reads)
     if view is None:
         record = Container.current(vmid)
         if record is None or record.lifecycle not in ("creating", "error"):
-            abort(404, description=f"There is no container {vmid}.")
+            return None
         # Being created (or failed to be) and not in Proxmox yet: its events still tell the story.
         view = ContainerView(vmid=vmid, node=record.node, name=record.display_name(), pve_status="unknown",
                              status=record.lifecycle, managed=record.managed, lifecycle=record.lifecycle,
                              record_id=record.id)
+    return view
+
+
+def _load(vmid: int) -> ContainerView:
+    """The container's view, or the 404 page when neither Proxmox nor Proxboard knows it."""
+    try:
+        view = find_view(vmid)
+    except ProxmoxError as exc:  # Proxmox is down and Proxboard has never seen this CT
+        error = ServiceUnavailable(f"Proxmox cannot be reached ({exc.message}) and CT {vmid} has no last-known state.")
+        abort(make_response(render_template("errors/error.html", error=error, code=503), 503))
+    if view is None:
+        abort(404, description=f"There is no container {vmid}.")
     return view
 
 

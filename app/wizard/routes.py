@@ -1,12 +1,11 @@
 """The creation wizard: /containers/create/<step>, one WTForms form per step, state in a WizardDraft."""
 from __future__ import annotations
 
-from wtforms.fields.choices import SelectChoice
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 
 from app import audit
 from app.container_templates.services import all_tags, list_templates, split_tags
-from app.containers.inventory import propose_vmid, vmid_available
+from app.containers.inventory import propose_vmid
 from app.extensions import db
 from app.forms import bound_to_query
 from app.models import Container
@@ -15,13 +14,9 @@ from app.proxmox.deadline import submit
 
 from app.wizard import bp
 
-from . import services
+from . import services, steps
 from .services import STEP_LABELS, STEPS, DraftConsumed, SubmitRefused
-from .forms import ConfigureForm, CreateForm, NodeQuery, PackagesForm, ScriptsForm, TemplateForm, TemplateQuery
-
-CONFIGURE_FIELDS = ("node", "ostemplate", "hostname", "vmid", "ssh_public_keys", "cores", "memory", "swap", "disk",
-                    "storage", "bridge", "ip_mode", "ip_cidr", "gateway", "nameserver", "unprivileged", "nesting",
-                    "keyctl", "fuse", "onboot", "tags")
+from .forms import ConfigureForm, CreateForm, NodeQuery, TemplateQuery
 
 
 def _draft():
@@ -74,18 +69,15 @@ def cancel():
 def template():
     """Step 1: a template card, or start from scratch."""
     draft = _draft()
-    templates = list_templates()
-    form = TemplateForm()
-    form.template.choices = [SelectChoice("scratch", "Start from scratch")] + [SelectChoice(str(t.id), t.name) for t in templates]
+    form = steps.template_form()
     if request.method == "GET":
         form.template.data = services.step_data(draft, "template").get("choice")
-    elif form.validate():
-        services.choose_template(draft, form.template.data)
+    elif steps.save_template(draft, form):
         return redirect(_next_step("template"))
     query = TemplateQuery()
     search = query.q.data or ""
     tags = split_tags(query.tag.data)
-    shown = list_templates(search, tags) if (search or tags) else templates
+    shown = list_templates(search, tags)
     return _render("template", draft, form=form, templates=shown, search=search, tags=tags, all_tags=all_tags())
 
 
@@ -98,25 +90,7 @@ def _configure_form(draft, options, saved):
         form = bound_to_query(ConfigureForm, has_password=has_password)
     else:
         form = ConfigureForm(data=saved, has_password=has_password)
-    form.node.choices = [SelectChoice(n.name, f"{n.name} — {n.free_cpus:g} CPUs, {n.free_mem / 1024**3:.1f} GiB free")
-                         for n in options.nodes]
-    repick = request.method == "GET" or form.change_node.data
-    if repick or form.node.data is None:
-        form.node.data = options.node
-    form.ostemplate.choices = [SelectChoice(t.volid, t.name) for t in options.ostemplates]
-    form.storage.choices = [SelectChoice(s.storage, f"{s.storage} ({s.type}, {s.avail / 1024**3:.0f} GiB free)")
-                            for s in options.storages]
-    form.bridge.choices = [SelectChoice(b.iface, b.iface + (f" ({b.cidr})" if b.cidr else "")) for b in options.bridges]
-    if repick:  # a submitted choice is validated, never silently replaced
-        ostemplate = form.ostemplate.data or saved.get("ostemplate")
-        form.ostemplate.data = services.pick(ostemplate, [c.value for c in form.ostemplate.choices], match_name=True)
-        form.storage.data = services.pick(form.storage.data or saved.get("storage"), [c.value for c in form.storage.choices])
-        form.bridge.data = services.pick(form.bridge.data or saved.get("bridge"), [c.value for c in form.bridge.choices])
-    return form
-
-
-def _configure_values(form) -> dict:
-    return {name: form[name].data for name in CONFIGURE_FIELDS}
+    return steps.fill_configure_choices(form, options, saved, request.method == "GET" or form.change_node.data)
 
 
 @bp.route("/configure", methods=["GET", "POST"])
@@ -126,7 +100,7 @@ def configure():
     if (blocked := _guard(draft, "configure")) is not None:
         return blocked
     template = services.template_of(draft)
-    saved = {**services.configure_defaults(template), **services.step_data(draft, "configure")}
+    saved = steps.saved_configuration(draft)
     pve = get_proxmox()
     wanted = NodeQuery(source="form").node.data if request.method == "POST" else NodeQuery().node.data or saved.get("node")
     # Proxmox's next free VMID is asked beside the node's options, not after them.
@@ -139,10 +113,7 @@ def configure():
         except ProxmoxError as exc:
             options.error = exc.message
     if request.method == "POST" and not form.change_node.data:
-        valid = form.validate() and _vmid_free(pve, form)
-        if form.password.data and not (form.password.errors or form.password_confirm.errors):  # kept through other fields' errors and Back
-            services.set_password(draft, form.password.data)
-        services.save_step(draft, "configure", _configure_values(form), done=valid)
+        valid = steps.save_configure(draft, form)
         if form.back.data:
             return redirect(_previous_step("configure"))
         if valid:
@@ -155,22 +126,10 @@ def configure():
 def node_fields():
     """htmx: the node-dependent selects (OS template, storage, bridge) for ``?node=``."""
     draft = _draft()
-    saved = {**services.configure_defaults(services.template_of(draft)), **services.step_data(draft, "configure")}
+    saved = steps.saved_configuration(draft)
     options = services.node_options(get_proxmox(), NodeQuery().node.data)
     form = _configure_form(draft, options, saved)
     return render_template("wizard/_node_fields.html", form=form, options=options)
-
-
-def _vmid_free(pve, form) -> bool:
-    vmid = form.vmid.data
-    try:
-        free = vmid_available(vmid)
-    except ProxmoxError as exc:
-        form.vmid.errors.append(f"Proxmox cannot check this VMID right now: {exc.message}")
-        return False
-    if not free:
-        form.vmid.errors.append(f"VMID {vmid} is already in use.")
-    return free
 
 
 @bp.route("/packages", methods=["GET", "POST"])
@@ -179,14 +138,9 @@ def packages():
     draft = _draft()
     if (blocked := _guard(draft, "packages")) is not None:
         return blocked
-    groups = services.package_groups(services.template_of(draft))
-    saved = services.step_data(draft, "packages")
-    form = PackagesForm(data={"groups": saved.get("groups", list(groups)), "additional": saved.get("additional", "")})
-    form.groups.choices = [SelectChoice(manager) for manager in groups]
+    form, groups = steps.packages_form(draft)
     if request.method == "POST":
-        valid = form.validate()
-        services.save_step(draft, "packages", {"groups": form.groups.data or [], "additional": form.additional.data or ""},
-                         done=valid)
+        valid = steps.save_packages(draft, form)
         if form.back.data:
             return redirect(_previous_step("packages"))
         if valid:
@@ -200,22 +154,9 @@ def scripts():
     draft = _draft()
     if (blocked := _guard(draft, "scripts")) is not None:
         return blocked
-    template = services.template_of(draft)
-    rows = services.script_rows(draft, template)
-    form = ScriptsForm(data={"enabled": [str(s.id) for s, run in rows if run],
-                             "order": ",".join(str(s.id) for s, _run in rows)})
-    form.enabled.choices = [SelectChoice(str(s.id), s.name) for s, _run in rows]
+    form, rows = steps.scripts_form(draft)
     if request.method == "POST":
-        valid = form.validate()
-        known = [str(s.id) for s, _run in rows]
-        order = [sid for sid in (form.order.data or "").split(",") if sid in known]
-        order += [sid for sid in known if sid not in order]
-        if form.move.data and ":" in form.move.data:
-            script_id, direction = form.move.data.split(":", 1)
-            order = services.move(order, script_id, direction)
-        moving = bool(form.move.data)
-        services.save_step(draft, "scripts", {"order": order, "enabled": form.enabled.data or []},
-                         done=valid and (not moving or "scripts" in services.completed(draft)))
+        valid, moving = steps.save_scripts(draft, form, rows)
         if moving:
             return redirect(url_for("wizard.scripts"))
         if form.back.data:
