@@ -69,7 +69,8 @@ def cancel():
 def template():
     """Step 1: a template card, or start from scratch."""
     draft = _draft()
-    form = steps.template_form()
+    templates = list_templates()
+    form = steps.template_form(templates)
     if request.method == "GET":
         form.template.data = services.step_data(draft, "template").get("choice")
     elif steps.save_template(draft, form):
@@ -77,7 +78,7 @@ def template():
     query = TemplateQuery()
     search = query.q.data or ""
     tags = split_tags(query.tag.data)
-    shown = list_templates(search, tags)
+    shown = list_templates(search, tags) if (search or tags) else templates
     return _render("template", draft, form=form, templates=shown, search=search, tags=tags, all_tags=all_tags())
 
 

@@ -38,11 +38,11 @@ class StepInvalid(Exception):
 # -- step 1: template -------------------------------------------------------------------------
 
 
-def template_form(**kwargs) -> TemplateForm:
-    """The Template step's form: "scratch" or the id of an existing template."""
+def template_form(templates: list | None = None, **kwargs) -> TemplateForm:
+    """The Template step's form: "scratch" or the id of one of ``templates`` (default: every template)."""
     form = TemplateForm(**kwargs)
     form.template.choices = [SelectChoice("scratch", "Start from scratch")] + [
-        SelectChoice(str(t.id), t.name) for t in list_templates()]
+        SelectChoice(str(t.id), t.name) for t in (list_templates() if templates is None else templates)]
     return form
 
 
