@@ -314,15 +314,19 @@ def create_body(**overrides) -> dict:
     ("ssh_public_keys", "ssh-rsa notakey", "not an OpenSSH public key"),
     ("nameserver", "dns.example", "not an IP address"),
     ("node", "nowhere", "Not a valid choice"),
+    ("node", "../../access/users", "Not a valid choice"),
     ("cores", "many", "Not a valid integer value."),
 ])
 def test_create_refuses_what_the_wizard_refuses_with_its_messages(client, token_for, db, pve, field, value, message):
     before = set(pve.containers)
+    pve.clear_requests()
     refused = client.post("/api/v1/containers", json=create_body(**{field: value}), headers=token_for("operator"))
     body = assert_problem(refused, 422)
     assert any(message in text for text in body["errors"][field]), body["errors"]
     assert set(pve.containers) == before
     assert db.session.scalar(db.select(db.func.count(Container.id)).filter_by(lifecycle="creating")) == 0
+    assert pve.count_requests("POST") == 0
+    assert not [r["path"] for r in pve.requests if "access" in r["path"] or ".." in r["path"]]
 
 
 @SQLITE_ONLY

@@ -19,7 +19,7 @@ from app.models import Container, User
 from app.proxmox import ProxmoxError
 
 from . import services
-from .forms import ConfigureForm, PackagesForm, ScriptsForm, TemplateForm
+from .forms import ConfigureForm, PackagesForm, ScriptsForm, TemplateForm, node_name
 
 CONFIGURE_FIELDS = ("node", "ostemplate", "hostname", "vmid", "ssh_public_keys", "cores", "memory", "swap", "disk",
                     "storage", "bridge", "ip_mode", "ip_cidr", "gateway", "nameserver", "unprivileged", "nesting",
@@ -193,7 +193,7 @@ def _walk(draft, values: MultiDict, pve, username: str) -> Container:
         raise StepInvalid("template", form.errors)
 
     saved = saved_configuration(draft)
-    options = services.node_options(pve, values.get("node"))
+    options = services.node_options(pve, node_name(values.get("node")))  # never "../x" into Proxmox's paths
     if options.error:
         raise ProxmoxError(options.error)
     preset = ConfigureForm(formdata=None, data=saved, meta=NO_CSRF)
