@@ -351,6 +351,9 @@ def test_create_refuses_a_taken_vmid_a_password_or_key_and_bad_json(client, toke
     body = assert_problem(client.post("/api/v1/containers", json=create_body(password=None), headers=operator), 422)
     assert body["errors"] == {"ssh_public_keys": ["Set a root password or an SSH public key (or both)."]}
     assert_problem(client.post("/api/v1/containers", data="hostname=x", headers=operator), 415)
+    huge = client.post("/api/v1/containers", data="x" * (3 * 1024 * 1024), headers=operator,
+                       content_type="application/json")
+    assert_problem(huge, 413, "larger than this server accepts")
     assert_problem(client.post("/api/v1/containers", data="[1", headers=operator,
                                content_type="application/json"), 400, "not valid JSON")
     nested = client.post("/api/v1/containers", json=create_body(cores={"a": 1}), headers=operator)

@@ -111,6 +111,8 @@ def _operation(doc: Doc, path_parameters: list[dict]) -> dict:
     if doc.list_etag:
         responses["304"] = {"description": "Not Modified: the ETag sent in If-None-Match still holds."}
     problems = {**COMMON_PROBLEMS, **doc.problems}
+    if doc.body is not None:
+        problems.setdefault(413, "The body is larger than the server accepts (MAX_CONTENT_LENGTH, 2 MiB).")
     if path_parameters:
         problems.setdefault(404, "There is no such resource.")
     for status, text in sorted(problems.items()):
