@@ -102,6 +102,7 @@ def register_blueprints(app: Flask) -> None:
     """Mount one blueprint per feature."""
     from app.about import bp as about_bp
     from app.alerts import bp as alerts_bp
+    from app.api import bp as api_bp
     from app.audit import bp as audit_bp
     from app.auth import bp as auth_bp
     from app.backups import bp as backups_bp
@@ -111,6 +112,7 @@ def register_blueprints(app: Flask) -> None:
     from app.dashboard import bp as dashboard_bp
     from app.health import bp as health_bp
     from app.nodes import bp as nodes_bp
+    from app.observability import bp as observability_bp
     from app.users import bp as users_bp
     from app.wizard import bp as wizard_bp
 
@@ -127,11 +129,13 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(about_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(users_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(observability_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
     """Render friendly pages for the errors a user can meet (a database that is down: 503, see db_faults)."""
-    from app import db_faults
+    from app import db_faults, problems
 
     db_faults.init_app(app)
 
@@ -144,6 +148,8 @@ def register_errorhandlers(app: Flask) -> None:
             limit = app.config.get("MAX_CONTENT_LENGTH") or 0
             error.description = (f"The request is larger than this server accepts ({limit // 1024} KiB); "
                                  "nothing was saved.")
+        if problems.is_api_request():
+            return problems.from_http_error(error)
         try:
             if is_htmx():
                 return render_template("errors/_fragment.html", error=error, code=code), code

@@ -274,6 +274,13 @@ def schema_refusals(pve) -> list[tuple[dict, dict]]:
 
 
 @pytest.fixture
+def app_overrides() -> dict:
+    """The production read cache: thousands of refused forms re-render pages whose Proxmox reads (storages,
+    bridges, templates) do not change between them; every distinct request still reaches the simulator."""
+    return {"PVE_CACHE_SECONDS": 60}
+
+
+@pytest.fixture
 def seeded(db):
     """One template with a script, a file, two packages, a service and a bucket: the ids URLs point at."""
     template = create_template({"name": "base", "description": "", "cores": 1, "memory": 512, "swap": 0, "disk": 4,

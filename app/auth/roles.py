@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from flask import Flask, g, make_response, render_template, request
 from werkzeug.exceptions import Forbidden
 
-from app import audit
+from app import audit, problems
 from app.auth import PUBLIC_ENDPOINTS
 from app.extensions import db
 from app.htmx import is_htmx, toast, trigger, varies
@@ -95,6 +95,9 @@ PERMISSIONS: dict[str, Rule | ByArgument] = {
     "wizard.static": viewer(),  # the provisioning progress page, open to viewers, uses its stylesheet
     "alerts.index": viewer(),
     "alerts.history": viewer(),
+    # For other tools, with a viewer's API token: Prometheus, Homepage and Homarr read counts, never act.
+    "observability.metrics": viewer("read the Prometheus metrics"),
+    "observability.widget_summary": viewer("read the dashboard widget's counts"),
 
     # Operating: lifecycle actions, services, credentials, creating from existing templates.
     "containers.confirm_action": ByArgument("action", {
@@ -195,6 +198,21 @@ PERMISSIONS: dict[str, Rule | ByArgument] = {
     "container_templates.delete_bucket": EDIT_PACKAGES,
 }
 
+# The JSON API (/api/v1): each endpoint needs what the page or button it stands for needs, taken from above.
+PERMISSIONS.update({
+    "api.containers": viewer("list containers"),
+    "api.container": viewer(),
+    "api.container_status": viewer(),
+    "api.container_services": viewer(),
+    "api.container_events": viewer(),
+    "api.operation": viewer(),
+    "api.container_action": PERMISSIONS["containers.run_action"],
+    "api.create": PERMISSIONS["wizard.create"],
+    "api.templates": viewer(),
+    "api.template_export": PERMISSIONS["container_templates.export"],
+    "api.template_import": PERMISSIONS["container_templates.import_file"],
+})
+
 # Whole blueprints, longest prefix first. ``auth.`` holds only the signed-in user's own account (sign out,
 # sessions, password, theme, two-factor, passkeys, API tokens); acting on other people lives in ``users.``.
 PREFIXES: dict[str, Rule] = {
@@ -294,6 +312,8 @@ def enforce():
 
 def refused_response(message: str, needs: str):
     """The 403 for a refused request: the error page, or for htmx its fragment with a ``toast``."""
+    if problems.is_api_request():
+        return problems.problem(403, message, needs=needs)
     error = Forbidden(description=message)
     if is_htmx():
         response = make_response(render_template("errors/_fragment.html", error=error, code=403), 403)
