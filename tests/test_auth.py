@@ -10,7 +10,13 @@ from app.auth import is_safe_next
 from tests.fixtures.app import csrf_token_from
 from app.models import User
 
-PUBLIC = {"auth.login", "auth.oidc_login", "auth.oidc_callback", "health.healthz", "static"}  # SSO: tests/test_oidc.py
+PUBLIC = {"auth.login", "auth.oidc_login", "auth.oidc_callback", "health.healthz", "static",  # SSO: tests/test_oidc.py
+          "api.openapi", "api.docs"}  # what the API offers; every call still needs a token
+
+
+def for_machines(rule) -> bool:
+    """Read by scripts and scrapers, not people: the JSON API, Prometheus' /metrics, the widget's counts."""
+    return rule.rule.startswith("/api/") or rule.endpoint.startswith("observability.")
 
 
 def concrete_url(rule) -> str:
@@ -28,7 +34,8 @@ def concrete_url(rule) -> str:
 
 
 def test_every_route_but_login_and_healthz_requires_login(app, client):
-    """Walk the URL map: anonymous requests to anything else end at the login form."""
+    """Walk the URL map: anonymous requests to anything else end at the login form, or for a script's URL at a
+    401 that asks for a token."""
     checked = 0
     for rule in app.url_map.iter_rules():
         if rule.endpoint in PUBLIC:
@@ -38,7 +45,11 @@ def test_every_route_but_login_and_healthz_requires_login(app, client):
             # a WebSocket rule matches only a handshake (a plain GET is a 400 from routing, before any view)
             upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"} if rule.websocket else {}
             response = client.open(url, method=method, headers=upgrade)
-            if method == "GET":
+            if for_machines(rule):
+                assert response.status_code in ((400, 401) if method == "POST" else (401,)), (rule.rule, method)
+                if response.status_code == 401:
+                    assert response.headers["WWW-Authenticate"].startswith("Bearer"), rule.rule
+            elif method == "GET":
                 assert response.status_code == 302, (rule.rule, method)
                 assert response.headers["Location"].startswith("/login"), (rule.rule, method)
             else:

@@ -67,6 +67,14 @@ def sign_in_with_password(browser, name):
     browser.page.get_by_role("button", name="Sign in", exact=True).click()
 
 
+def click_passkey(page, test_id: str) -> None:
+    """Clicks a passkey button once passkeys.js has taken its form over (a click before that, right after a
+    navigation, posts the form as without JavaScript and lands on "needs JavaScript")."""
+    button = page.get_by_test_id(test_id)
+    expect(button.locator("xpath=ancestor::form[1]")).to_have_attribute("data-passkey-ready", "true")
+    button.click()
+
+
 def sign_out(browser):
     page = browser.page
     browser.open_menu()
@@ -121,7 +129,7 @@ def test_passkey_registered_on_my_account_then_used_after_the_password_and_alone
     expect(page.get_by_test_id("user-menu")).to_be_visible()
     local.goto("/account")
     page.get_by_label("Name of the new passkey").fill("Test laptop")
-    page.get_by_test_id("passkey-add").click()
+    click_passkey(page, "passkey-add")
     # The first second factor: recovery codes, shown once.
     expect(page.get_by_test_id("recovery-codes").locator("code")).to_have_count(10)
     page.get_by_test_id("codes-saved").click()
@@ -134,12 +142,12 @@ def test_passkey_registered_on_my_account_then_used_after_the_password_and_alone
     expect(page).to_have_url(re.compile(r"/login/verify$"))
     expect(page.get_by_test_id("passkey-verify")).to_be_visible()
     local.both_widths("second-step-passkey")
-    page.get_by_test_id("passkey-verify").click()
+    click_passkey(page, "passkey-verify")
     expect(page.get_by_test_id("user-menu")).to_contain_text(name)
 
     sign_out(local)
     expect(page.get_by_test_id("passkey-sign-in")).to_be_visible()
-    page.get_by_test_id("passkey-sign-in").click()  # no name, no password: the passkey finds its user
+    click_passkey(page, "passkey-sign-in")  # no name, no password: the passkey finds its user
     expect(page.get_by_test_id("user-menu")).to_contain_text(name)
     local.goto("/account")
     expect(page.get_by_test_id("passkey-used")).to_contain_text("last used")
@@ -157,7 +165,7 @@ def test_a_cancelled_passkey_prompt_says_so_and_keeps_the_form(local, live_serve
         "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
         "isUserVerified": True, "automaticPresenceSimulation": True}})
     local.goto("/login")
-    page.get_by_test_id("passkey-sign-in").click()
+    click_passkey(page, "passkey-sign-in")
     error = page.locator("[data-passkey-error]")
     expect(error).to_be_visible()
     expect(error).to_contain_text("cancelled or timed out")

@@ -106,6 +106,7 @@
         if (error) { error.textContent = explain(failure); error.hidden = false; }
       });
     });
+    form.dataset.passkeyReady = "true";  // a click before this posts the form without a passkey
   }
 
   document.querySelectorAll("form[data-passkey]").forEach(setUp);
