@@ -66,6 +66,9 @@ TEXT_ATTACKS = (
     "npm:owner/repo", "pip:x @ https://evil.example/x.whl", "npm:git+https://github.com/a/b.git",
     "<script>alert(1)</script>", "\r\nSet-Cookie: x=1", "",
 )
+# What a database itself may keep or refuse (NUL and control bytes, the empty string; lengths and integer ranges
+# come from each field's kind): the only text values parts 3 and 4 send the second database.
+DATABASE_TEXT_ATTACKS = ("a\x00b", "\x1b[31m\x7f", "")
 # Sent to every POST route at once (every field name set to it), with some of the above.
 ANY_FIELD_ATTACKS = ("../../etc/passwd", "apt:../x.deb", "' OR 1=1 --", "${jndi:ldap://x}", "%00", "[]", "{}")
 INT_ATTACKS = ("-1", "0", str(INT32_MAX + 1), str(2**63), "9" * 30, "-" + "9" * 30, "1e309", "NaN", "abc", "0x10",
@@ -107,8 +110,9 @@ def _validators(unbound) -> list:
     return list(unbound.kwargs.get("validators") or (unbound.args[1] if len(unbound.args) > 1 else []))
 
 
-def attacks_for(unbound) -> list[object]:
-    """Hostile values for one WTForms field, from its kind and its limits (a list value posts a key many times)."""
+def attacks_for(unbound, text_attacks: tuple[str, ...] = TEXT_ATTACKS) -> list[object]:
+    """Hostile values for one WTForms field, from its kind and its limits (a list value posts a key many times);
+    ``text_attacks`` for a text field, besides the over-long values and the list."""
     kind = unbound.field_class
     if issubclass(kind, (SubmitField, FileField)):
         return []
@@ -126,7 +130,7 @@ def attacks_for(unbound) -> list[object]:
     longest = max((v.max for v in _validators(unbound) if isinstance(v, Length) and v.max not in (None, -1)),
                   default=None)
     over_long = ["x" * (longest + 1), "é" * (longest + 1)] if longest else ["x" * 100_000]
-    return [*over_long, *TEXT_ATTACKS, [f"v{i}" for i in range(MANY)]]
+    return [*over_long, *text_attacks, [f"v{i}" for i in range(MANY)]]
 
 
 def routes(app, method: str, ids: dict):
@@ -335,14 +339,15 @@ def test_hostile_input_never_gets_a_server_error_nor_reaches_proxmox_invalid(log
     marks = []
 
     marks.append((0, thrower.sent, time.monotonic()))
-    # Parts 1 and 2 store nothing (GET, and URLs no rule accepts): they run on one database; what the database
-    # keeps or refuses (NUL bytes, lengths, integer ranges) is attacked by parts 3 to 6 on both.
-    stores_nothing = db.engine.dialect.name == "sqlite"
+    # SQLite gets every attack. PostgreSQL gets those whose outcome a database can change: parts 1 and 2 store
+    # nothing (GET, and URLs no rule accepts) and skip it; parts 3 and 4 send it only the values a database keeps
+    # or refuses (NUL and control bytes, lengths, integer ranges), parts 5 and 6 everything.
+    every_attack = db.engine.dialect.name == "sqlite"
     # 1. Query strings: every QueryForm field, on every GET route, with every hostile value of its kind.
     query_fields = {name: unbound for form_class in form_classes() if "Query" in form_class.__name__
                     for name, unbound in unbound_fields(form_class).items()}
     attacks = {name: attacks_for(unbound) for name, unbound in query_fields.items()}
-    for _, url in routes(app, "GET", seeded) if stores_nothing else ():
+    for _, url in routes(app, "GET", seeded) if every_attack else ():
         for index in range(8):  # every query field hostile at once, the index-th attack of its kind each
             query = {name: values[index % len(values)] for name, values in attacks.items()}
             thrower.send("GET", url, f"GET {url} {index}", query_string=query)
@@ -352,7 +357,7 @@ def test_hostile_input_never_gets_a_server_error_nor_reaches_proxmox_invalid(log
 
     marks.append((1, thrower.sent, time.monotonic()))
     # 2. Integers in URLs beyond every range: 404 (or 405 for a method the rule lacks), whatever the method.
-    for method, path in out_of_range_urls(app) if stores_nothing else ():
+    for method, path in out_of_range_urls(app) if every_attack else ():
         response = thrower.send(method, path, f"{method} {path}", data={} if method == "POST" else None)
         if response.status_code not in (404, 405, 302):
             thrower.failures.append((f"{method} {path} should be 404", response.status_code))
@@ -378,16 +383,17 @@ def test_hostile_input_never_gets_a_server_error_nor_reaches_proxmox_invalid(log
             names = set(form["fields"]) - {"csrf_token"}
             kinds = {name: StringField() for name in names} | field_kinds(names)  # no WTForms field: text
             for name, unbound in kinds.items():
-                for value in attacks_for(unbound):
+                for value in attacks_for(unbound, TEXT_ATTACKS if every_attack else DATABASE_TEXT_ATTACKS):
                     thrower.send("POST", action, f"POST {action} {name}={str(value)[:30]!r}",
                                  {**base, name: value}, must_not_store=True)
 
     marks.append((3, thrower.sent, time.monotonic()))
-    # 4. Every POST route with every field name any form knows, all at once, plain and under htmx.
+    # 4. Every POST route with every field name any form knows, all at once, plain or under htmx.
     fields = sorted({name for form_class in form_classes() for name in unbound_fields(form_class)})
-    for value in (*TEXT_ATTACKS[::4], *ANY_FIELD_ATTACKS, "x" * 70_000):
+    values = (*TEXT_ATTACKS[::4], *ANY_FIELD_ATTACKS) if every_attack else DATABASE_TEXT_ATTACKS
+    for number, value in enumerate((*values, "x" * 70_000)):
         for _, url in routes(app, "POST", seeded):
-            for headers in ({}, {"HX-Request": "true"}):
+            for headers in ({"HX-Request": "true"} if number % 2 else {},):  # plain and under htmx, in turn
                 thrower.send("POST", url, f"POST {url} {headers} {value[:20]!r}",
                              {name: value for name in fields}, headers=headers)
 
