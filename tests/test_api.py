@@ -243,6 +243,7 @@ def test_lifecycle_walk_list_start_poll_stop(client, token_for, pve, db):
 
     refused = client.post(f"/api/v1/containers/{vmid}/actions/start", headers=operator)
     assert_problem(refused, 409, "already running")
+    assert_problem(client.post("/api/v1/containers/999/actions/start", headers=operator), 404, "does not exist")
     stopped = client.post(f"/api/v1/containers/{vmid}/actions/stop", headers=operator)
     assert stopped.status_code == 202
     assert _poll(client, stopped.headers["Location"], operator)["state"] == "succeeded"

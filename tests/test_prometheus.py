@@ -34,11 +34,9 @@ def app_overrides() -> dict:
 
 
 @pytest.fixture
-def token(app, db, make) -> str:
+def token(make) -> str:
     """A viewer's API token, as Prometheus' ``authorization: credentials_file`` would send it."""
-    make.user("prometheus", role="viewer")
-    user = db.session.scalar(db.select(User).filter_by(username="prometheus"))
-    return tokens.create_token(user, "prometheus", "viewer", None)[1]
+    return make.token("prometheus")
 
 
 def scrape(client, token: str) -> dict[tuple[str, tuple], float]:

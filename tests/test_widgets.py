@@ -10,8 +10,7 @@ import pytest
 
 from app.alerts.engine import evaluate, gather_facts
 from app.alerts.services import create_rule
-from app.auth import tokens
-from app.models import Container, User, utcnow
+from app.models import Container, utcnow
 from tests.fixtures.app import join_app_threads
 from tests.test_dashboard import stat
 
@@ -24,11 +23,9 @@ def app_overrides() -> dict:
 
 
 @pytest.fixture
-def token(app, db, make) -> str:
+def token(make) -> str:
     """A viewer's API token, as Homepage sends it in its ``headers``."""
-    make.user("homepage", role="viewer")
-    user = db.session.scalar(db.select(User).filter_by(username="homepage"))
-    return tokens.create_token(user, "homepage", "viewer", None)[1]
+    return make.token("homepage")
 
 
 def widget(client, token: str) -> dict:

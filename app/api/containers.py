@@ -26,7 +26,7 @@ from app.api.spec import documented
 from app.containers import detail as pages
 from app.containers.inventory import ContainerView
 from app.containers.listing import list_containers
-from app.containers.services import ACTIONS, ActionRefused, action_reasons, request_action
+from app.containers.services import ACTIONS, ActionRefused, ContainerMissing, action_reasons, request_action
 from app.provisioning import latest_operation
 from app.proxmox import ProxmoxError, get_proxmox
 from app.wizard import services as wizard
@@ -160,7 +160,7 @@ def container_action(vmid: int, action: str):
     try:
         operation = request_action(vmid, action, g.user.username)
     except ActionRefused as refused:
-        return problems.problem(409, refused.message)
+        return problems.problem(404 if isinstance(refused, ContainerMissing) else 409, refused.message)
     body = operation_model(operation)
     return answer(body, 202, {"Location": body.url})
 

@@ -55,7 +55,7 @@ def init_app(app: Flask) -> None:
         if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
             if request.endpoint is None:
                 return None  # let the 404 handler answer unknown URLs
-            if problems.is_api_request():  # a script: a 401 it can read, never the login form
+            if tokens.for_scripts():  # a 401 a script can read, never the login form
                 return problems.problem(401, "Send an API token: Authorization: Bearer pxb_…",
                                         headers={"WWW-Authenticate": 'Bearer realm="Proxboard"'})
             if is_htmx():

@@ -28,7 +28,7 @@ import secrets
 import time
 from datetime import UTC, date, datetime, time as clock, timedelta
 
-from flask import Flask, abort, current_app, g, request
+from flask import Flask, abort, current_app, g, request, session
 from limits import parse_many
 from sqlalchemy.orm import joinedload
 
@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 TOKEN_PREFIX = "pxb_"
 PREFIX_LENGTH = 12  # "pxb_" and 8 random characters: enough to tell a user's tokens apart, useless to guess the rest
 TOKEN_PATTERN = re.compile(r"pxb_[A-Za-z0-9_-]{43}")
+# Read by scrapers and dashboards, never by a person: like the JSON API, a stranger gets a 401 asking for a token,
+# not the login form (which Prometheus or Homepage would follow and fail to parse).
+TOKEN_ENDPOINTS = {"observability.metrics", "observability.widget_summary"}
 EXPIRY_CHOICES = {"30": "30 days", "90": "90 days", "365": "A year", "date": "On a date", "never": "Never"}
 MAX_EXPIRY_DAYS = 5 * 365  # a chosen date further off is a typo (year 2962); "Never" says it on purpose
 # The account itself (password, sessions, second factors, tokens) is a browser's business: a leaked token must
@@ -240,11 +243,19 @@ def sign_in_request():
     return None
 
 
+def for_scripts() -> bool:
+    """Whether this request is for scripts (the JSON API, ``TOKEN_ENDPOINTS``): a stranger gets a 401 asking for
+    a token, never the login form."""
+    return problems.is_api_request() or request.endpoint in TOKEN_ENDPOINTS
+
+
 def csrf_exempt() -> bool:
     """The CSRF check's exemption (``csrf.exempt_when``): True for a request its valid Bearer token signs in;
-    an invalid token is answered 401 right here, before the check could call it a CSRF failure."""
+    an invalid token is answered 401 right here, before the check could call it a CSRF failure. A script's
+    request with neither a token nor a signed-in session is exempt too: it is refused with a 401 asking for a
+    token (the sign-in check), which is what its author needs to read, not "CSRF token missing"."""
     if bearer_secret() is None:
-        return False
+        return for_scripts() and "_user_id" not in session
     result = _request_token()
     if not isinstance(result, ApiToken):
         abort(result)

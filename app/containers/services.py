@@ -83,6 +83,10 @@ class ActionRefused(Exception):
         self.message = message
 
 
+class ContainerMissing(ActionRefused):
+    """The container is not in Proxmox (the API answers 404, the pages say it like any refusal)."""
+
+
 HA_ERROR_REASON = ("Its HA state is error: Proxmox will not start it until the HA error is cleared "
                    "(set the HA resource to disabled, then to started again).")
 TEMPLATE_REASON = "A Proxmox template cannot be started or stopped; clone it to make a container."
@@ -138,11 +142,11 @@ def get_or_create_record(live: ContainerSummary) -> Container:
 
 
 def locate(vmid: int) -> ContainerSummary:
-    """The live summary of a container, wherever it runs; ActionRefused when it does not exist."""
+    """The live summary of a container, wherever it runs; ContainerMissing when it does not exist."""
     pve = get_proxmox()
     node = pve.find_container_node(vmid)
     if node is None:
-        raise ActionRefused(f"CT {vmid} does not exist in Proxmox.")
+        raise ContainerMissing(f"CT {vmid} does not exist in Proxmox.")
     return pve.container_status(node, vmid)
 
 
