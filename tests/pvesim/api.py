@@ -164,9 +164,13 @@ class Api:
     def version(self, ctx, p):
         return dict(RELEASES[self.sim.pve_version]["version"])
 
-    def _node_entries(self, ctx, now):
+    def _node_entries(self, ctx, now, metrics=None):
         """PVE::API2Tools::extract_node_stats: an offline node (RRD data older than 5 min are
-        dropped by pmxcfs) has only id/node/type/status; without Sys.Audit no figures."""
+        dropped by pmxcfs) has only id/node/type/status; without Sys.Audit no figures.
+        ``metrics``: the guests' metrics at ``now`` already computed (see Cluster.node_usages)."""
+        audited = [name for name in self.cluster.nodes
+                   if self.sim.node_online(name) and ctx.has(f"/nodes/{name}", ["Sys.Audit"])]
+        usage = self.cluster.node_usages(audited, now, metrics)
         out = []
         for name, n in self.cluster.nodes.items():
             e = {"id": f"node/{name}", "node": name, "type": "node"}
@@ -175,12 +179,11 @@ class Api:
                 out.append(e)
                 continue
             e["status"] = "online"
-            audit = ctx.has(f"/nodes/{name}", ["Sys.Audit"])
-            if audit:
-                u = self.cluster.node_usage(name, now)
+            u = usage.get(name)
+            if u:
                 e.update(uptime=u["uptime"], cpu=u["cpu"], mem=u["mem"], disk=9 * GiB)
             e["level"] = ""
-            if audit:
+            if u:
                 e.update(maxcpu=n["maxcpu"], maxmem=n["maxmem"], maxdisk=100 * GiB)
             out.append(e)
         return out
@@ -224,10 +227,14 @@ class Api:
         }
 
     # --- cluster -----------------------------------------------------------------------------
-    def _guest_resource(self, ct: Container, now: float, online: bool = True) -> dict:
+    def _guest_resource(self, ct: Container, now: float, online: bool = True, metrics=None) -> dict:
+        """The container's /cluster/resources entry; the metrics it is built from go into
+        ``metrics`` (vmid -> dict) when given, for the node figures of the same answer."""
         if online:
             n = self.cluster.nodes[ct.node]
             m = ct.metrics(now, n["maxcpu"])
+            if metrics is not None:
+                metrics[ct.vmid] = m
             e = {"id": f"lxc/{ct.vmid}", "type": "lxc", "vmid": ct.vmid, "node": ct.node,
                  "status": ct.status, "name": ct.name, "uptime": m["uptime"],
                  "template": 1 if ct.template else 0, "maxcpu": m["cpus"], "cpu": m["cpu"],
@@ -256,6 +263,10 @@ class Api:
         typ = p.get("type")
         now = time.time()
         out = []
+        # pmxcfs keeps every figure in memory, so the nodes and storages of the unfiltered answer
+        # cost no more than their entries: the node sums reuse the guests' metrics, and the
+        # storages are summed in one pass for all nodes
+        metrics: dict[int, dict] = {}
         if typ is None:
             for pool in sorted(self.cluster.pools):
                 if ctx.has(f"/pool/{pool}", ["Pool.Audit"]):
@@ -266,19 +277,20 @@ class Api:
             for ct in sorted(self.cluster.containers.values(), key=lambda c: c.vmid):
                 if not full and not ctx.privs.has(f"/vms/{ct.vmid}", ["VM.Audit"]):
                     continue
-                e = self._guest_resource(ct, now, online.get(ct.node, False))
+                e = self._guest_resource(ct, now, online.get(ct.node, False), metrics)
                 if not full and "pool" in e and not ctx.privs.has(f"/pool/{e['pool']}", ["Pool.Audit"]):
                     del e["pool"]
                 out.append(e)
         if typ in (None, "node"):
-            for e in self._node_entries(ctx, now):
+            for e in self._node_entries(ctx, now, metrics):
                 if e["status"] == "online":
                     e["cgroup-mode"] = 2
                 out.append(e)
         if typ in (None, "storage"):
+            used = self.cluster.storage_used(list(self.cluster.nodes))
             for node in self.cluster.nodes:
                 up = self.sim.node_online(node)
-                for s in self.cluster.storage_status(node):
+                for s in self.cluster.storage_status(node, used):
                     if not ctx.has(f"/storage/{s['storage']}", ["Datastore.Audit"]):
                         continue
                     e = {"id": f"storage/{node}/{s['storage']}", "storage": s["storage"], "node": node,

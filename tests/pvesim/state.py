@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -11,6 +12,7 @@ import random
 import re
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from .schema import format_size, parse_size, split_list
@@ -96,6 +98,14 @@ def _mac_serial_floor(serial: int) -> None:
 
 def ip_for(vmid: int) -> str:
     return f"10.{(vmid >> 16) & 255}.{(vmid >> 8) & 255}.{vmid & 255 or 1}"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _rootfs_size(rootfs: str) -> int:
+    """Bytes of a rootfs property string's ``size=`` (4 GiB without one). Cached: every guest's
+    entry in /cluster/resources and its node's storage figures read it on every call."""
+    m = re.search(r"(?:^|,)size=([^,]+)", rootfs)
+    return parse_size(m.group(1)) if m else 4 * GiB
 
 
 @dataclass
@@ -188,8 +198,7 @@ class Container:
 
     @property
     def maxdisk(self) -> int:
-        m = re.search(r"(?:^|,)size=([^,]+)", self.config.get("rootfs", ""))
-        return parse_size(m.group(1)) if m else 4 * GiB
+        return _rootfs_size(self.config.get("rootfs", ""))
 
     def cpus(self, host_cpus: int) -> float:
         if self.config.get("cores"):
@@ -526,19 +535,43 @@ class Cluster:
         return sorted((b for b in self.backups.values()
                        if b["storage"] == sid and b["node"] in (None, node)), key=lambda b: (b["vmid"], b["ctime"]))
 
-    def storage_status(self, node: str) -> list[dict]:
+    def storage_used(self, nodes) -> dict[tuple[str, str], int]:
+        """Bytes used per ``(node, storage id)`` for each node in ``nodes``, before the cap at the
+        storage's size: the templates and backups on ``local``, the backups on a backup storage,
+        a third of each container's disk on its node's image storage.
+
+        One pass over the backups and one over the containers for all nodes and storages: pvestatd
+        reads these figures from its cache, so asking for more nodes or storages must not cost
+        another scan each (/cluster/resources unfiltered would cost far more than ``type=vm``)."""
+        counted = {sid for sid, _typ, content, _shared, _total in STORAGES if sid == "local" or content == "backup"}
+        templates = 18 * GiB + sum(t[1] for t in TEMPLATES)
+        backup_bytes: dict[tuple, int] = defaultdict(int)  # (node, or None for a shared volume, sid)
+        for b in self.backups.values():
+            backup_bytes[b["node"], b["storage"]] += b["size"]
+        disk_bytes: dict[str, int] = defaultdict(int)
+        for ct in self.containers.values():
+            disk_bytes[ct.node] += ct.maxdisk // 3
+        used = {}
+        for node in nodes:
+            for sid, *_ in STORAGES:
+                if sid in counted:
+                    used[node, sid] = ((templates if sid == "local" else 0)
+                                       + backup_bytes[None, sid] + backup_bytes[node, sid])
+                else:
+                    used[node, sid] = disk_bytes[node]
+        return used
+
+    def storage_status(self, node: str, used: dict[tuple[str, str], int] | None = None) -> list[dict]:
+        """The node's storages as ``/nodes/{node}/storage`` lists them; ``used`` is
+        :meth:`storage_used` when the caller already has it for this node."""
+        if used is None:
+            used = self.storage_used([node])
         out = []
         for sid, typ, content, shared, total in STORAGES:
-            if sid == "local":
-                used = 18 * GiB + sum(t[1] for t in TEMPLATES) + sum(b["size"] for b in self.backups_on(node, sid))
-            elif content == "backup":
-                used = sum(b["size"] for b in self.backups_on(node, sid))
-            else:
-                used = sum(ct.maxdisk // 3 for ct in self.containers.values() if ct.node == node)
-            used = min(used, total)
+            u = min(used[(node, sid)], total)
             out.append({"storage": sid, "type": typ, "content": content, "active": 1, "enabled": 1,
-                        "shared": shared, "total": total, "used": used, "avail": total - used,
-                        "used_fraction": used / total})
+                        "shared": shared, "total": total, "used": u, "avail": total - u,
+                        "used_fraction": u / total})
         return out
 
     def storage_cfg(self, sid: str):
@@ -590,12 +623,27 @@ class Cluster:
 
     # node ------------------------------------------------------------------------------------
     def node_usage(self, node: str, now: float) -> dict:
-        n = self.nodes[node]
-        cts = [c for c in self.containers.values() if c.node == node and c.running]
-        cpu = 0.03 + sum(c.metrics(now, n["maxcpu"])["cpu"] * c.cpus(n["maxcpu"]) for c in cts) / n["maxcpu"]
-        mem = int(2.5 * GiB + sum(c.metrics(now, n["maxcpu"])["mem"] for c in cts))
-        return {"cpu": round(min(cpu, 1.0), 6), "mem": min(mem, n["maxmem"]),
-                "uptime": int(now - n["uptime_base"])}
+        """The node's cpu (fraction), mem (bytes) and uptime (s) at ``now`` (see :meth:`node_usages`)."""
+        return self.node_usages([node], now)[node]
+
+    def node_usages(self, nodes, now: float, metrics: dict[int, dict] | None = None) -> dict[str, dict]:
+        """Each of ``nodes``' cpu (fraction), mem (bytes) and uptime (s) at ``now``, summed from its
+        running containers in one pass over them; ``metrics`` maps a vmid to the
+        :meth:`Container.metrics` already computed at ``now`` for this request (the guest entries
+        of /cluster/resources), the others are computed here."""
+        metrics = metrics or {}
+        running: dict[str, list[dict]] = {node: [] for node in nodes}
+        for c in self.containers.values():
+            if c.node in running and c.running:
+                running[c.node].append(metrics.get(c.vmid) or c.metrics(now, self.nodes[c.node]["maxcpu"]))
+        out = {}
+        for node, ms in running.items():
+            n = self.nodes[node]
+            cpu = 0.03 + sum(m["cpu"] * m["cpus"] for m in ms) / n["maxcpu"]
+            mem = int(2.5 * GiB + sum(m["mem"] for m in ms))
+            out[node] = {"cpu": round(min(cpu, 1.0), 6), "mem": min(mem, n["maxmem"]),
+                         "uptime": int(now - n["uptime_base"])}
+        return out
 
     # tasks -----------------------------------------------------------------------------------
     def new_task(self, node: str, typ: str, ident, user: str) -> Task:
