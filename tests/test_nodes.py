@@ -7,6 +7,7 @@ import re
 import time
 
 from app.presenters import filesize
+from tests.fixtures.app import join_app_threads
 from tests.pvesim.api import RELEASES
 
 GIB = 1024**3
@@ -46,6 +47,7 @@ def test_every_node_is_listed_with_versions_uptime_figures_and_its_containers(lo
     node = pve.containers[100].node
     assert f'href="/nodes/{node}" data-testid="card-node">{node}</a>' in card  # each card links its node
 
+    join_app_threads()  # the dashboard started the backup index's first sweep: its calls are not the page's
     pve.clear_requests()
     html = client.get("/nodes").text
     assert pve.count_requests("GET", "/cluster/resources") == 1
@@ -83,6 +85,7 @@ def test_a_node_page_lists_its_storages_with_their_use_and_its_containers(logged
     assert client.get("/nodes/pve9").status_code == 404
     assert client.get("/nodes/not_a..node").status_code == 404
     name = "pve1"
+    join_app_threads()  # a background sweep's calls are not the page's
     pve.clear_requests()
     response = client.get(f"/nodes/{name}")
     assert response.status_code == 200
