@@ -267,10 +267,12 @@ def log(app, db):
     db.session.add_all([web, mail])
     db.session.flush()
     now = utcnow()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     rows = [
         ("alice", "container.stop", web, "succeeded", now - timedelta(days=2)),
         ("bob", "container.start", mail, "failed", now - timedelta(days=1)),
-        ("bob", "template.create", None, "succeeded", now - timedelta(hours=1)),
+        # an hour ago, but today even just after midnight (yesterday is the one-day filter's test)
+        ("bob", "template.create", None, "succeeded", max(now - timedelta(hours=1), midnight)),
         ("alice", "credential.reveal", mail, "refused", now),
     ]
     for name, action, container, outcome, when in rows:
