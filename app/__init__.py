@@ -84,7 +84,7 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions and the services that live on the app."""
-    from app import audit, auth, input_guard, jobs, migration_guard, proxmox, security_headers
+    from app import audit, auth, input_guard, jobs, migration_guard, proxmox, render_cache, security_headers
 
     input_guard.init_app(app)
     security_headers.init_app(app)
@@ -92,6 +92,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     csrf.init_app(app)
     proxmox.init_app(app)
+    render_cache.init_app(app)
     migration_guard.init_app(app)
     auth.init_app(app)
     audit.init_app(app)

@@ -19,7 +19,6 @@ from app.proxmox.cache import ReadCache
 from app.proxmox.deadline import deadline
 from tests.fixtures.app import AuthActions, IsolatedClient, app_config
 from tests.fixtures.pve import sim_settings
-from tests.fixtures.redis import REDIS_URL
 
 
 def make_apps(database_url, pve, tmp_path, count=2, **config):
@@ -54,15 +53,9 @@ def read_in_threads(apps, read, per_app=4):
 
 
 @pytest.fixture
-def shared_apps(database_url, pve, tmp_path, redis_prefix):
+def shared_apps(apps_on_redis):
     """Two apps on one Redis with a 5 s cache."""
-    apps = make_apps(database_url, pve, tmp_path, REDIS_URL=REDIS_URL, PVE_CACHE_PREFIX=redis_prefix[0],
-                     PVE_CACHE_SECONDS=5)
-    yield apps
-    for app in apps:
-        app.extensions["proxmox"].close()
-        with app.app_context():
-            _db.engine.dispose()
+    return apps_on_redis(PVE_CACHE_SECONDS=5)
 
 
 def test_two_apps_on_redis_share_one_load(shared_apps, pve):

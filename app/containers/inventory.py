@@ -6,6 +6,7 @@ snapshot stored on each container is used instead and marked stale.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -15,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import insert, select, update
+from sqlalchemy import Text, cast, insert, select, update
 
 from app.events import record_event
 from app.extensions import db
@@ -334,13 +335,42 @@ def load_inventory(settle: Callable[[Operation], object] | None = None, *, recor
 
 
 _ROW_COLUMNS = (Container.id, Container.vmid, Container.node, Container.hostname, Container.lifecycle,
-                Container.managed, Container.snapshot, Container.snapshot_at, Container.fingerprint,
-                Container.gone_at)
+                Container.managed, Container.snapshot["name"].as_string().label("snapshot_name"),
+                cast(Container.snapshot, Text).label("snapshot_text"), Container.snapshot_at,
+                Container.fingerprint, Container.gone_at)
 
 
-def _current_rows() -> list[Any]:
+class LightRow:
+    """A record as the inventory reads it: its columns, the last-known name (read by the database), and
+    the last-known snapshot decoded only when asked for. A render at a thousand containers decoded every
+    snapshot for the few it shows stale; the live ones never need it."""
+
+    __slots__ = ("id", "vmid", "node", "hostname", "lifecycle", "managed", "snapshot_name", "_text", "_snapshot",
+                 "snapshot_at", "fingerprint", "gone_at")
+
+    def __init__(self, row) -> None:
+        (self.id, self.vmid, self.node, self.hostname, self.lifecycle, self.managed, self.snapshot_name, self._text,
+         self.snapshot_at, self.fingerprint, self.gone_at) = row
+        self._snapshot = _UNREAD
+
+    @property
+    def snapshot(self) -> dict[str, Any] | None:
+        """The stored last-known state (``snapshot_of``), or None."""
+        if self._snapshot is _UNREAD:
+            self._snapshot = json.loads(self._text) if self._text else None
+        return self._snapshot
+
+
+_UNREAD = object()
+
+
+def _light_rows(statement) -> list[LightRow]:
+    return [LightRow(row) for row in db.session.execute(statement).all()]
+
+
+def _current_rows() -> list[LightRow]:
     """Every record that holds its VMID (not archived), as light rows."""
-    return db.session.execute(select(*_ROW_COLUMNS).where(Container.lifecycle != "deleted")).all()
+    return _light_rows(select(*_ROW_COLUMNS).where(Container.lifecycle != "deleted"))
 
 
 def _live_view(ct: ContainerSummary, row, pending: dict[int, Operation]) -> ContainerView:
@@ -471,6 +501,8 @@ MAX_CONFIRMATIONS = 5  # per sync: guests missing from the answer asked for dire
 
 def _name_of(row) -> str | None:
     """The name Proxmox last reported for a record's guest (None: never seen, so nothing to compare)."""
+    if isinstance(row, LightRow):
+        return row.snapshot_name
     return (row.snapshot or {}).get("name")
 
 
@@ -798,7 +830,7 @@ def _pending_of(record: Container | None) -> dict[int, Operation]:
 
 def _light(record: Container):
     """A record as the light row ``sync`` works on."""
-    return db.session.execute(select(*_ROW_COLUMNS).where(Container.id == record.id)).one()
+    return _light_rows(select(*_ROW_COLUMNS).where(Container.id == record.id))[0]
 
 
 # -- VMIDs -----------------------------------------------------------------------------------------

@@ -129,6 +129,17 @@ class ReadCache:
             return None
         return None if value is NO_VALUE else value
 
+    def generation(self) -> int:
+        """How many times the cache was invalidated (in every process sharing it): a value derived from what
+        it held names it to know when that is out of date. -1 when Redis cannot be asked."""
+        if self._redis is None:
+            return self._generation
+        try:
+            return self._shared_generation()
+        except Exception as exc:  # noqa: BLE001 - no generation: whatever is derived is drawn afresh
+            self._report_redis(exc)
+            return -1
+
     def invalidate(self) -> None:
         """Forget everything (in every process sharing the cache); loads in flight will not be seen."""
         with self._lock:

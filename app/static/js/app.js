@@ -158,6 +158,26 @@
     });
   }
 
+  // Auto-refresh asks "has it changed?": the refreshing element keeps the ETag of what it shows and
+  // sends it as If-None-Match; a 304 (nothing new, no body) leaves the page as it is.
+  function initConditionalRefresh() {
+    htmx.config.responseHandling.unshift({ code: "304", swap: false });
+    const refreshing = (el) => el && el.hasAttribute && el.hasAttribute("data-refresh-seconds");
+    document.body.addEventListener("htmx:configRequest", (event) => {
+      const el = event.detail.elt;
+      if (event.detail.verb === "get" && refreshing(el) && el.dataset.etag) {
+        event.detail.headers["If-None-Match"] = el.dataset.etag;
+      }
+    });
+    document.body.addEventListener("htmx:afterRequest", (event) => {
+      const el = event.detail.elt;
+      const xhr = event.detail.xhr;
+      if (!refreshing(el) || !xhr || xhr.status !== 200) return;
+      const tag = xhr.getResponseHeader("ETag");
+      if (tag) el.dataset.etag = tag; else delete el.dataset.etag;
+    });
+  }
+
   function init(root) {
     revealActiveTabs(root);
     initShownFor(root);
@@ -172,6 +192,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     init(document);
+    initConditionalRefresh();
     initConfirmLinks();
     initMenus();
     keepDetailsOpen();
