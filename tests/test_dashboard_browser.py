@@ -142,6 +142,24 @@ def test_refresh_now_swaps_the_grid_in_place(dashboard, pve):
     assert_no_reload(page)
 
 
+def test_a_refresh_with_nothing_new_is_a_304_and_leaves_the_grid_alone(dashboard, pve):
+    page = dashboard.page
+    page.evaluate("document.querySelector('#ct-104').dataset.untouched = 'yes'")
+    with page.expect_response(lambda r: r.request.headers.get("hx-request") and r.url.endswith("/")) as answer:
+        page.locator("[data-refresh-now]").click()
+    assert answer.value.status == 304
+    assert answer.value.request.headers.get("if-none-match")
+    expect(card(page, 104)).to_have_attribute("data-untouched", "yes")  # nothing was swapped
+    expect(card(page, 104).locator(".status-badge")).to_have_text("stopped")
+    pve.add_container(vmid=555, node="pve1", status="running", hostname="newcomer")
+    with page.expect_response(lambda r: r.request.headers.get("hx-request") and r.url.endswith("/")) as answer:
+        page.locator("[data-refresh-now]").click()
+    assert answer.value.status == 200
+    expect(card(page, 555)).to_contain_text("newcomer")
+    expect(card(page, 104)).not_to_have_attribute("data-untouched", "yes")
+    assert_no_reload(page)
+
+
 def test_unreachable_proxmox_banner_stale_cards_then_recovery(dashboard, pve):
     page = dashboard.page
     pve.faults.unreachable = True

@@ -8,6 +8,7 @@ string parameters (path params merged in) and returns the ``data`` value, or a
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import threading
 import time
@@ -23,6 +24,16 @@ from .rrd import Rrd
 from .schema import parse_property_string, split_list
 from .state import (GiB, HA_STATES, TEMPLATES, Container, PVEError, Task, ha_request_state, mac_for, new_mac,
                     ip_for, normalize_tags, param_error)
+
+STATUS_CYCLE_SECONDS = 10  # pvestatd's update loop (PVE::Service::pvestatd, $updatetime)
+
+
+def status_time(now: float | None = None) -> float:
+    """When the figures /cluster/resources answers at ``now`` (default: now) were taken: the start of
+    pvestatd's current cycle."""
+    now = time.time() if now is None else now
+    return STATUS_CYCLE_SECONDS * math.floor(now / STATUS_CYCLE_SECONDS)
+
 
 UPID_RE = re.compile(
     r"^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):"
@@ -261,7 +272,9 @@ class Api:
         """pve-manager PVE/API2/Cluster.pm ``resources``: guests without VM.Audit, storages
         without Datastore.Audit, pools without Pool.Audit are left out silently."""
         typ = p.get("type")
-        now = time.time()
+        # The figures are what pvestatd last broadcast (NOTES.md: RRD data about 10 s old), so two
+        # calls within one of its cycles answer the same figures; status changes show at once here.
+        now = status_time()
         out = []
         # pmxcfs keeps every figure in memory, so the nodes and storages of the unfiltered answer
         # cost no more than their entries: the node sums reuse the guests' metrics, and the
