@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 
 from app.auth import is_safe_next
+from app.auth.roles import refusal
 from app.containers import bp
 from app.containers import inventory
 from app.containers.detail import header_context
@@ -13,6 +14,7 @@ from app.containers.forms import ConfirmQuery, TargetQuery
 from app.containers.services import (
     ACTIONS,
     ActionRefused,
+    action_reasons,
     clear_gone,
     refresh_operation,
     request_action,
@@ -39,11 +41,19 @@ def url_query(**query) -> str:
     return urlencode({key: value for key, value in query.items() if value is not None})
 
 
-@bp.app_context_processor
-def lifecycle_helpers():
-    from app.containers.services import action_reasons
+@bp.app_template_global()
+def action_refusals() -> dict[str, str | None]:
+    """For each lifecycle action, why this request's role may not run it (``roles.refusal``; None: it may),
+    worked out once per request: a dashboard page asked it for every action of every card."""
+    refusals = g.get("_action_refusals")
+    if refusals is None:
+        refusals = g._action_refusals = {name: refusal("containers.run_action", action=name) for name in ACTIONS}
+    return refusals
 
-    return {"ACTIONS": ACTIONS, "action_reasons": action_reasons}
+
+# Globals, not a context processor: the card macro, imported once per page, sees globals only.
+bp.add_app_template_global(ACTIONS, "ACTIONS")
+bp.add_app_template_global(action_reasons, "action_reasons")
 
 
 PARTIALS = {"card": "dashboard/_card.html", "header": "containers/_header.html"}
