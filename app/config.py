@@ -15,6 +15,9 @@ class DefaultConfig:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None
+    # The server-side session enforces the idle and absolute lifetimes; re-signing the cookie on every answer
+    # only cost each auto-refresh a Set-Cookie (and the time to sign it).
+    SESSION_REFRESH_EACH_REQUEST = False
     # werkzeug's scrypt (N=2^15, r=8, p=1: ~0.1 s per hash here); only tests lower it, to save their CPU.
     PASSWORD_HASH_METHOD = "scrypt:32768:8:1"
     SESSION_IDLE_MINUTES = 120  # a sign-in session unused this long ends on the server

@@ -43,6 +43,7 @@ EXTENSION_KEY = "render_cache"
 WATCHED_TABLES = frozenset({"containers", "operations", "services", "alert_incidents", "alert_mutes", "alert_rules",
                             "maintenance_windows"})
 _DIRTY = "render_cache_dirty"
+MAX_RENDERS = 200  # kept in this process's memory (about 100 KiB each): searches make new keys at will
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ def init_app(app: Flask) -> ReadCache:
     seconds = float(app.config.get("PVE_CACHE_SECONDS", 5) or 0)
     database = hashlib.sha256(str(app.config.get("SQLALCHEMY_DATABASE_URI")).encode()).hexdigest()[:16]
     prefix = f"{app.config.get('PVE_CACHE_PREFIX') or 'proxboard'}:render:{database}"
-    cache = ReadCache(seconds, redis_url=app.config.get("REDIS_URL") or None, prefix=prefix)
+    cache = ReadCache(seconds, redis_url=app.config.get("REDIS_URL") or None, prefix=prefix,
+                      max_entries=MAX_RENDERS)
     app.extensions[EXTENSION_KEY] = cache
     app.extensions["render_placeholder"] = _placeholder(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
@@ -108,15 +110,17 @@ def personal(render: Render) -> str:
     return render.html.replace(current_app.extensions["render_placeholder"], generate_csrf())
 
 
-def conditional(render: Render, response: Response) -> Response:
-    """Tag ``response`` (carrying ``render``) with its ETag; ``304`` with no body when the request's
-    ``If-None-Match`` already names it. ``private, no-cache``: only the browser keeps it, and it asks first."""
+def conditional(render: Render, respond: Callable[[], Response]) -> Response:
+    """``304 Not Modified`` with no body when the request's ``If-None-Match`` already names ``render``, else
+    ``respond()`` (the answer carrying it); either tagged with its ETag, ``private, no-cache`` (only the
+    browser keeps it, and asks first)."""
+    if request.if_none_match.contains(render.etag):
+        response = Response(status=304)
+        response.vary.add("HX-Request")
+    else:
+        response = respond()
     response.set_etag(render.etag)
     response.headers["Cache-Control"] = "private, no-cache"
-    if request.if_none_match.contains(render.etag):
-        response.status_code = 304
-        response.set_data(b"")
-        response.headers.pop("Content-Length", None)
     return response
 
 

@@ -218,48 +218,73 @@ def signed_in(base: str, attempts: int = 3) -> requests.Session:
     raise AssertionError("unreachable")
 
 
-def refresh_for(base: str, sessions: list[requests.Session], seconds: float,
-                headers: dict | None = None) -> tuple[list, list]:
-    """Each session refreshes the dashboard fragment in its own thread for ``seconds``: (answers, errors)."""
-    done, errors = [], []
+def refresh_for(base: str, sessions: list[requests.Session], seconds: float, conditional: bool = True,
+                headers: dict | None = None) -> tuple[list[float], list, dict[int, int]]:
+    """Each session refreshes the dashboard fragment in its own thread for ``seconds``, as app.js does: with
+    ``conditional`` it sends the ETag of what it shows as If-None-Match. (latencies in ms, errors, answers
+    by status code)."""
+    latencies: list[float] = []
+    errors: list = []
+    statuses: dict[int, int] = {}
     stop_at = time.monotonic() + seconds
 
     def worker(session):
+        etag = None
         while time.monotonic() < stop_at:
+            sent = {"HX-Request": "true", **(headers or {})}
+            if conditional and etag:
+                sent["If-None-Match"] = etag
+            started = time.perf_counter()
             try:
-                response = session.get(base + "/", headers={"HX-Request": "true", **(headers or {})}, timeout=30)
-                if response.status_code != 200:
-                    errors.append(response.status_code)
-                done.append(1)
+                response = session.get(base + "/", headers=sent, timeout=30)
             except requests.RequestException as exc:
                 errors.append(type(exc).__name__)
+                continue
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code == 200:
+                etag = response.headers.get("ETag")
+            elif response.status_code != 304:
+                errors.append(response.status_code)
 
     threads = [threading.Thread(target=worker, args=(session,)) for session in sessions]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return done, errors
+    return latencies, errors, statuses
 
 
-def concurrency_table(clients: int, duration: float, cache_seconds: float) -> None:
-    print(f"\n{clients} concurrent clients refreshing the dashboard for {duration:.0f} s against gunicorn "
-          f"(1 process, gthread; PVE cache {cache_seconds:g} s)")
-    with simulator(100) as (env, sim_base), tempfile.TemporaryDirectory() as folder:
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def concurrency_table(clients: int, duration: float, cache_seconds: float, size: int, threads: int) -> None:
+    """Table 2: ``clients`` people refreshing a ``size``-container dashboard on one gunicorn process."""
+    print(f"\n{clients} concurrent clients refreshing a {size:,}-container dashboard for {duration:.0f} s each way "
+          f"against gunicorn (1 process, gthread, {threads} threads; PVE cache {cache_seconds:g} s: the Dockerfile's defaults)")
+    print(f"{'refresh':>13} | {'answers':>7} | {'req/s':>6} | {'200':>6} | {'304':>6} | {'errors':>6} | {'p50 ms':>6} | "
+          f"{'p95 ms':>6} | {'p99 ms':>6} | {'upstream calls':>14} | {'intervals':>9} | {'calls/interval':>14}")
+    print("-" * 128)
+    with simulator(size) as (env, sim_base), tempfile.TemporaryDirectory() as folder:
         build_app(env, folder, cache_seconds)
-        with gunicorn(env, folder, workers=1, threads=clients,
+        with gunicorn(env, folder, workers=1, threads=threads,
                       extra={"PROXBOARD_PVE_CACHE_SECONDS": str(cache_seconds)}) as base:
             sessions = [signed_in(base) for _ in range(clients)]
-            requests.delete(sim_base + "/_sim/requests", verify=False, timeout=5)
-            done, errors = refresh_for(base, sessions, duration)
-            log = requests.get(sim_base + "/_sim/requests", verify=False, timeout=5).json()
-            entries = log if isinstance(log, list) else log.get("requests", [])
-            upstream = sum(1 for r in entries if r["method"] == "GET" and "/cluster/resources" in r["path"])
-            intervals = duration / cache_seconds if cache_seconds else float("nan")
-            print(f"{'requests':>9} | {'req/s':>6} | {'errors':>6} | {'upstream calls':>14} | {'intervals':>9} | {'calls/interval':>14}")
-            print("-" * 72)
-            print(f"{len(done):>9} | {len(done) / duration:>6.0f} | {len(errors):>6} | {upstream:>14} | "
-                  f"{intervals:>9.0f} | {upstream / intervals:>14.2f}")
+            refresh_for(base, sessions[:2], 2)  # the first render records the containers: not timed
+            for conditional in (True, False):
+                requests.delete(sim_base + "/_sim/requests", verify=False, timeout=5)
+                latencies, errors, statuses = refresh_for(base, sessions, duration, conditional)
+                log = requests.get(sim_base + "/_sim/requests", verify=False, timeout=5).json()
+                entries = log if isinstance(log, list) else log.get("requests", [])
+                upstream = sum(1 for r in entries if r["method"] == "GET" and "/cluster/resources" in r["path"])
+                intervals = duration / cache_seconds if cache_seconds else float("nan")
+                print(f"{'If-None-Match' if conditional else 'always full':>13} | {len(latencies):>7} | "
+                      f"{len(latencies) / duration:>6.0f} | {statuses.get(200, 0):>6} | {statuses.get(304, 0):>6} | "
+                      f"{len(errors):>6} | {percentile(latencies, 0.5):>6.0f} | {percentile(latencies, 0.95):>6.0f} | "
+                      f"{percentile(latencies, 0.99):>6.0f} | {upstream:>14} | {intervals:>9.0f} | "
+                      f"{upstream / intervals:>14.2f}", flush=True)
             for session in sessions:
                 session.close()
 
@@ -328,11 +353,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--cache-seconds", type=float, default=5)
+    parser.add_argument("--concurrency-size", type=int, default=1000, help="containers in table 2")
+    parser.add_argument("--threads", type=int, default=16, help="gunicorn threads in table 2 (the Dockerfile's default)")
+    parser.add_argument("--only-concurrency", action="store_true", help="only table 2")
     parser.add_argument("--skip-concurrency", action="store_true")
     parser.add_argument("--backups-size", type=int, default=1000)
     parser.add_argument("--only-backups", action="store_true", help="only table 3")
     args = parser.parse_args()
     warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+    if args.only_concurrency:
+        concurrency_table(args.clients, args.duration, args.cache_seconds, args.concurrency_size, args.threads)
+        return
     if args.only_backups:
         backup_table(args.backups_size, args.runs)
         return
@@ -341,7 +372,7 @@ def main() -> None:
         return
     backup_table(args.backups_size, args.runs)
     if not args.skip_concurrency:
-        concurrency_table(args.clients, args.duration, args.cache_seconds)
+        concurrency_table(args.clients, args.duration, args.cache_seconds, args.concurrency_size, args.threads)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def drive(base: str, sim_base: str, clients: int, seconds: float) -> tuple[int, 
     time.sleep(0.2)
     requests.delete(sim_base + "/_sim/requests", verify=False, timeout=5)
     # A new connection each time, so that every worker process gets its share of requests.
-    answers, errors = refresh_for(base, sessions, seconds, headers={"Connection": "close"})
+    answers, errors, _ = refresh_for(base, sessions, seconds, headers={"Connection": "close"})
     log = requests.get(sim_base + "/_sim/requests", verify=False, timeout=5).json()
     entries = log if isinstance(log, list) else log.get("requests", [])
     upstream = sum(1 for r in entries if r["method"] == "GET" and "/cluster/resources" in r["path"])

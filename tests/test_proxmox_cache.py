@@ -150,3 +150,13 @@ def test_a_page_waits_for_another_process_s_load_no_longer_than_its_deadline(sha
     loading.join(10)
     pve.faults.delay = 0
     assert len(web.nodes()) == 3 and pve.count_requests("GET", "/nodes") == 1  # the worker's load, shared
+
+
+def test_a_bounded_memory_cache_forgets_the_oldest_key_written_not_the_newest():
+    loads = []
+    cache = ReadCache(60, max_entries=3)
+    for key in ("a", "b", "c", "d", "e"):
+        cache.get_or_load(key, lambda key=key: loads.append(key) or key.upper())
+    assert [cache.get_or_load(key, lambda key=key: loads.append(key) or key.upper()) for key in "cde"] == list("CDE")
+    assert loads == list("abcde"), "a key among the newest three was loaded again"
+    assert cache.get_or_load("a", lambda: loads.append("a") or "A") == "A" and loads[-1] == "a"  # forgotten

@@ -38,9 +38,9 @@ def index():
 
     render = render_cache.shared(("dashboard", current_role(), status, number, query, per_page), draw,
                                  get_proxmox().cache.generation())
-    body = render_cache.personal(render)
     if is_htmx():
-        return render_cache.conditional(render, page(body))
+        return render_cache.conditional(render, lambda: page(render_cache.personal(render)))
+    body = render_cache.personal(render)
     facts = render.facts
     return page(render_template("dashboard/index.html", body=Markup(body), status=status, query=query,
                                 total=facts["total"], pill_counts=facts["pill_counts"],

@@ -41,12 +41,14 @@ class ReadCache:
     ``ttl == 0`` disables caching (every read loads). Errors are never cached: the next
     reader loads again. ``redis_url`` shares the cache (and its load lock) between processes
     through Redis under ``prefix``; ``lock_timeout`` (seconds) frees the lock of a process
-    that died while loading. Values stored in Redis must pickle (Proxboard's models do).
+    that died while loading. Values stored in Redis must pickle (Proxboard's models do). In memory, dogpile
+    keeps an expired value until its key is written again: ``max_entries`` bounds a cache whose keys come
+    from users (searches), forgetting the oldest written first; Redis drops them after a few intervals.
     When Redis cannot be reached, reads load directly (logged once) instead of failing.
     """
 
     def __init__(self, ttl: float, *, redis_url: str | None = None, prefix: str = "proxboard:pve",
-                 lock_timeout: float = 30.0) -> None:
+                 lock_timeout: float = 30.0, max_entries: int | None = None) -> None:
         self._ttl = ttl
         self.prefix = prefix
         self.shared = bool(redis_url)
@@ -71,7 +73,9 @@ class ReadCache:
             )
             self._redis = self._region.backend.writer_client
         else:
-            self._region = make_region().configure("dogpile.cache.memory", expiration_time=ttl or None)
+            arguments = {"cache_dict": _Bounded(max_entries)} if max_entries else {}
+            self._region = make_region().configure("dogpile.cache.memory", expiration_time=ttl or None,
+                                                   arguments=arguments)
             self._redis = None
 
     @property
@@ -145,7 +149,7 @@ class ReadCache:
         with self._lock:
             self._generation += 1
         if self._redis is None:
-            self._region.backend._cache.clear()  # dogpile's memory backend is a plain dict
+            self._region.backend._cache.clear()  # dogpile's memory backend: a dict (or a _Bounded one)
             return
         try:
             self._redis.incr(f"{self.prefix}:generation")
@@ -188,6 +192,22 @@ class ReadCache:
             self._redis_failed = True
             log.warning("Redis unavailable for the Proxmox read cache, reading Proxmox directly: %s: %s",
                         type(exc).__name__, exc)
+
+
+class _Bounded(OrderedDict):
+    """dogpile's memory store, holding at most ``limit`` keys: writing one more forgets the oldest written."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self._limit = limit
+        self._write = threading.Lock()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        with self._write:
+            super().__setitem__(key, value)
+            self.move_to_end(key)
+            while len(self) > self._limit:
+                self.popitem(last=False)
 
 
 class _LockWaitExpired(Exception):
