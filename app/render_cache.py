@@ -124,6 +124,12 @@ def conditional(render: Render, respond: Callable[[], Response]) -> Response:
     return response
 
 
+def generation() -> int:
+    """How many times the shared renders were forgotten (``ReadCache.generation``): what is derived from
+    the records a page shows is out of date once it moves."""
+    return current_app.extensions[EXTENSION_KEY].generation()
+
+
 def invalidate() -> None:
     """Forget every shared render (in every process sharing them)."""
     cache = current_app.extensions.get(EXTENSION_KEY)

@@ -169,6 +169,24 @@ def dashboard_table(sizes: list[int], runs: int, large_runs: int) -> None:
                 db.engine.dispose()
 
 
+MASTERS: dict[str, int] = {}  # base URL -> gunicorn master pid
+
+
+def worker_pids(base: str) -> list[int]:
+    """The worker processes of the gunicorn serving ``base``."""
+    master = MASTERS[base]
+    text = Path(f"/proc/{master}/task/{master}/children").read_text()
+    return [int(pid) for pid in text.split()]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for {pid}")
+
+
 @contextlib.contextmanager
 def gunicorn(env: dict, folder: str, workers: int, threads: int, extra: dict | None = None):
     """gunicorn (gthread) serving Proxboard on the bench database; yields its base URL once it answers."""
@@ -184,6 +202,7 @@ def gunicorn(env: dict, folder: str, workers: int, threads: int, extra: dict | N
         cwd=ROOT, env=process_env,
     )
     base = f"http://127.0.0.1:{port}"
+    MASTERS[base] = server.pid
     try:
         for _ in range(200):
             with contextlib.suppress(requests.RequestException):

@@ -163,3 +163,25 @@ def test_two_processes_on_redis_draw_once_and_see_each_other_s_changes(shared_ap
                            headers=HTMX).status_code == 200
     after = card(clients[0].get("/").text, 104)
     assert 'data-testid="pending"' in after or 'data-status="running"' in after
+
+
+def test_every_filter_search_and_page_of_the_interval_shares_one_merge_with_the_records(app, count_queries):
+    viewer = signed_in(app, "viewer")
+    viewer.get("/")
+    with count_queries() as queries:
+        for path in ("/?status=running", "/?q=pve2", "/?page=2", "/?status=stopped&q=1"):
+            assert viewer.get(path).status_code == 200
+    reads = [q for q in queries.statements if "FROM containers" in q and "WHERE containers.lifecycle !=" in q]
+    assert not reads, f"the records were read again for another filter within the interval: {len(reads)} times"
+
+
+def test_a_record_changed_meanwhile_shows_in_the_next_filter_drawn(app):
+    viewer = signed_in(app, "viewer")
+    assert "renamed-by-proxboard" not in viewer.get("/").text
+    with app.app_context():
+        from app.models import Container
+
+        record = Container.current(101)
+        record.hostname = "renamed-by-proxboard"
+        _db.session.commit()
+    assert "renamed-by-proxboard" in card(viewer.get("/?status=running").text, 101)

@@ -18,6 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Text, cast, insert, select, update
 
+from app import render_cache
 from app.events import record_event
 from app.extensions import db
 from app.models import Container, Operation, Service, utcnow
@@ -256,17 +257,61 @@ def load_inventory(settle: Callable[[Operation], object] | None = None, *, recor
         pending = _settle(pending, settle)
         if len(pending) != before:  # an action just ended: read the state it left
             fetch = submit(pve.cluster_snapshot)
-    rows = _current_rows()
+    # With Proxmox's answers cached, the records are read only if this answer was not merged with them yet.
+    memo = None if record else _Memo.of(pve)
+    rows = _current_rows() if memo is None else None
     try:
         snapshot = fetch.result()
     except ProxmoxError as exc:
         since = tracker().failed(exc.message)
-        inventory = _stale_inventory(rows, pending, exc.message, since)
+        inventory = _stale_inventory(rows if rows is not None else _current_rows(), pending, exc.message, since)
         inventory.slow = isinstance(exc, ProxmoxSlow)
         return inventory
     tracker().ok()
     offline = snapshot.offline_nodes
     offline_since = tracker().nodes_seen(offline)
+    merged = memo.get(snapshot) if memo is not None else None
+    if merged is None:
+        generation = render_cache.generation()  # before reading: a commit meanwhile outdates this merge
+        merged = _merge(snapshot, rows if rows is not None else _current_rows(), offline_since, record)
+        if memo is not None:
+            memo.put(snapshot, generation, merged)
+    entries, hidden_hint = merged
+    briefs = snapshot.briefs
+    summaries = snapshot.containers
+
+    def build(item) -> ContainerView:
+        kind, row, ref, reason = item
+        if kind == "live":
+            return _live_view(summaries[ref], row, pending)
+        if kind == "stale":
+            return _stale_view(row, pending, reason, vmid=ref.vmid if ref is not None else None,
+                               node=ref.node if ref is not None else None)
+        return _record_view(row, pending)
+
+    def describe(item) -> str:
+        kind, row, ref, _ = item
+        hostname = row.hostname if row is not None else None
+        if kind == "live":
+            brief = briefs[ref]
+            return f"{brief.vmid} {brief.name} {hostname or ''} {brief.node} {brief.tags}".lower()
+        snap = (row.snapshot or {}) if row is not None else {}
+        vmid = row.vmid if row is not None else ref.vmid
+        node = ref.node if ref is not None else row.node
+        tags = ";".join(snap.get("tags", ()))
+        return f"{vmid} {snap.get('name', '')} {hostname or ''} {node} {tags}".lower()
+
+    return Inventory(entries, build, describe, reachable=True,
+                     cpu_percent=snapshot.cpu_percent, mem=snapshot.mem, maxmem=snapshot.maxmem,
+                     offline_nodes={n: offline_since[n] for n in sorted(offline) if n in offline_since},
+                     hidden_hint=hidden_hint)
+
+
+def _merge(snapshot: ClusterSnapshot, rows: list[LightRow], offline_since: dict[str, datetime],
+           record: bool) -> tuple[list[tuple[int, str, Any]], str | None]:
+    """Proxmox's answer merged with the records (recorded first, see ``sync``): the inventory's entries sorted
+    by VMID, and the hint shown when Proxmox lists no guest that Proxboard knows."""
+    offline = snapshot.offline_nodes
     briefs = snapshot.briefs
     by_vmid = {row.vmid: row for row in rows}
     if sync(snapshot, by_vmid, force=record):
@@ -278,7 +323,6 @@ def load_inventory(settle: Callable[[Operation], object] | None = None, *, recor
     if not briefs and known_ready and any(n.is_online for n in snapshot.nodes):
         hidden_hint = HIDDEN_HINT.format(count=known_ready)
 
-    summaries = snapshot.containers
     entries: list[tuple[int, str, Any]] = []
     seen: set[int] = set()
     for index, brief in enumerate(briefs):
@@ -306,32 +350,40 @@ def load_inventory(settle: Callable[[Operation], object] | None = None, *, recor
                                     snap.get("template", False))
             entries.append((row.vmid, status, ("stale", row, None, reason)))
     entries.sort(key=lambda entry: entry[0])
+    return entries, hidden_hint
 
-    def build(item) -> ContainerView:
-        kind, row, ref, reason = item
-        if kind == "live":
-            return _live_view(summaries[ref], row, pending)
-        if kind == "stale":
-            return _stale_view(row, pending, reason, vmid=ref.vmid if ref is not None else None,
-                               node=ref.node if ref is not None else None)
-        return _record_view(row, pending)
 
-    def describe(item) -> str:
-        kind, row, ref, _ = item
-        hostname = row.hostname if row is not None else None
-        if kind == "live":
-            brief = briefs[ref]
-            return f"{brief.vmid} {brief.name} {hostname or ''} {brief.node} {brief.tags}".lower()
-        snap = (row.snapshot or {}) if row is not None else {}
-        vmid = row.vmid if row is not None else ref.vmid
-        node = ref.node if ref is not None else row.node
-        tags = ";".join(snap.get("tags", ()))
-        return f"{vmid} {snap.get('name', '')} {hostname or ''} {node} {tags}".lower()
+class _Memo:
+    """The last merge of Proxmox's cached answer with the records, for every request of this process while
+    both hold: the same answer (the read cache serves one object per interval), no commit since to a table
+    a page shows (``render_cache.generation``), and not older than the cache interval. At 10,000 containers
+    the merge was most of a render; every filter, search and page of the interval shares one.
+    """
 
-    return Inventory(entries, build, describe, reachable=True,
-                     cpu_percent=snapshot.cpu_percent, mem=snapshot.mem, maxmem=snapshot.maxmem,
-                     offline_nodes={n: offline_since[n] for n in sorted(offline) if n in offline_since},
-                     hidden_hint=hidden_hint)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: tuple[ClusterSnapshot, int, float, Any] | None = None
+
+    @classmethod
+    def of(cls, pve) -> _Memo | None:
+        """This app's memo, or None when Proxmox's answers are not cached (every render reads afresh)."""
+        if pve.cache.ttl <= 0:
+            return None
+        return current_app.extensions.setdefault("inventory_memo", cls())
+
+    def get(self, snapshot: ClusterSnapshot) -> Any:
+        held = self._held
+        if held is None:
+            return None
+        answer, generation, at, merged = held
+        if answer is not snapshot or generation != render_cache.generation() \
+                or time.monotonic() - at > get_proxmox().cache.ttl:
+            return None
+        return merged
+
+    def put(self, snapshot: ClusterSnapshot, generation: int, merged: Any) -> None:
+        with self._lock:
+            self._held = (snapshot, generation, time.monotonic(), merged)
 
 
 _ROW_COLUMNS = (Container.id, Container.vmid, Container.node, Container.hostname, Container.lifecycle,
