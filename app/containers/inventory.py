@@ -323,6 +323,8 @@ def _merge(snapshot: ClusterSnapshot, rows: list[LightRow], offline_since: dict[
     if not briefs and known_ready and any(n.is_online for n in snapshot.nodes):
         hidden_hint = HIDDEN_HINT.format(count=known_ready)
 
+    listed = {brief.vmid for brief in briefs if _visible(brief, offline)}
+    preload_snapshots([row for row in rows if row.vmid not in listed])  # shown from what was stored
     entries: list[tuple[int, str, Any]] = []
     seen: set[int] = set()
     for index, brief in enumerate(briefs):
@@ -388,32 +390,48 @@ class _Memo:
 
 _ROW_COLUMNS = (Container.id, Container.vmid, Container.node, Container.hostname, Container.lifecycle,
                 Container.managed, Container.snapshot["name"].as_string().label("snapshot_name"),
-                cast(Container.snapshot, Text).label("snapshot_text"), Container.snapshot_at,
-                Container.fingerprint, Container.gone_at)
+                Container.snapshot_at, Container.fingerprint, Container.gone_at)
+_SNAPSHOT_TEXT = cast(Container.snapshot, Text)
 
 
 class LightRow:
-    """A record as the inventory reads it: its columns, the last-known name (read by the database), and
-    the last-known snapshot decoded only when asked for. A render at a thousand containers decoded every
-    snapshot for the few it shows stale; the live ones never need it."""
+    """A record as the inventory reads it: its columns and the last-known name (read by the database). The
+    last-known snapshot is read and decoded only for the records shown from it (``preload_snapshots``): a
+    render at 10,000 containers read and decoded every one, and the live ones never need it."""
 
     __slots__ = ("id", "vmid", "node", "hostname", "lifecycle", "managed", "snapshot_name", "_text", "_snapshot",
                  "snapshot_at", "fingerprint", "gone_at")
 
     def __init__(self, row) -> None:
-        (self.id, self.vmid, self.node, self.hostname, self.lifecycle, self.managed, self.snapshot_name, self._text,
+        (self.id, self.vmid, self.node, self.hostname, self.lifecycle, self.managed, self.snapshot_name,
          self.snapshot_at, self.fingerprint, self.gone_at) = row
-        self._snapshot = _UNREAD
+        self._text = self._snapshot = _UNREAD
 
     @property
     def snapshot(self) -> dict[str, Any] | None:
-        """The stored last-known state (``snapshot_of``), or None."""
+        """The stored last-known state (``snapshot_of``), or None; read now unless it was preloaded."""
         if self._snapshot is _UNREAD:
+            if self._text is _UNREAD:
+                self._text = db.session.scalar(select(_SNAPSHOT_TEXT).where(Container.id == self.id))
             self._snapshot = json.loads(self._text) if self._text else None
         return self._snapshot
 
 
 _UNREAD = object()
+_PRELOAD_CHUNK = 500  # ids per query, well under every database's limit on bound parameters
+
+
+def preload_snapshots(rows: list[LightRow]) -> None:
+    """Read the stored snapshots of ``rows`` (those not read yet) in one query per 500."""
+    wanted = {row.id: row for row in rows if row._text is _UNREAD}
+    ids = list(wanted)
+    for start in range(0, len(ids), _PRELOAD_CHUNK):
+        chunk = ids[start:start + _PRELOAD_CHUNK]
+        for record_id, text in db.session.execute(select(Container.id, _SNAPSHOT_TEXT).where(Container.id.in_(chunk))):
+            wanted[record_id]._text = text
+    for row in wanted.values():
+        if row._text is _UNREAD:  # archived meanwhile: nothing stored to show
+            row._text = None
 
 
 def _light_rows(statement) -> list[LightRow]:
@@ -499,6 +517,7 @@ def attach_services(views: list[ContainerView]) -> None:
 
 
 def _stale_inventory(rows, pending, reason: str, since: datetime) -> Inventory:
+    preload_snapshots(rows)
     entries = []
     for row in sorted(rows, key=lambda r: r.vmid):
         if row.lifecycle in ("creating", "error", "gone"):
