@@ -215,7 +215,8 @@ class PVESimulator:
     def __init__(self, nodes: int = 3, containers: int = 20, token: str | None = "root@pam!proxboard=SECRET",
                  password: str | None = "pvepass", task_delay: float = 0.3, seed: int = 1,
                  time_scale: float = 1.0, host: str = "127.0.0.1", port: int = 0,
-                 auth_failure_delay: float = 0.0, ticket_lifetime: int = 7200, pve_version: str = "9.1"):
+                 auth_failure_delay: float = 0.0, ticket_lifetime: int = 7200, pve_version: str = "9.1",
+                 cluster_name: str = "simcluster", node_prefix: str = "pve"):
         pve_version = str(pve_version)
         if pve_version not in SUPPORTED_VERSIONS:
             raise ValueError(f"pve_version must be one of {', '.join(SUPPORTED_VERSIONS)}")
@@ -229,7 +230,9 @@ class PVESimulator:
         self.time_scale = time_scale
         self.auth_failure_delay = auth_failure_delay
         self.ticket_lifetime = ticket_lifetime
-        self.cluster = Cluster(nodes=nodes, containers=containers, seed=seed, version=pve_version)
+        self.cluster_name = cluster_name  # corosync's cluster name (/cluster/status); none with one node
+        self.cluster = Cluster(nodes=nodes, containers=containers, seed=seed, version=pve_version,
+                               node_prefix=node_prefix)
         self.faults = Faults()
         self.requests: list[dict] = []
         self._req_lock = threading.Lock()

@@ -31,13 +31,16 @@ def main(argv=None) -> int:
     ap.add_argument("--auth-failure-delay", type=float, default=0.0)
     ap.add_argument("--pve-version", choices=["9.1", "8.4"], default="9.1",
                     help="simulated Proxmox VE release (schema, defaults and behaviour)")
+    ap.add_argument("--cluster-name", default="simcluster", help="the cluster's name (/cluster/status)")
+    ap.add_argument("--node-prefix", default="pve", help="nodes are PREFIX1, PREFIX2… (clusters side by side differ)")
     ap.add_argument("--state", help="JSON file the cluster is loaded from and saved to (kept across restarts)")
     args = ap.parse_args(argv)
 
     sim = PVESimulator(nodes=args.nodes, containers=args.containers, token=args.token,
                        password=args.password, task_delay=args.task_delay, seed=args.seed,
                        time_scale=args.time_scale, host=args.host, port=args.port,
-                       auth_failure_delay=args.auth_failure_delay, pve_version=args.pve_version)
+                       auth_failure_delay=args.auth_failure_delay, pve_version=args.pve_version,
+                       cluster_name=args.cluster_name, node_prefix=args.node_prefix)
     if args.state:
         try:
             sim.cluster.load(args.state)

@@ -102,6 +102,7 @@ class Api:
         R[("GET", "/version")] = self.version
         R[("GET", "/cluster/resources")] = self.cluster_resources
         R[("GET", "/cluster/nextid")] = self.nextid
+        R[("GET", "/cluster/status")] = self.cluster_status
         R[("GET", "/cluster/tasks")] = self.cluster_tasks
         R[("GET", "/nodes")] = self.nodes
         R[("GET", "/nodes/{node}")] = self.node_index
@@ -316,6 +317,24 @@ class Api:
             for node in self.cluster.nodes:
                 out.append({"id": f"sdn/{node}/localnetwork", "type": "sdn", "sdn": "localnetwork",
                             "node": node, "status": "ok"})
+        return out
+
+    def cluster_status(self, ctx, p):
+        """pve-manager PVE/API2/Cluster.pm ``get_status``: with corosync (more than one node here) a
+        ``cluster`` entry (name, nodes, config version, quorate) and one entry per member; a
+        standalone node answers only its own entry (nodeid 0, local, online). Perl booleans: 1/0."""
+        names = list(self.cluster.nodes)
+        local = names[0]  # the node the API answers from
+        if len(names) == 1:
+            return [{"type": "node", "id": f"node/{local}", "name": local, "ip": "127.0.0.1", "local": 1,
+                     "nodeid": 0, "online": 1, "level": ""}]
+        online = [self.sim.node_online(name) for name in names]
+        out = [{"type": "cluster", "id": "cluster", "nodes": len(names), "version": len(names) + 1,
+                "name": self.sim.cluster_name, "quorate": 1 if sum(online) * 2 > len(names) else 0}]
+        for number, (name, up) in enumerate(zip(names, online), start=1):
+            out.append({"type": "node", "id": f"node/{name}", "name": name, "nodeid": number,
+                        "local": 1 if name == local else 0, "online": 1 if up else 0,
+                        "ip": f"127.0.0.{number + 1}", "level": ""})
         return out
 
     def nextid(self, ctx, p):

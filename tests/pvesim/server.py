@@ -132,7 +132,7 @@ class Auth:
                        "nodes": {"Sys.Audit": 1}, "access": {}, "dc": {"Sys.Audit": 1}, "sdn": {},
                        "mapping": {}}}
         if self.sim.cluster.nodes_count > 1:
-            res["clustername"] = "simcluster"
+            res["clustername"] = self.sim.cluster_name
         return res
 
     def authenticate(self, method: str, headers) -> tuple[str, bool]:

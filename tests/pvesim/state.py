@@ -308,9 +308,11 @@ def make_upid(node, pid, pstart, starttime, typ, ident, user) -> str:
 class Cluster:
     """All mutable simulator state. Guarded by ``self.lock`` (re-entrant)."""
 
-    def __init__(self, nodes: int = 3, containers: int = 20, seed: int = 1, version: str = "9.1"):
+    def __init__(self, nodes: int = 3, containers: int = 20, seed: int = 1, version: str = "9.1",
+                 node_prefix: str = "pve"):
         self.lock = threading.RLock()
         self.version = version
+        self.node_prefix = node_prefix  # nodes are <prefix>1, <prefix>2…: clusters side by side differ
         self.nodes_count = nodes
         self.containers_count = containers
         self.seed = seed
@@ -321,7 +323,7 @@ class Cluster:
     def reset(self):
         with self.lock:
             self.boot_time = time.time() - 86400 * 12
-            self.nodes = {f"pve{i + 1}": {"status": "online", "maxcpu": 16 if i % 2 == 0 else 8,
+            self.nodes = {f"{self.node_prefix}{i + 1}": {"status": "online", "maxcpu": 16 if i % 2 == 0 else 8,
                                             "maxmem": (64 if i % 2 == 0 else 32) * GiB,
                                             "uptime_base": self.boot_time - i * 3600}
                           for i in range(self.nodes_count)}
