@@ -36,6 +36,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app.htmx import varies
 from app.proxmox.cache import ReadCache
 
 EXTENSION_KEY = "render_cache"
@@ -115,8 +116,7 @@ def conditional(render: Render, respond: Callable[[], Response]) -> Response:
     ``respond()`` (the answer carrying it); either tagged with its ETag, ``private, no-cache`` (only the
     browser keeps it, and asks first)."""
     if request.if_none_match.contains(render.etag):
-        response = Response(status=304)
-        response.vary.add("HX-Request")
+        response = varies(Response(status=304))
     else:
         response = respond()
     response.set_etag(render.etag)
