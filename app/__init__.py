@@ -8,6 +8,7 @@ from flask import Flask, render_template, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from app import clusters
 from app.config import load_config
 from app.extensions import csrf, db, migrate
 from app.htmx import is_htmx
@@ -30,6 +31,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     register_extensions(app)
     app.url_map.converters["int"] = BoundedIntegerConverter
     register_blueprints(app)
+    clusters.add_cluster_rules(app)
     register_errorhandlers(app)
     app.after_request(close_unsent_body)
     register_commands(app)
@@ -84,13 +86,14 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions and the services that live on the app."""
-    from app import audit, auth, input_guard, jobs, migration_guard, proxmox, render_cache, security_headers
+    from app import audit, auth, clusters, input_guard, jobs, migration_guard, proxmox, render_cache, security_headers
 
     input_guard.init_app(app)
     security_headers.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     csrf.init_app(app)
+    clusters.init_app(app)
     proxmox.init_app(app)
     render_cache.init_app(app)
     migration_guard.init_app(app)

@@ -15,7 +15,7 @@ APP = Path(__file__).resolve().parent.parent / "app"
 LAYERS: list[set[str]] = [
     {"models", "extensions", "config", "htmx", "forms", "events", "presenters", "input_guard", "migration_guard",
      "jobs", "security_headers", "pagination", "db_faults", "problems"},
-    {"proxmox", "ssh", "credentials", "audit", "auth", "health", "cli", "render_cache"},
+    {"proxmox", "ssh", "credentials", "audit", "auth", "health", "cli", "render_cache", "clusters"},
     {"guest_services", "container_templates", "provisioning", "users", "metrics"},
     {"containers"},
     {"dashboard", "wizard", "about", "backups", "bulk", "alerts", "nodes", "observability", "api"},

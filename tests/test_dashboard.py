@@ -104,7 +104,7 @@ def test_one_proxmox_call_and_constant_queries_per_render(logged_in, client, pve
         assert response.status_code == 200
         assert len(pve.requests) == 1
         assert pve.count_requests("GET", "/cluster/resources") == 1
-        assert queries.count <= 6, queries.statements
+        assert queries.count <= 7, queries.statements  # session, user, clusters, records, operations, services, alerts
 
 
 def test_start_shows_spinner_then_running_and_a_toast(logged_in, client, pve, db):

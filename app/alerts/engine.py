@@ -118,7 +118,7 @@ class _Data:
         columns = (Container.id, Container.vmid, Container.node, Container.hostname, Container.lifecycle,
                    Container.snapshot, Container.gone_at)
         return self._once("containers", lambda: db.session.execute(
-            select(*columns).where(Container.lifecycle.in_(("ready", "error", "gone")))).all())
+            select(*columns).where(Container.in_cluster(), Container.lifecycle.in_(("ready", "error", "gone")))).all())
 
     @property
     def by_id(self) -> dict[int, Any]:

@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, g, has_request_context, request
 
 from app.audit.naming import container_target, describe
 from app.extensions import db
-from app.models import AUDIT_OUTCOMES, AuditEntry, User
+from app.models import AUDIT_OUTCOMES, AuditEntry, Cluster, User, current_cluster_name
 
 MESSAGE_CHARS = 1000  # of a result kept in an entry's detail
 
@@ -72,10 +72,20 @@ def record(action: str, *, outcome: str = "succeeded", target: str | None = None
         container_id=container.id if container is not None else None,
         vmid=vmid if vmid is not None else (container.vmid if container is not None else None),
     )
+    if entry.vmid is not None:
+        entry.cluster = _cluster_name(container)
     db.session.add(entry)
     if in_request:  # the request hook skips a request that recorded itself (see hook.recorded_itself)
         g.setdefault("_audit_entries", []).append(entry)
     return entry
+
+
+def _cluster_name(container) -> str:
+    """The cluster of the entry's guest: its record's, else the one the request or job works on."""
+    if container is not None and container.cluster_id is not None:
+        return db.session.scalar(db.select(Cluster.name).where(Cluster.id == container.cluster_id)) \
+            or current_cluster_name()
+    return current_cluster_name()
 
 
 def record_request(*, outcome: str = "succeeded", detail: dict[str, Any] | None = None, user=None) -> AuditEntry:

@@ -124,7 +124,7 @@ def container_target(container: Container) -> str:
 def _container(vmid: int) -> Container | None:
     """The current record of ``vmid``, else its latest archived one (a deleted guest's entry still links it)."""
     return Container.current(vmid) or db.session.scalar(
-        db.select(Container).where(Container.vmid == vmid).order_by(Container.id.desc()).limit(1))
+        db.select(Container).where(Container.in_cluster(), Container.vmid == vmid).order_by(Container.id.desc()).limit(1))
 
 
 def _named(model, key: int, attribute: str, noun: str) -> str:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
+from app.clusters import cluster_state
 from app.containers.coverage import BackupAge, age_in, warn_seconds
 from app.proxmox import BackupJob, ContainerSummary, ProxmoxError, get_proxmox
 from app.proxmox.deadline import settle
@@ -97,7 +98,7 @@ def coverage_report() -> CoverageReport:
 
 def _with_last_known(report: CoverageReport, outcomes: dict[str, object]) -> dict[str, object]:
     """Each part's value; a part Proxmox failed to give is its last known value (noted) or None (an error)."""
-    kept: dict[str, tuple[object, datetime]] = current_app.extensions.setdefault("backup_coverage", {})
+    kept: dict[str, tuple[object, datetime]] = cluster_state("backup_coverage", dict)
     values: dict[str, object] = {}
     for part, outcome in outcomes.items():
         if isinstance(outcome, ProxmoxError):

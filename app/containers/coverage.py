@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, g
 
+from app.clusters import use_cluster
 from app.containers import bp
+from app.models import current_cluster_name
 from app.proxmox import BackupIndex, ProxmoxError, get_proxmox
 
 HOUR, DAY = 3600, 86400
@@ -106,14 +108,17 @@ def age_in(index: BackupIndex | None, vmid: int, now: float, warn: float) -> Bac
                      index.count.get(vmid, 1), age)
 
 
-def current_index() -> BackupIndex | None:
-    """The backup index as this request sees it (asked once per request, never waiting, never raising)."""
-    if "_backup_index" not in g:
+def current_index(cluster: str | None = None) -> BackupIndex | None:
+    """The backup index of ``cluster`` (default: the current one) as this request sees it (asked once per
+    request, never waiting, never raising)."""
+    name = cluster or current_cluster_name()
+    indexes = g.setdefault("_backup_indexes", {})
+    if name not in indexes:
         try:
-            g._backup_index = get_proxmox().backup_index()
-        except ProxmoxError:
-            g._backup_index = None
-    return g._backup_index
+            indexes[name] = get_proxmox(name).backup_index()
+        except (ProxmoxError, LookupError):
+            indexes[name] = None
+    return indexes[name]
 
 
 @bp.app_template_global()
@@ -121,7 +126,7 @@ def backup_age(ct: Any) -> BackupAge:
     """The backup badge of a container view (a card, the container page's header)."""
     if getattr(ct, "lifecycle", None) in NO_BADGE_LIFECYCLES:
         return UNKNOWN
-    return age_in(current_index(), ct.vmid, time.time(), warn_seconds())
+    return age_in(current_index(getattr(ct, "cluster", None)), ct.vmid, time.time(), warn_seconds())
 
 
 # -- the backup: search term --------------------------------------------------------------------
@@ -192,14 +197,25 @@ def parse_search(query: str) -> Search:
     return search
 
 
-def narrow(entries: Sequence[tuple[int, str, Any]], search: Search) -> list[tuple[int, str, Any]]:
-    """The inventory ``entries`` (``(vmid, status, …)``) matching ``search``'s backup term.
+def narrow(entries: Sequence[tuple[int, str, Any]], search: Search, cluster_of: Callable[[Any], str] | None = None
+           ) -> list[tuple[int, str, Any]]:
+    """The inventory ``entries`` (``(vmid, status, …)``) matching ``search``'s backup term; ``cluster_of(entry)``
+    names each entry's cluster (``Inventory.cluster_of``; default: all in the current cluster), whose backups count.
 
     Waits for the backup index when none is loaded yet (bounded by the request's deadline); when
     Proxmox cannot give it, sets ``search.problem`` and matches nothing, never guessing "no backup".
     """
     if search.backup is None:
         return list(entries)
+    if cluster_of is not None:
+        names = list(dict.fromkeys(cluster_of(entry) for entry in entries))
+        if len(names) > 1:
+            matched = {id(entry) for name in names for entry in narrow(
+                [entry for entry in entries if cluster_of(entry) == name], search, lambda _entry, name=name: name)}
+            return [entry for entry in entries if id(entry) in matched]
+        if names:
+            with use_cluster(names[0]):
+                return narrow(entries, search)
     try:
         index = get_proxmox().backup_index(wait=True)
     except ProxmoxError as exc:

@@ -359,7 +359,7 @@ def refresh_services_status(vmid: int, operation_id: int):
 def reveal_credentials(vmid: int, service_id: int):
     """Show a service's credentials (a POST, recorded as an event, never cached)."""
     service = db.session.scalar(
-        select(Service).join(Container).where(Service.id == service_id, Container.vmid == vmid))
+        select(Service).join(Container).where(Service.id == service_id, Container.in_cluster(), Container.vmid == vmid))
     if service is None:
         abort(404)
     credentials = reveal_service_credentials(service.id, g.user.username)

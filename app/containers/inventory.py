@@ -19,9 +19,10 @@ from flask import current_app
 from sqlalchemy import Text, cast, insert, select, update
 
 from app import render_cache
+from app.clusters import cluster_state, use_cluster
 from app.events import record_event
 from app.extensions import db
-from app.models import Container, Operation, Service, utcnow
+from app.models import Container, Operation, Service, current_cluster_name, utcnow
 from app.proxmox import (
     ClusterSnapshot,
     ContainerSummary,
@@ -93,6 +94,7 @@ class ContainerView:
     gone_at: datetime | None = None
     pending: Operation | None = None
     services: list[Service] = field(default_factory=list)
+    cluster: str = field(default_factory=current_cluster_name)  # the cluster the guest lives in
 
     @property
     def cpu_percent(self) -> float:
@@ -119,6 +121,10 @@ class Inventory:
     offline_nodes: dict[str, datetime] = field(default_factory=dict)  # node -> offline since
     hidden_hint: str | None = None  # Proxmox lists no guest although Proxboard knows some
     slow: bool = False  # Proxmox did not answer within the request's deadline (not down: slow)
+    maxcpu: int | None = None  # CPUs of the online nodes (weighs this cluster's CPU figure in a sum of clusters)
+    cluster: str = field(default_factory=current_cluster_name)
+    # Several clusters in one view (``combine``): each cluster's own inventory, by name; empty for one cluster.
+    parts: dict[str, Inventory] = field(default_factory=dict)
 
     @property
     def mem_percent_text(self) -> str:
@@ -149,9 +155,24 @@ class Inventory:
             entries = [entry for entry, text in described if all(word in text for word in words)]
         return entries
 
+    def cluster_of(self, entry: tuple[int, str, Any]) -> str:
+        """The cluster an entry of this inventory belongs to."""
+        return entry[2][0] if self.parts else self.cluster
+
+    def reachable_of(self, view: ContainerView) -> bool:
+        """Whether the Proxmox of ``view``'s cluster answered (actions on its guests are possible)."""
+        part = self.parts.get(view.cluster)
+        return part.reachable if part is not None else self.reachable
+
     def views(self, entries: list[tuple[int, str, Any]]) -> list[ContainerView]:
-        """Full views of the given entries."""
-        return [self.build(item) for _, _, item in entries]
+        """Full views of the given entries, each knowing its cluster."""
+        if self.parts:
+            return [self.build(item) for _, _, item in entries]
+        with use_cluster(self.cluster):
+            views = [self.build(item) for _, _, item in entries]
+        for view in views:
+            view.cluster = self.cluster
+        return views
 
     @property
     def containers(self) -> list[ContainerView]:
@@ -194,7 +215,7 @@ class ConnectivityTracker:
 
 def tracker() -> ConnectivityTracker:
     """The app's connectivity tracker (one per process)."""
-    return current_app.extensions.setdefault("proxmox_connectivity", ConnectivityTracker())
+    return cluster_state("proxmox_connectivity", ConnectivityTracker)
 
 
 def snapshot_of(ct: ContainerSummary) -> dict[str, Any]:
@@ -249,7 +270,11 @@ def load_inventory(settle: Callable[[Operation], object] | None = None, *, recor
     """
     # Proxmox answers while the database is read: the two waits overlap instead of adding up.
     # The fetch runs under this request's deadline (``submit``); past it, the records answer.
-    pve = get_proxmox()
+    try:
+        pve = get_proxmox()
+    except ProxmoxError as exc:  # a cluster whose stored settings no longer make a client (a CA bundle gone)
+        since = tracker().failed(exc.message)
+        return _stale_inventory(_current_rows(), pending_operations(), exc.message, since)
     fetch = submit(pve.cluster_snapshot)
     pending = pending_operations()
     if pending and settle is not None:
@@ -304,7 +329,37 @@ def load_inventory(settle: Callable[[Operation], object] | None = None, *, recor
     return Inventory(entries, build, describe, reachable=True,
                      cpu_percent=snapshot.cpu_percent, mem=snapshot.mem, maxmem=snapshot.maxmem,
                      offline_nodes={n: offline_since[n] for n in sorted(offline) if n in offline_since},
-                     hidden_hint=hidden_hint)
+                     hidden_hint=hidden_hint, maxcpu=snapshot.maxcpu)
+
+
+def combine(parts: dict[str, Inventory]) -> Inventory:
+    """One inventory of several clusters' (``{cluster name: its inventory}``, each loaded under its cluster):
+    their entries one cluster after another (each by VMID), views that know their cluster, a search that also
+    matches the cluster's name, summed memory and CPU-weighted CPU. ``reachable`` is True while any cluster
+    answered: an unreachable one shows its own banner and last known state (``parts``)."""
+    entries = [(vmid, status, (name, item)) for name, inventory in parts.items()
+               for vmid, status, item in inventory.entries]
+
+    def build(ref) -> ContainerView:
+        name, item = ref
+        with use_cluster(name):
+            view = parts[name].build(item)
+        view.cluster = name
+        return view
+
+    def describe(ref) -> str:
+        name, item = ref
+        return f"{parts[name].describe(item)} {name}"
+
+    answered = [inventory for inventory in parts.values() if inventory.reachable]
+    maxcpu = sum(inventory.maxcpu or 0 for inventory in answered)
+    busy = sum((inventory.cpu_percent or 0) * (inventory.maxcpu or 0) for inventory in answered)
+    return Inventory(entries, build, describe, reachable=bool(answered),
+                     error=next((inventory.error for inventory in parts.values() if inventory.error), None),
+                     cpu_percent=busy / maxcpu if maxcpu else None,
+                     mem=sum(inventory.mem or 0 for inventory in answered) if answered else None,
+                     maxmem=sum(inventory.maxmem or 0 for inventory in answered) if answered else None,
+                     slow=all(inventory.slow for inventory in parts.values()), maxcpu=maxcpu, parts=parts)
 
 
 def _merge(snapshot: ClusterSnapshot, rows: list[LightRow], offline_since: dict[str, datetime],
@@ -371,7 +426,7 @@ class _Memo:
         """This app's memo, or None when Proxmox's answers are not cached (every render reads afresh)."""
         if pve.cache.ttl <= 0:
             return None
-        return current_app.extensions.setdefault("inventory_memo", cls())
+        return cluster_state("inventory_memo", cls)
 
     def get(self, snapshot: ClusterSnapshot) -> Any:
         held = self._held
@@ -439,8 +494,8 @@ def _light_rows(statement) -> list[LightRow]:
 
 
 def _current_rows() -> list[LightRow]:
-    """Every record that holds its VMID (not archived), as light rows."""
-    return _light_rows(select(*_ROW_COLUMNS).where(Container.lifecycle != "deleted"))
+    """Every record of the current cluster that holds its VMID (not archived), as light rows."""
+    return _light_rows(select(*_ROW_COLUMNS).where(Container.in_cluster(), Container.lifecycle != "deleted"))
 
 
 def _live_view(ct: ContainerSummary, row, pending: dict[int, Operation]) -> ContainerView:
@@ -590,7 +645,7 @@ def sync(snapshot: ClusterSnapshot, by_vmid: dict[int, Any], *, force: bool = Fa
     rolled back and logged as a warning; the next sync starts again from what the database has.
     """
     interval = float(current_app.config.get("SNAPSHOT_SECONDS", 60))
-    state = current_app.extensions.setdefault("inventory_sync", {"at": 0.0})
+    state = cluster_state("inventory_sync", lambda: {"at": 0.0})
     offline = snapshot.offline_nodes
     briefs = snapshot.briefs
     visible = [(index, brief) for index, brief in enumerate(briefs) if _visible(brief, offline)]
@@ -704,7 +759,7 @@ def _rotation(candidates: list[tuple[int, Any]], count: int) -> list[tuple[int, 
     """``count`` candidates after the last one re-checked (by VMID), wrapping around."""
     if count <= 0 or not candidates:
         return []
-    state = current_app.extensions.setdefault("inventory_sync", {"at": 0.0})
+    state = cluster_state("inventory_sync", lambda: {"at": 0.0})
     after = state.get("verified_vmid", 0)
     ordered = sorted(candidates, key=lambda item: item[1].vmid)
     start = next((i for i, (_, row) in enumerate(ordered) if row.vmid > after), 0)
@@ -908,7 +963,7 @@ def _light(record: Container):
 
 def reserved_vmids() -> set[int]:
     """VMIDs Proxboard holds although Proxmox may not list them: containers being created or whose creation failed."""
-    return set(db.session.scalars(select(Container.vmid).where(Container.lifecycle.in_(("creating", "error")))))
+    return set(db.session.scalars(select(Container.vmid).where(Container.in_cluster(), Container.lifecycle.in_(("creating", "error")))))
 
 
 def vmid_available(vmid: int) -> bool:

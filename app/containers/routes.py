@@ -23,16 +23,31 @@ from app.containers.services import (
 )
 from app.extensions import db
 from app.htmx import is_htmx, toast, trigger, varies
-from app.models import Operation
+from app.models import DEFAULT_CLUSTER, Operation, current_cluster_name
 from app.proxmox import ProxmoxError
 
 @bp.app_template_global()
-def container_url(vmid: int, *parts: str, **query) -> str:
-    """``/containers/<vmid>/<parts…>?<query>``, built by hand: a dashboard page links each
-    card's actions, and url_for for every one of them was a measurable share of the render."""
-    path = f"{request.script_root}/containers/{vmid}" + "".join(f"/{part}" for part in parts)
+def container_url(guest, *parts: str, **query) -> str:
+    """``[/clusters/<cluster>]/containers/<vmid>/<parts…>?<query>`` of ``guest`` (a view or record with ``vmid``
+    and ``cluster``, or a VMID of the current cluster), built by hand: a dashboard page links each card's
+    actions, and url_for for every one of them was a measurable share of the render."""
+    vmid = getattr(guest, "vmid", guest)
+    cluster = getattr(guest, "cluster", None) or current_cluster_name()
+    if not isinstance(cluster, str):  # a record: its cluster's name
+        cluster = cluster.name
+    prefix = "" if cluster == DEFAULT_CLUSTER else f"/clusters/{cluster}"
+    path = f"{request.script_root}{prefix}/containers/{vmid}" + "".join(f"/{part}" for part in parts)
     query = {key: value for key, value in query.items() if value is not None}
     return f"{path}?{urlencode(query)}" if query else path
+
+
+@bp.app_template_global()
+def card_id(guest) -> str:
+    """The HTML id of ``guest``'s dashboard card (a view, or a VMID of the current cluster): ``ct-<vmid>`` in the
+    default cluster, ``ct-<cluster>-<vmid>`` in another, so two clusters' guests with one VMID never share it."""
+    vmid = getattr(guest, "vmid", guest)
+    cluster = getattr(guest, "cluster", None) or current_cluster_name()
+    return f"ct-{vmid}" if cluster == DEFAULT_CLUSTER else f"ct-{cluster}-{vmid}"
 
 
 @bp.app_template_global()

@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 from flask import current_app
 
 from app.extensions import db
-from app.models import Credential, Event, Service, WizardDraft
+from app.models import Cluster, Credential, Event, Service, WizardDraft
 from app.models.types import utcnow
 
 from .vault import Vault, decrypt, encrypt, get_vault, reset_vault, write_key_file
@@ -78,7 +78,7 @@ class Rotation:
 
 
 def rotate_key(new_key: str | None = None) -> Rotation:
-    """Re-encrypt every Credential and WizardDraft secret with a new key.
+    """Re-encrypt every Credential, WizardDraft and cluster secret with a new key.
 
     With a key file, the file first holds "new,old" (both decrypt), then the database is
     re-encrypted and committed, then the file keeps only the new key: an interruption at any
@@ -98,6 +98,10 @@ def rotate_key(new_key: str | None = None) -> Rotation:
     for draft in db.session.scalars(db.select(WizardDraft).where(WizardDraft.secret_encrypted.is_not(None))):
         draft.secret_encrypted = both.rotate(draft.secret_encrypted)
         drafts += 1
+    for cluster in db.session.scalars(db.select(Cluster)):  # other clusters' API token and SSH password
+        for column in ("token_secret_encrypted", "ssh_password_encrypted"):
+            if getattr(cluster, column) is not None:
+                setattr(cluster, column, both.rotate(getattr(cluster, column)))
     db.session.commit()
     if old.source == "file":
         write_key_file(app, (new_key,))

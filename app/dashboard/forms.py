@@ -1,6 +1,7 @@
-"""The dashboard's query string: ``?status=&q=&page=``."""
+"""The dashboard's query string: ``?status=&q=&page=&cluster=``."""
 from __future__ import annotations
 
+from app.clusters import clusters
 from app.containers.inventory import STATUS_FILTERS
 from app.forms import PageQuery, StringField, strip
 
@@ -10,6 +11,13 @@ class DashboardQuery(PageQuery):
 
     status = StringField(default="all")
     q = StringField(filters=[strip])
+    cluster = StringField(filters=[strip])
+
+    @property
+    def cluster_filter(self) -> str | None:
+        """The cluster whose containers alone are shown, None for every cluster (also for an unknown name)."""
+        wanted = self.cluster.data
+        return wanted if wanted and any(info.name == wanted for info in clusters()) else None
 
     @property
     def status_filter(self) -> str:

@@ -255,7 +255,7 @@ def refresh_running_containers(
     interval = float(current_app.config.get("SERVICE_CHECK_SECONDS") or 300)
     now = utcnow()
     by_node: dict[str, list[Container]] = defaultdict(list)
-    query = db.select(Container).where(Container.lifecycle == "ready").order_by(Container.vmid)
+    query = db.select(Container).where(Container.in_cluster(), Container.lifecycle == "ready").order_by(Container.vmid)
     for container in db.session.scalars(query):
         if container.vmid in running and (not due_only or due_for_check(container, now, interval)):
             by_node[running[container.vmid]].append(container)

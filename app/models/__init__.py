@@ -11,6 +11,7 @@ from app.models.alerts import (
     MaintenanceWindow,
 )
 from app.models.bulk import BULK_ACTIONS, BULK_ITEM_STATES, BULK_STATES, BulkItem, BulkOperation
+from app.models.cluster import DEFAULT_CLUSTER, Cluster, cluster_id_of, current_cluster_id, current_cluster_name
 from app.models.container import (
     EVENT_TYPES,
     LIFECYCLES,
@@ -38,6 +39,11 @@ from app.models.types import UTCDateTime, one_of, utcnow
 from app.models.user import AUDIT_CHANNELS, AUDIT_OUTCOMES, ROLES, THEMES, ApiToken, AuditEntry, Passkey, RecoveryCode, User
 
 __all__ = [
+    "DEFAULT_CLUSTER",
+    "Cluster",
+    "cluster_id_of",
+    "current_cluster_id",
+    "current_cluster_name",
     "ALERT_KINDS", "INCIDENT_STATES", "AlertChannel", "AlertDelivery", "AlertIncident", "AlertMute", "AlertRule",
     "AlertObservation", "MaintenanceWindow",
     "BULK_ACTIONS", "BULK_ITEM_STATES", "BULK_STATES", "BulkItem", "BulkOperation",

@@ -8,9 +8,11 @@ from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, La
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from app.extensions import db
+from app.models.cluster import DEFAULT_CLUSTER_ID, current_cluster_id
 from app.models.types import UTCDateTime, one_of, utcnow
 
 if TYPE_CHECKING:
+    from app.models.cluster import Cluster
     from app.models.template import ContainerTemplate
 
 # gone: Proxmox confirmed the guest no longer exists (deleted outside Proxboard, or a failed
@@ -28,6 +30,10 @@ class Container(db.Model):
     __tablename__ = "containers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The cluster the guest lives in: a VMID is unique only within its cluster. New records are made in the
+    # cluster the request or job works on (``current_cluster_id``).
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"), default=current_cluster_id,
+                                            server_default=str(DEFAULT_CLUSTER_ID))
     vmid: Mapped[int] = mapped_column(BigInteger)
     node: Mapped[str] = mapped_column(String(100))
     hostname: Mapped[str | None] = mapped_column(String(255))
@@ -48,6 +54,7 @@ class Container(db.Model):
     fingerprint: Mapped[str | None] = mapped_column(String(1024))
     gone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    cluster: Mapped[Cluster] = relationship()
     template: Mapped[ContainerTemplate | None] = relationship()
     services: Mapped[list[Service]] = relationship(
         back_populates="container", cascade="all, delete-orphan", order_by="Service.name"
@@ -67,10 +74,11 @@ class Container(db.Model):
 
     __table_args__ = (
         one_of("lifecycle", LIFECYCLES, "lifecycle_known"),
-        # A VMID names at most one current record; archived ("deleted") records keep their VMID
+        # A VMID names at most one current record per cluster; archived ("deleted") records keep their VMID
         # for history while a later guest with the same VMID gets a record of its own.
         Index(
-            "uq_containers_vmid_current",
+            "uq_containers_cluster_vmid_current",
+            "cluster_id",
             "vmid",
             unique=True,
             sqlite_where=text("lifecycle != 'deleted'"),
@@ -79,9 +87,16 @@ class Container(db.Model):
     )
 
     @classmethod
-    def current(cls, vmid: int) -> Container | None:
-        """The record that holds ``vmid`` now (any lifecycle but ``deleted``), or None."""
-        return db.session.scalar(db.select(cls).where(cls.vmid == vmid, cls.lifecycle != "deleted"))
+    def current(cls, vmid: int, cluster_id: int | None = None) -> Container | None:
+        """The record that holds ``vmid`` now (any lifecycle but ``deleted``) in ``cluster_id`` (default: the
+        current cluster, ``current_cluster_id``), or None."""
+        return db.session.scalar(db.select(cls).where(cls.in_cluster(cluster_id), cls.vmid == vmid,
+                                                      cls.lifecycle != "deleted"))
+
+    @classmethod
+    def in_cluster(cls, cluster_id: int | None = None):
+        """The WHERE clause for records of ``cluster_id`` (default: the current cluster)."""
+        return cls.cluster_id == (current_cluster_id() if cluster_id is None else cluster_id)
 
     def display_name(self) -> str:
         """Hostname, else the last name Proxmox reported, else ``CT <vmid>``."""

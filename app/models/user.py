@@ -197,6 +197,7 @@ class AuditEntry(db.Model):
     target: Mapped[str | None] = mapped_column(String(255))  # what it was done on, as a person reads it
     container_id: Mapped[int | None] = mapped_column(ForeignKey("containers.id", ondelete="SET NULL"), index=True)
     vmid: Mapped[int | None] = mapped_column(Integer, index=True)
+    cluster: Mapped[str | None] = mapped_column(String(40))  # the VMID's cluster, copied (it may be removed later)
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from flask import current_app
 from sqlalchemy import select
 
+from app.clusters import cluster_state
 from app.containers.inventory import tracker
 from app.extensions import db
 from app.metrics import DEFAULT_TIMEFRAME, NODE_CHARTS, Metrics, load_metrics
@@ -167,7 +168,7 @@ class LastKnown:
 
 def last_known() -> LastKnown:
     """The app's memory of node figures (one per process)."""
-    return current_app.extensions.setdefault("nodes_last_known", LastKnown())
+    return cluster_state("nodes_last_known", LastKnown)
 
 
 def nodes_report() -> NodesReport:
@@ -261,7 +262,8 @@ def _with_records(guests: tuple[Guest, ...]) -> tuple[Guest, ...]:
     figures (its node is offline) gets its name and status from its record's last known state. One query."""
     records = {row.vmid: row for row in db.session.execute(
         select(Container.vmid, Container.hostname, Container.snapshot)
-        .where(Container.vmid.in_([guest.vmid for guest in guests]), Container.lifecycle != "deleted"))}
+        .where(Container.in_cluster(), Container.vmid.in_([guest.vmid for guest in guests]),
+               Container.lifecycle != "deleted"))}
     named = []
     for guest in guests:
         row = records.get(guest.vmid)

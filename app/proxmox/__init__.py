@@ -13,9 +13,12 @@ and outside Flask (tests, scripts)::
 from __future__ import annotations
 
 import logging
+import threading
 import weakref
 
 from flask import Flask, current_app
+
+from app.clusters import DEFAULT_CLUSTER, cluster_config, clusters, current_cluster_name
 
 from .cache import ReadCache
 from .client import BACKUP_INDEX_SECONDS, RRD_CFS, RRD_KEEP_SECONDS, RRD_TIMEFRAMES, ProxmoxClient
@@ -103,6 +106,8 @@ __all__ = [
 ]
 
 EXTENSION_KEY = "proxmox"
+CLUSTERS_KEY = "proxmox_clusters"  # name -> (settings' updated_at, ProxmoxClient), clusters other than default
+_build_lock = threading.Lock()
 
 
 def init_app(app: Flask) -> ProxmoxClient:
@@ -117,21 +122,7 @@ def init_app(app: Flask) -> ProxmoxClient:
     ``PVE_BACKUP_INDEX_SECONDS`` is how long the cluster-wide backup index is served before it is swept again;
     ``PVE_RRD_CACHE`` (on by default) keeps RRD statistics for their time frame's resolution.
     """
-    if app.config.get("PVE_HOST"):
-        settings = ProxmoxSettings.from_config(app.config)
-        prefix = app.config.get("PVE_CACHE_PREFIX") or f"proxboard:pve:{settings.address}"
-        cache = ReadCache(settings.cache_seconds, redis_url=app.config.get("REDIS_URL") or None, prefix=prefix,
-                          lock_timeout=settings.timeout * 2 + 5)
-        backup_cache = ReadCache(float(app.config.get("PVE_BACKUP_INDEX_SECONDS") or BACKUP_INDEX_SECONDS),
-                                 redis_url=app.config.get("REDIS_URL") or None, prefix=f"{prefix}:backups",
-                                 lock_timeout=settings.timeout * 4 + 5)
-        rrd_cache = ReadCache(RRD_KEEP_SECONDS if app.config.get("PVE_RRD_CACHE", True) else 0,
-                              redis_url=app.config.get("REDIS_URL") or None, prefix=f"{prefix}:rrd",
-                              lock_timeout=settings.timeout * 2 + 5)
-        client = ProxmoxClient(settings, cache=cache, backup_cache=backup_cache, rrd_cache=rrd_cache)
-    else:
-        logging.getLogger("app.proxmox").warning("PVE_HOST is not set: Proxmox features are off")
-        client = ProxmoxClient(None)
+    client = build_client(app.config)
     app.extensions[EXTENSION_KEY] = client
     from flask import g
 
@@ -159,6 +150,27 @@ def init_app(app: Flask) -> ProxmoxClient:
     return client
 
 
+def build_client(config) -> ProxmoxClient:
+    """A ProxmoxClient and its read caches for the ``PVE_*`` settings in ``config`` (an app's config, or a
+    cluster's settings over it, ``app.clusters.cluster_config``); unconfigured without ``PVE_HOST``.
+
+    Raises ProxmoxConfigError for invalid settings.
+    """
+    if not config.get("PVE_HOST"):
+        logging.getLogger("app.proxmox").warning("PVE_HOST is not set: Proxmox features are off")
+        return ProxmoxClient(None)
+    settings = ProxmoxSettings.from_config(config)
+    prefix = config.get("PVE_CACHE_PREFIX") or f"proxboard:pve:{settings.address}"
+    redis_url = config.get("REDIS_URL") or None
+    cache = ReadCache(settings.cache_seconds, redis_url=redis_url, prefix=prefix,
+                      lock_timeout=settings.timeout * 2 + 5)
+    backup_cache = ReadCache(float(config.get("PVE_BACKUP_INDEX_SECONDS") or BACKUP_INDEX_SECONDS),
+                             redis_url=redis_url, prefix=f"{prefix}:backups", lock_timeout=settings.timeout * 4 + 5)
+    rrd_cache = ReadCache(RRD_KEEP_SECONDS if config.get("PVE_RRD_CACHE", True) else 0,
+                          redis_url=redis_url, prefix=f"{prefix}:rrd", lock_timeout=settings.timeout * 2 + 5)
+    return ProxmoxClient(settings, cache=cache, backup_cache=backup_cache, rrd_cache=rrd_cache)
+
+
 def proxmox_slow_notice() -> float | None:
     """The deadline (s) this request's Proxmox calls missed, the first time a template asks, else None.
 
@@ -176,6 +188,36 @@ def proxmox_slow_notice() -> float | None:
     return seconds
 
 
-def get_proxmox() -> ProxmoxClient:
-    """The current app's ProxmoxClient (needs an app context)."""
-    return current_app.extensions[EXTENSION_KEY]
+def get_proxmox(cluster: str | None = None) -> ProxmoxClient:
+    """The ProxmoxClient of ``cluster`` (default: the one the request or job works on, ``current_cluster_name``).
+
+    The default cluster's is built at startup from the app's config; another cluster's is built from its
+    settings when first asked for, and again after they change (``clusters.updated_at``). Raises LookupError
+    for an unknown cluster, ProxmoxConfigError for a cluster whose stored settings are invalid. Needs an app
+    context.
+    """
+    name = cluster or current_cluster_name()
+    if name == DEFAULT_CLUSTER:
+        return current_app.extensions[EXTENSION_KEY]
+    info = next((info for info in clusters() if info.name == name), None)
+    if info is None:
+        raise LookupError(f"no cluster named {name!r}")
+    built = current_app.extensions.setdefault(CLUSTERS_KEY, {})
+    held = built.get(name)
+    if held is None or held[0] != info.updated_at:
+        with _build_lock:
+            held = built.get(name)
+            if held is None or held[0] != info.updated_at:
+                client = build_client(cluster_config(name))
+                weakref.finalize(current_app._get_current_object(), client.close)
+                if held is not None:
+                    held[1].close()
+                built[name] = held = (info.updated_at, client)
+    return held[1]
+
+
+def forget_cluster(name: str) -> None:
+    """Close and drop the client of cluster ``name`` (it was removed)."""
+    held = current_app.extensions.get(CLUSTERS_KEY, {}).pop(name, None)
+    if held is not None:
+        held[1].close()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
+from app.clusters import cluster_config
+
 from .client import CommandResult, NodeConnection, pct_exec_command
 from .errors import (
     CommandFailed,
@@ -47,9 +49,10 @@ __all__ = [
 
 
 def ssh_settings(app: Flask | None = None) -> SSHSettings:
-    """SSH settings of ``app`` (default: the current app), read when needed, not at startup."""
+    """SSH settings of the current cluster (``app.clusters.cluster_config``) in ``app`` (default: the current
+    app), read when needed, not at startup."""
     app = app or current_app
-    return SSHSettings.from_config(app.config, app.instance_path)
+    return SSHSettings.from_config(cluster_config(app=app), app.instance_path)
 
 
 def open_pool(app: Flask | None = None) -> SSHPool:

@@ -1,0 +1,173 @@
+"""Several Proxmox clusters in one Proxboard: which cluster the current request or job is about, each cluster's
+settings, and its URLs.
+
+A guest is named by its cluster and VMID. Pages of one guest live under ``/clusters/<name>/containers/<vmid>``
+(and so do the other cluster-scoped pages: nodes, backups, the wizard); the same paths without the prefix
+are the ``default`` cluster's, the one the environment describes, so links made before clusters keep working.
+``url_for`` adds the current cluster by itself; a page listing guests of several clusters passes ``cluster=``.
+
+Usage::
+
+    with use_cluster("lab"):
+        get_proxmox().cluster_snapshot()   # lab's Proxmox
+        Container.current(101)            # lab's CT 101
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import ChainMap
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from flask import Flask, abort, current_app, g
+from werkzeug.routing import Rule
+
+from app.credentials.vault import get_vault
+from app.extensions import db
+from app.models import DEFAULT_CLUSTER, Cluster, current_cluster_name
+
+__all__ = ["ClusterInfo", "DEFAULT_CLUSTER", "add_cluster_rules", "cluster_config", "cluster_state", "clusters", "current_cluster_name",
+           "init_app", "use_cluster", "use_cluster_of"]
+
+T = TypeVar("T")
+
+# The URL prefix of a non-default cluster's pages; the rest of the path is the default cluster's.
+PREFIX = "/clusters/<cluster>"
+# Blueprints whose pages are about one cluster (a guest, a node, a cluster's backups, a new guest).
+SCOPED_BLUEPRINTS = ("containers", "nodes", "backups", "wizard")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInfo:
+    """A cluster as lists show it: its name, its id, and when its settings last changed."""
+
+    id: int
+    name: str
+    host: str | None
+    updated_at: datetime | None
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == DEFAULT_CLUSTER
+
+
+def clusters() -> list[ClusterInfo]:
+    """Every cluster, ``default`` first then by name; read once per app context (one small query)."""
+    if "_clusters" not in g:
+        rows = db.session.execute(db.select(Cluster.id, Cluster.name, Cluster.host, Cluster.updated_at)).all()
+        found = [ClusterInfo(*row) for row in rows]
+        if not any(info.is_default for info in found):  # a database made before clusters, not upgraded yet
+            found.append(ClusterInfo(1, DEFAULT_CLUSTER, None, None))
+        g._clusters = sorted(found, key=lambda info: (not info.is_default, info.name))
+    return g._clusters
+
+
+def forget_clusters() -> None:
+    """Read the cluster list again at the next ``clusters()`` (after adding or removing one)."""
+    g.pop("_clusters", None)
+    g.pop("_cluster_ids", None)
+
+
+@contextlib.contextmanager
+def use_cluster(name: str) -> Iterator[str]:
+    """Work on cluster ``name`` inside the block (``get_proxmox``, records, SSH), then go back."""
+    before = g.get("cluster")
+    g.cluster = name
+    try:
+        yield name
+    finally:
+        if before is None:
+            g.pop("cluster", None)
+        else:
+            g.cluster = before
+
+
+def use_cluster_of(record) -> contextlib.AbstractContextManager:
+    """``use_cluster`` for the cluster a record (anything with ``cluster_id``) belongs to."""
+    cluster_id = getattr(record, "cluster_id", None)
+    for info in clusters():
+        if info.id == cluster_id:
+            return use_cluster(info.name)
+    return use_cluster(DEFAULT_CLUSTER)
+
+
+def cluster_config(name: str | None = None, app: Flask | None = None) -> Mapping[str, Any]:
+    """The configuration the ``proxmox`` and ``ssh`` packages read for cluster ``name`` (default: the current one):
+    ``app.config`` itself for ``default``, else the cluster's own ``PVE_*`` and ``SSH_*`` settings over it.
+
+    Raises LookupError for an unknown cluster. The secrets are decrypted here, on demand, never stored.
+    """
+    app = app or current_app
+    name = name or current_cluster_name()
+    if name == DEFAULT_CLUSTER:
+        return app.config
+    row = db.session.scalar(db.select(Cluster).where(Cluster.name == name))
+    if row is None:
+        raise LookupError(f"no cluster named {name!r}")
+    vault = get_vault()
+    token_user, _, token_name = (row.token_id or "").partition("!")
+    own: dict[str, Any] = {
+        "PVE_HOST": row.host, "PVE_PORT": row.port, "PVE_USER": token_user or None, "PVE_TOKEN_NAME": token_name or None,
+        "PVE_TOKEN_VALUE": vault.decrypt(row.token_secret_encrypted) if row.token_secret_encrypted else None,
+        "PVE_PASSWORD": None, "PVE_NODE": None, "PVE_VERIFY_SSL": row.verify_ssl,
+        "PVE_CACHE_PREFIX": f"{app.config.get('PVE_CACHE_PREFIX') or 'proxboard:pve'}:{name}",
+        "SSH_DEFAULT_HOST": row.host, "SSH_HOSTS": row.ssh_hosts or None, "SSH_PORT": row.ssh_port,
+        "SSH_USER": row.ssh_user,
+        "SSH_PASSWORD": vault.decrypt(row.ssh_password_encrypted) if row.ssh_password_encrypted else None,
+    }
+    if own["SSH_PASSWORD"]:  # its own password, not the default cluster's key
+        own["SSH_KEY_FILE"] = None
+    return ChainMap(own, app.config)
+
+
+def init_app(app: Flask) -> None:
+    """Read the cluster from ``/clusters/<name>/…`` URLs into ``g.cluster`` (404 for an unknown one) and add the
+    current cluster to ``url_for`` of the cluster-scoped pages."""
+
+    @app.url_value_preprocessor
+    def _pull_cluster(endpoint: str | None, values: dict | None) -> None:
+        if values and "cluster" in values:
+            name = values.pop("cluster")
+            if name == DEFAULT_CLUSTER or not any(info.name == name for info in clusters()):
+                abort(404)  # the default cluster's pages have one address, without the prefix
+            g.cluster = name
+
+    @app.url_defaults
+    def _push_cluster(endpoint: str, values: dict) -> None:
+        if endpoint not in app.extensions.get("cluster_endpoints", ()):
+            return  # not a cluster's page: ``cluster`` is whatever the page makes of it (the dashboard's filter)
+        name = values.get("cluster", current_cluster_name())
+        if name == DEFAULT_CLUSTER:
+            values.pop("cluster", None)
+        else:
+            values["cluster"] = name
+
+
+def add_cluster_rules(app: Flask) -> None:
+    """Give every cluster-scoped page (``SCOPED_BLUEPRINTS``, and any other with a VMID in its path) a
+    ``/clusters/<cluster>`` address beside its default-cluster one. Call after registering the blueprints."""
+    endpoints: set[str] = set()
+    for rule in list(app.url_map.iter_rules()):
+        scoped = rule.endpoint.partition(".")[0] in SCOPED_BLUEPRINTS and not rule.rule.startswith("/static")
+        if not (scoped or "vmid" in rule.arguments):
+            continue
+        path = rule.rule
+        at = path.find("/containers/<int:vmid>")
+        path = path[:at] + PREFIX + path[at:] if at >= 0 else PREFIX + path
+        app.url_map.add(Rule(path, endpoint=rule.endpoint, methods=rule.methods, defaults=rule.defaults,
+                             strict_slashes=rule.strict_slashes, websocket=rule.websocket))
+        endpoints.add(rule.endpoint)
+    app.extensions["cluster_endpoints"] = frozenset(endpoints)
+
+
+def cluster_state(key: str, factory: Callable[[], T]) -> T:
+    """This process's ``key`` state of the current cluster (a tracker, a memo, a last-known answer), made by
+    ``factory`` the first time: what one Proxmox answered must never stand for another's."""
+    per_cluster = current_app.extensions.setdefault(key, {})
+    name = current_cluster_name()
+    state = per_cluster.get(name)
+    if state is None:
+        state = per_cluster.setdefault(name, factory())
+    return state
