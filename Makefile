@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_alerts.py
 	$(BIN)/python scripts/bench_metrics.py
 	$(BIN)/python scripts/bench_memory.py
+	$(BIN)/python scripts/bench_clusters.py
 
 # Refresh the vendored front-end assets from the npm registry (versions in app/static/vendor/VERSIONS.txt).
 vendor:

@@ -117,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
     from app.health import bp as health_bp
     from app.nodes import bp as nodes_bp
     from app.observability import bp as observability_bp
+    from app.settings import bp as settings_bp
     from app.users import bp as users_bp
     from app.wizard import bp as wizard_bp
 
@@ -133,6 +134,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(about_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(users_bp)
+    app.register_blueprint(settings_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(observability_bp)
 
@@ -168,7 +170,8 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """Add the ``flask users|pve|ssh|credentials …`` groups and ``flask worker``."""
+    """Add the ``flask users|clusters|pve|ssh|credentials …`` groups and ``flask worker``."""
+    from app.clusters.cli import clusters_cli
     from app.container_templates.cli import templates_cli
     from app.credentials.cli import credentials_cli
     from app.jobs import worker_command
@@ -177,6 +180,7 @@ def register_commands(app: Flask) -> None:
     from app.users.cli import users_cli
 
     app.cli.add_command(users_cli)
+    app.cli.add_command(clusters_cli)
     app.cli.add_command(pve_cli)
     app.cli.add_command(templates_cli)
     app.cli.add_command(ssh_cli)

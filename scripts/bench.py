@@ -47,12 +47,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def simulator(containers: int, nodes: int = 3):
-    """``python -m tests.pvesim`` in a subprocess; yields (env for the app, admin base URL)."""
+def simulator(containers: int, nodes: int = 3, extra: tuple[str, ...] = ()):
+    """``python -m tests.pvesim`` in a subprocess (``extra``: more of its options); yields (env for the app, admin
+    base URL)."""
     port, token = free_port(), secrets.token_hex(8)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.pvesim", "--port", str(port), "--nodes", str(nodes),
-         "--containers", str(containers), "--token", f"root@pam!proxboard={token}", "--task-delay", "0.2"],
+         "--containers", str(containers), "--token", f"root@pam!proxboard={token}", "--task-delay", "0.2", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     ca = None

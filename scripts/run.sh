@@ -97,9 +97,30 @@ if [ -z "${PROXBOARD_PVE_HOST:-}" ]; then
     fi
   fi
   echo "Set PROXBOARD_PVE_HOST (and a token) to talk to your real Proxmox instead."
+  # A second simulated cluster beside the first, as Settings → Clusters adds one (no SSH node of its own).
+  lab_port=$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  lab_token=$($BIN/python -c 'import secrets; print(secrets.token_hex(16))')
+  lab_log=instance/pvesim-lab.log
+  [ -n "${FRESH:-}" ] && rm -f instance/pvesim-lab-state.json
+  PVESIM_TOKEN="root@pam!proxboard=$lab_token" $BIN/python -m tests.pvesim --port "$lab_port" --nodes 2 --containers 8 \
+    --cluster-name lab --node-prefix lab --state instance/pvesim-lab-state.json >"$lab_log" 2>&1 &
+  lab_pid=$!
+  children+=($lab_pid)
+  for _ in $(seq 50); do grep -q "CA certificate:" "$lab_log" 2>/dev/null && break; sleep 0.1; done
+  lab_ca=$(sed -n 's/^CA certificate: //p' "$lab_log")
+  if [ -n "$lab_ca" ]; then
+    part_status simulator-lab running "The second simulated cluster (lab)" "$lab_pid" "$lab_log"
+  else
+    part_status simulator-lab failed "The second simulated cluster (lab) did not start." "" "$lab_log"
+  fi
 fi
 
 $BIN/flask db upgrade
+if [ -n "${lab_ca:-}" ]; then
+  echo "$lab_token" | $BIN/flask clusters add lab --host 127.0.0.1 --port "$lab_port" --token-id 'root@pam!proxboard' \
+    --secret-stdin --verify-ssl "$lab_ca" --update --no-check >/dev/null \
+    && echo "Demo mode: a second simulated cluster, lab (2 nodes), runs at https://127.0.0.1:$lab_port"
+fi
 if $BIN/flask templates --help >/dev/null 2>&1; then
   $BIN/flask templates seed --if-empty || true
 fi

@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"proxmox", "ssh", "credentials", "audit", "auth", "health", "cli", "render_cache", "clusters"},
     {"guest_services", "container_templates", "provisioning", "users", "metrics"},
     {"containers"},
-    {"dashboard", "wizard", "about", "backups", "bulk", "alerts", "nodes", "observability", "api"},
+    {"dashboard", "wizard", "about", "backups", "bulk", "alerts", "nodes", "observability", "api", "settings"},
     {"app"},  # the factory, app/__init__.py
 ]
 # The one arrow up, on purpose: a queue consumer started outside ``flask worker`` builds its app.

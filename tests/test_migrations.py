@@ -160,3 +160,49 @@ def test_existing_users_become_admins_new_ones_viewers_and_the_downgrade_keeps_t
         assert [tuple(row) for row in kept] == [("ada", "dark"), ("grace", "auto"), ("linus", "auto"),
                                                 ("margaret", "auto")]
         db.engine.dispose()
+
+
+CLUSTERS_REVISION_BEFORE = "4a7d2c9e1f63"  # the last revision with one cluster
+
+
+def test_existing_containers_move_into_the_default_cluster_and_the_downgrade_keeps_them(any_database_url, tmp_path):
+    """A single-cluster database upgrades with every container record (and its VMID's uniqueness) in the
+    ``default`` cluster, the audit log's lines kept; another cluster's guest may then reuse a VMID; going back
+    keeps the default cluster's records."""
+    from app.clusters import use_cluster
+    from app.models import Cluster, Container
+
+    app = make_app(any_database_url, tmp_path)
+    with app.app_context():
+        upgrade(revision=CLUSTERS_REVISION_BEFORE)
+        with db.engine.begin() as connection:
+            connection.execute(db.text(
+                "INSERT INTO containers (vmid, node, hostname, lifecycle, managed, created_at, updated_at) VALUES "
+                "(101, 'pve1', 'web', 'ready', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP), "
+                "(101, 'pve1', 'old-web', 'deleted', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP), "
+                "(102, 'pve2', 'db', 'gone', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+            connection.execute(db.text(
+                "INSERT INTO audit_log (created_at, channel, action, vmid, outcome) "
+                "VALUES (CURRENT_TIMESTAMP, 'web', 'container.stop', 101, 'succeeded')"))
+
+        upgrade()
+        rows = db.session.execute(db.select(Container.hostname, Container.cluster_id).order_by(Container.id)).all()
+        assert [tuple(row) for row in rows] == [("web", 1), ("old-web", 1), ("db", 1)]
+        assert db.session.scalars(db.select(Cluster.name)).all() == ["default"]
+        assert Container.current(101).hostname == "web"
+        db.session.add(Cluster(name="lab", host="10.0.0.5", token_id="root@pam!pb"))
+        db.session.commit()
+        with use_cluster("lab"):
+            db.session.add(Container(vmid=101, node="lab1", hostname="lab-web"))
+        db.session.commit()
+        assert {c.hostname for c in db.session.scalars(db.select(Container).where(Container.vmid == 101))} \
+            == {"web", "old-web", "lab-web"}
+        db.session.remove()
+
+        downgrade(revision=CLUSTERS_REVISION_BEFORE)
+        with db.engine.connect() as connection:
+            kept = connection.execute(db.text("SELECT hostname FROM containers ORDER BY id")).scalars().all()
+            audit = connection.execute(db.text("SELECT vmid FROM audit_log")).scalars().all()
+        assert kept == ["web", "old-web", "db"] and audit == [101]
+        assert "clusters" not in inspect(db.engine).get_table_names()
+        db.engine.dispose()

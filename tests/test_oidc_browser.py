@@ -80,7 +80,10 @@ def walk(chromium, sso_server, pve, request):
 
     with sso_server.app.app_context():
         for table in reversed(db.metadata.sorted_tables):
-            db.session.execute(table.delete())
+            if table.name == "clusters":  # the default cluster stays: the environment's, every record's by default
+                db.session.execute(table.delete().where(table.c.name != "default"))
+            else:
+                db.session.execute(table.delete())
         db.session.commit()
     jobs.init_app(sso_server.app)  # the queue is process-wide; the last app built claims it
     context = chromium.new_context(viewport=DESKTOP)

@@ -38,13 +38,14 @@ from app.containers.services import ACTIONS
 from app.extensions import db as _db
 from app.models import AuditEntry, Container, ROLES
 from tests.fixtures.app import TEST_PASSWORD, IsolatedClient, app_config, csrf_token_from
+from tests.fixtures.clusters import register_cluster
 from tests.fixtures.database import _drop_database
 from tests.fixtures.factories import make_container, make_operation, make_services, make_user
 
 # Tables a refused request may touch: the refusal is audited, the session's last-seen time moves.
 BOOKKEEPING = {"audit_log", "user_sessions", "login_attempts", "alembic_version"}
 # Values for URL parts that are not ids (every choice of an ``any(...)`` part is walked on its own).
-STRING_PARTS = {"action": sorted(ACTIONS), "filename": ["wizard.css"]}
+STRING_PARTS = {"action": sorted(ACTIONS), "filename": ["wizard.css"], "cluster": ["lab"], "name": ["lab"]}
 
 
 # -- the app the walk shares -------------------------------------------------------------------
@@ -74,6 +75,7 @@ def walk(request, tmp_path_factory, pve_sim_session, migrated_sqlite_template):
         with application.app_context():
             if request.param == "sqlite":  # hundreds of one-row commits (sessions, audit): no fsync for each
                 event.listen(_db.engine, "connect", lambda connection, _: connection.execute("PRAGMA synchronous=OFF"))
+            register_cluster(application, pve_sim_session, "lab", folder)  # for /clusters/lab/… and its settings
             clients = {}
             for role in ROLES:
                 make_user(role, role=role)

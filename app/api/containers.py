@@ -38,7 +38,7 @@ ACTION_NAMES = ", ".join(ACTIONS)
 def container_fields(view: ContainerView) -> dict:
     """What every container answer holds, from the view the pages show."""
     return {
-        "vmid": view.vmid, "node": view.node, "name": view.name, "status": view.status, "pve_status": view.pve_status,
+        "cluster": view.cluster, "vmid": view.vmid, "node": view.node, "name": view.name, "status": view.status, "pve_status": view.pve_status,
         "cpu_percent": view.cpu_percent, "cpus": view.cpus, "mem": view.mem, "maxmem": view.maxmem,
         "disk": view.disk, "maxdisk": view.maxdisk, "swap": view.swap, "maxswap": view.maxswap,
         "uptime": view.uptime, "tags": list(view.tags), "lock": view.lock, "ha_managed": view.ha_managed,
@@ -46,7 +46,7 @@ def container_fields(view: ContainerView) -> dict:
         "stale": view.stale, "stale_reason": view.stale_reason, "snapshot_at": view.snapshot_at,
         "gone_at": view.gone_at, "pending": operation_model(view.pending) if view.pending is not None else None,
         "services": [schemas.ServiceBrief(name=s.name, status=s.status) for s in view.services],
-        "url": url_for("api.container", vmid=view.vmid),
+        "url": url_for("api.container", vmid=view.vmid, cluster=view.cluster),
     }
 
 

@@ -97,6 +97,8 @@ class Container(Model):
     says why, none when Proxmox itself was unreachable).
     """
 
+    cluster: str = Field("default", description="The cluster the guest lives in (a VMID is unique per cluster); "
+                                                 "its other clusters' addresses are /api/v1/clusters/<cluster>/….")
     vmid: int
     node: str
     name: str

@@ -14,6 +14,7 @@ from typing import Any
 
 from app.extensions import db
 from app.models import (
+    DEFAULT_CLUSTER_ID,
     AlertChannel,
     AlertRule,
     ApiToken,
@@ -75,6 +76,10 @@ ACTIONS: dict[str, str] = {
     "users.reset_password": "user.password_reset",
     "users.reset_2fa": "user.2fa_reset",
     "users.require_2fa": "user.2fa_required",
+    "settings.add_cluster": "cluster.add",
+    "settings.edit_cluster": "cluster.update",
+    "settings.check_cluster": "cluster.check",
+    "settings.remove_cluster": "cluster.remove",
 }
 # Blueprint to the noun of its actions (the default name is ``<noun>.<view function>``).
 NOUNS: dict[str, str] = {
@@ -116,9 +121,12 @@ def action_name(endpoint: str, view_args: dict | None = None) -> str:
 
 
 def container_target(container: Container) -> str:
-    """``CT 101 (web01)``, or ``CT 101`` when it has no name yet."""
+    """``CT 101 (web01)``, or ``CT 101`` when it has no name yet; ``lab/CT 101 (web01)`` in a cluster other than the
+    default one."""
     name = container.hostname or (container.snapshot or {}).get("name")
-    return f"CT {container.vmid} ({name})" if name else f"CT {container.vmid}"
+    target = f"CT {container.vmid} ({name})" if name else f"CT {container.vmid}"
+    cluster = container.cluster.name if container.cluster_id not in (None, DEFAULT_CLUSTER_ID) else None
+    return f"{cluster}/{target}" if cluster else target
 
 
 def _container(vmid: int) -> Container | None:
@@ -137,8 +145,8 @@ def describe(endpoint: str, view_args: dict | None = None) -> Described:
 
     A container is found by ``vmid`` (target ``CT 101 (web01)``); its service (``service_id``) adds the service's
     name to ``detail``; a template, package list, user, API token or passkey id becomes its name (``template 7``
-    once it is gone). Other arguments go to ``detail`` as they are (ids and words from the URL: URLs carry no
-    secret), a template's own ``service_id`` among them.
+    once it is gone), and a Settings page's cluster ``cluster lab``. Other arguments go to ``detail`` as they are
+    (ids and words from the URL: URLs carry no secret), a template's own ``service_id`` among them.
     """
     args = dict(view_args or {})
     described = Described(action_name(endpoint, args))
@@ -164,5 +172,7 @@ def describe(endpoint: str, view_args: dict | None = None) -> Described:
         if isinstance(value, int) and described.target is None:
             described.target = _named(model, value, attribute, noun)
             args.pop(key)
+    if endpoint.startswith("settings.") and isinstance(args.get("name"), str):  # /settings/clusters/<name>/…
+        described.target = f"cluster {args.pop('name')}"
     described.detail.update(args)
     return described

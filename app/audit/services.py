@@ -83,12 +83,13 @@ def page(query: AuditQuery, number: int, per_page: int = PER_PAGE) -> tuple[Page
 
 
 def linked_containers(entries: list[AuditEntry]) -> dict[int, int]:
-    """``{container_id: vmid}`` of the entries' containers that still hold their VMID (their page exists)."""
+    """``{container_id: record}`` of the entries' containers that still hold their VMID (their page exists; its
+    address is ``container_url(record)``)."""
     ids = {entry.container_id for entry in entries if entry.container_id is not None}
     if not ids:
         return {}
-    return dict(db.session.execute(select(Container.id, Container.vmid).where(
-        Container.id.in_(ids), Container.lifecycle != "deleted")).all())
+    return {record.id: record for record in db.session.scalars(select(Container).where(
+        Container.id.in_(ids), Container.lifecycle != "deleted"))}
 
 
 def known_actions() -> list[str]:

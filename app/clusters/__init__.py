@@ -26,10 +26,10 @@ from werkzeug.routing import Rule
 
 from app.credentials.vault import get_vault
 from app.extensions import db
-from app.models import DEFAULT_CLUSTER, Cluster, current_cluster_name
+from app.models import DEFAULT_CLUSTER, Cluster, Container, Operation, current_cluster_name
 
 __all__ = ["ClusterInfo", "DEFAULT_CLUSTER", "add_cluster_rules", "cluster_config", "cluster_state", "clusters", "current_cluster_name",
-           "init_app", "use_cluster", "use_cluster_of"]
+           "init_app", "use_cluster", "use_cluster_of", "use_cluster_of_container"]
 
 T = TypeVar("T")
 
@@ -93,6 +93,18 @@ def use_cluster_of(record) -> contextlib.AbstractContextManager:
     return use_cluster(DEFAULT_CLUSTER)
 
 
+def use_cluster_of_container(container_id: int | None = None, *, operation_id: int | None = None
+                             ) -> contextlib.AbstractContextManager:
+    """``use_cluster`` for the cluster of container record ``container_id``, or of operation ``operation_id``'s
+    container: a job works on the cluster of the record it was given (the default one when it is gone)."""
+    if container_id is None and operation_id is not None:
+        container_id = db.session.scalar(db.select(Operation.container_id).where(Operation.id == operation_id))
+    cluster_id = db.session.scalar(db.select(Container.cluster_id).where(Container.id == container_id)) \
+        if container_id is not None else None
+    name = db.session.scalar(db.select(Cluster.name).where(Cluster.id == cluster_id)) if cluster_id else None
+    return use_cluster(name or DEFAULT_CLUSTER)
+
+
 def cluster_config(name: str | None = None, app: Flask | None = None) -> Mapping[str, Any]:
     """The configuration the ``proxmox`` and ``ssh`` packages read for cluster ``name`` (default: the current one):
     ``app.config`` itself for ``default``, else the cluster's own ``PVE_*`` and ``SSH_*`` settings over it.
@@ -126,6 +138,9 @@ def init_app(app: Flask) -> None:
     """Read the cluster from ``/clusters/<name>/…`` URLs into ``g.cluster`` (404 for an unknown one) and add the
     current cluster to ``url_for`` of the cluster-scoped pages."""
 
+    app.add_template_global(lambda: [info.name for info in clusters()], "cluster_names")
+    app.add_template_global(current_cluster_name, "current_cluster")
+
     @app.url_value_preprocessor
     def _pull_cluster(endpoint: str | None, values: dict | None) -> None:
         if values and "cluster" in values:
@@ -150,7 +165,7 @@ def add_cluster_rules(app: Flask) -> None:
     ``/clusters/<cluster>`` address beside its default-cluster one. Call after registering the blueprints."""
     endpoints: set[str] = set()
     for rule in list(app.url_map.iter_rules()):
-        scoped = rule.endpoint.partition(".")[0] in SCOPED_BLUEPRINTS and not rule.rule.startswith("/static")
+        scoped = rule.endpoint.partition(".")[0] in SCOPED_BLUEPRINTS and not rule.endpoint.endswith("static")
         if not (scoped or "vmid" in rule.arguments):
             continue
         path = rule.rule

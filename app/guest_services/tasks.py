@@ -7,6 +7,7 @@ from flask import current_app
 from huey import crontab
 
 from app import jobs
+from app.clusters import clusters, use_cluster, use_cluster_of_container
 from app.jobs import huey, in_app_context
 from app.proxmox import ProxmoxError
 from app.ssh import SSHConfigError
@@ -21,20 +22,23 @@ log = logging.getLogger("app.guest_services")
 @huey.task()
 @in_app_context
 def refresh_services_task(container_id: int, operation_id: int) -> bool:
-    """Refresh one container's services for a "Refresh services" Operation."""
-    result = run_refresh_operation(container_id, operation_id)
+    """Refresh one container's services for a "Refresh services" Operation, in the container's cluster."""
+    with use_cluster_of_container(container_id):
+        result = run_refresh_operation(container_id, operation_id)
     return bool(result and result.ok)
 
 
 @huey.periodic_task(crontab(minute="*"))
 @in_app_context
 def check_services_task() -> int:
-    """Every minute: refresh running containers not checked within SERVICE_CHECK_SECONDS."""
-    try:
-        results = refresh_running_containers(due_only=True)
-    except (SSHConfigError, ProxmoxError) as exc:  # not set up yet, or Proxmox down: try next minute
-        log.warning("service check skipped: %s", exc)
-        return 0
+    """Every minute: refresh running containers not checked within SERVICE_CHECK_SECONDS, in every cluster."""
+    results = []
+    for info in clusters():
+        with use_cluster(info.name):
+            try:
+                results += refresh_running_containers(due_only=True)
+            except (SSHConfigError, ProxmoxError) as exc:  # not set up yet, or Proxmox down: try next minute
+                log.warning("service check of cluster %s skipped: %s", info.name, exc)
     failed = [result for result in results if not result.ok]
     if results:
         log.info("service check: %d containers, %d failed", len(results), len(failed))

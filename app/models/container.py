@@ -86,6 +86,11 @@ class Container(db.Model):
         ),
     )
 
+    def __init__(self, **kwargs: Any) -> None:
+        # The cluster is the one current when the record is made, not when it is flushed (maybe outside the block).
+        kwargs.setdefault("cluster_id", current_cluster_id())
+        super().__init__(**kwargs)
+
     @classmethod
     def current(cls, vmid: int, cluster_id: int | None = None) -> Container | None:
         """The record that holds ``vmid`` now (any lifecycle but ``deleted``) in ``cluster_id`` (default: the

@@ -6,6 +6,7 @@ import logging
 from huey import crontab
 
 from app import jobs
+from app.clusters import use_cluster_of_container
 from app.jobs import huey, in_app_context
 
 from .services import JOB, run_provisioning, sweep_stale
@@ -17,8 +18,9 @@ log = logging.getLogger("app.provisioning")
 @huey.task()
 @in_app_context
 def provision_task(operation_id: int) -> bool:
-    """Run one provisioning operation (create is never retried by the queue: retries=0)."""
-    return run_provisioning(operation_id)
+    """Run one provisioning operation (create is never retried by the queue: retries=0), in its container's cluster."""
+    with use_cluster_of_container(operation_id=operation_id):
+        return run_provisioning(operation_id)
 
 
 jobs.sweep(sweep_stale)  # the web process runs it too, so a dead job ends while no worker runs

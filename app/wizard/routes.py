@@ -21,10 +21,10 @@ from .forms import ConfigureForm, CreateForm, NodeQuery, TemplateQuery
 
 def _draft():
     """The signed-in user's current draft (a new one when the session has none)."""
-    draft = services.load_draft(session.get(services.SESSION_KEY), g.user.id)
+    draft = services.load_draft(session.get(services.session_key()), g.user.id)
     if draft is None:
         draft = services.new_draft(g.user.id)
-        session[services.SESSION_KEY] = draft.id
+        session[services.session_key()] = draft.id
     return draft
 
 
@@ -57,7 +57,7 @@ def start():
 @bp.post("/cancel")
 def cancel():
     """Throw the draft (and its stored password) away."""
-    draft = services.load_draft(session.pop(services.SESSION_KEY, None), g.user.id)
+    draft = services.load_draft(session.pop(services.session_key(), None), g.user.id)
     if draft is not None:
         db.session.delete(draft)
         db.session.commit()
@@ -185,7 +185,7 @@ def review():
 def create():
     """Create: consume the draft once, queue the provisioning job, show its progress."""
     form = CreateForm()
-    draft_id = form.draft_id.data or session.get(services.SESSION_KEY)
+    draft_id = form.draft_id.data or session.get(services.session_key())
     if not form.validate() or not draft_id:
         abort(400)
     draft = db.session.get(services.WizardDraft, draft_id)
@@ -195,8 +195,8 @@ def create():
         container = services.submit(draft_id, g.user.username, get_proxmox())
         audit.about(container)
     except DraftConsumed as done:
-        if session.get(services.SESSION_KEY) == draft_id:
-            session.pop(services.SESSION_KEY)
+        if session.get(services.session_key()) == draft_id:
+            session.pop(services.session_key())
         container = db.session.get(Container, done.container_id) if done.container_id else None
         if container is None:
             flash("This container was already submitted.", "info")
@@ -206,5 +206,5 @@ def create():
     except SubmitRefused as refused:
         flash(refused.message, "error")
         return redirect(url_for(f"wizard.{refused.step}"))
-    session.pop(services.SESSION_KEY, None)
+    session.pop(services.session_key(), None)
     return redirect(url_for("containers.progress", vmid=container.vmid))

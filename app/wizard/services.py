@@ -15,7 +15,7 @@ from sqlalchemy import delete, select, update
 from app.container_templates.services import get_template, packages_by_manager, parse_package_text, split_tags
 from app.containers.inventory import release_vmid, vmid_available
 from app.extensions import db
-from app.models import Container, ContainerTemplate, WizardDraft, utcnow
+from app.models import DEFAULT_CLUSTER, Container, ContainerTemplate, WizardDraft, current_cluster_name, utcnow
 from app.proxmox import Bridge, Node, OsTemplate, ProxmoxError, Storage
 from app.proxmox.deadline import gather
 from app.proxmox.deadline import submit as start_call
@@ -25,6 +25,12 @@ STEPS = ("template", "configure", "packages", "scripts", "review")
 STEP_LABELS = {"template": "Template", "configure": "Configure", "packages": "Packages", "scripts": "Scripts",
                "review": "Review"}
 SESSION_KEY = "wizard_draft"
+
+
+def session_key() -> str:
+    """The session key of the current cluster's draft: one wizard per cluster may be under way."""
+    cluster = current_cluster_name()
+    return SESSION_KEY if cluster == DEFAULT_CLUSTER else f"{SESSION_KEY}:{cluster}"
 
 
 class DraftConsumed(Exception):
@@ -47,18 +53,20 @@ class SubmitRefused(Exception):
 
 
 def load_draft(draft_id: str | None, user_id: int) -> WizardDraft | None:
-    """The user's unconsumed draft ``draft_id``, or None."""
+    """The user's unconsumed draft ``draft_id`` for the current cluster, or None (a draft begun for another
+    cluster chose that cluster's nodes and storages: it does not carry over)."""
     if not draft_id:
         return None
     draft = db.session.get(WizardDraft, draft_id)
-    if draft is None or draft.user_id != user_id or draft.consumed_at is not None:
+    if draft is None or draft.user_id != user_id or draft.consumed_at is not None \
+            or (draft.data or {}).get("cluster", DEFAULT_CLUSTER) != current_cluster_name():
         return None
     return draft
 
 
 def new_draft(user_id: int) -> WizardDraft:
-    """A fresh draft, starting at the template step."""
-    draft = WizardDraft(id=str(uuid.uuid4()), user_id=user_id, data={"done": []})
+    """A fresh draft for the current cluster, starting at the template step."""
+    draft = WizardDraft(id=str(uuid.uuid4()), user_id=user_id, data={"done": [], "cluster": current_cluster_name()})
     db.session.add(draft)
     db.session.commit()
     return draft
@@ -111,7 +119,7 @@ def choose_template(draft: WizardDraft, choice: str) -> None:
         return
     draft.template_id = template_id
     draft.secret_encrypted = None
-    draft.data = {"done": [], "template": {"choice": choice}}
+    draft.data = {"done": [], "template": {"choice": choice}, "cluster": (draft.data or {}).get("cluster", DEFAULT_CLUSTER)}
     _save(draft, "template", None, done=True)
     db.session.commit()
 

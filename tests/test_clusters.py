@@ -1,0 +1,182 @@
+"""Several Proxmox clusters in one Proxboard: the environment's cluster ("default", the session simulator) and
+two more added as an admin would ("lab", "office"), each a simulator of its own with the same VMIDs as the others.
+
+A guest is its cluster and VMID: its card, page, actions, record and audit line name the right cluster; one
+cluster that stops answering shows its banner and last known state while the others stay live.
+"""
+from __future__ import annotations
+
+import re
+import pytest
+
+from app.clusters import use_cluster
+from app.extensions import db as _db
+from app.models import AuditEntry, Cluster, Container
+from tests.fixtures.clusters import register_cluster
+from tests.fixtures.pve import pve_config
+from tests.pvesim import PVESimulator
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def app_overrides():
+    return {"DASHBOARD_PAGE_SIZE": 200}  # every cluster's guests on one page
+
+
+@pytest.fixture(scope="module")
+def lab():
+    sim = PVESimulator(nodes=2, containers=4, cluster_name="lab", node_prefix="lab", task_delay=0.05).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def office():
+    sim = PVESimulator(nodes=1, containers=3, node_prefix="office", task_delay=0.05).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def three(app, pve, lab, office, tmp_path, logged_in):
+    """The app watching default (``pve``), lab and office, signed in as an admin."""
+    register_cluster(app, lab, "lab", tmp_path)
+    register_cluster(app, office, "office", tmp_path)
+    return {"default": pve, "lab": lab, "office": office}
+
+
+def cards(html: str) -> dict[tuple[str, int], str]:
+    """(cluster, VMID) → status of each card on a dashboard page."""
+    return {(cluster, int(vmid)): status for vmid, cluster, status in
+            re.findall(r'<div class="col" id="ct-[^"]+" data-vmid="(\d+)" data-cluster="([^"]+)" data-status="([^"]+)"',
+                       html)}
+
+
+def test_the_dashboard_shows_every_cluster_with_a_line_each_and_guests_named_by_cluster_and_vmid(three, client):
+    html = client.get("/").text
+    shown = cards(html)
+    for name, sim in three.items():
+        assert {vmid for cluster, vmid in shown if cluster == name} == set(sim.containers), name
+    shared = sorted(set(three["lab"].containers) & set(three["default"].containers))[0]
+    assert f'href="/containers/{shared}"' in html and f'href="/clusters/lab/containers/{shared}"' in html
+    assert f'id="ct-lab-{shared}"' in html and f'id="ct-{shared}"' in html
+    lines = re.findall(r'data-cluster-filter="([a-z]+)" data-testid="cluster-summary" data-reachable="(\w+)"', html)
+    assert lines == [("default", "yes"), ("lab", "yes"), ("office", "yes")]
+    running = sum(ct.status == "running" for sim in three.values() for ct in sim.containers.values())
+    assert re.search(rf'data-testid="stat-running".*?stat-value">{running}<', html, re.S)
+
+
+def test_the_cluster_filter_and_the_search_narrow_to_one_cluster(three, client):
+    only_lab = cards(client.get("/?cluster=lab").text)
+    assert only_lab and {cluster for cluster, _ in only_lab} == {"lab"}
+    assert set(cards(client.get("/?q=office").text)) == {("office", vmid) for vmid in three["office"].containers}
+    everything = cards(client.get("/?cluster=nosuch").text)  # an unknown name filters nothing out
+    assert {cluster for cluster, _ in everything} == {"default", "lab", "office"}
+
+
+def test_a_guests_page_and_action_reach_its_own_cluster_only(three, client, auth, app):
+    lab, default = three["lab"], three["default"]
+    vmid = next(v for v, ct in lab.containers.items() if ct.status == "running" and v in default.containers)
+    before = default.containers[vmid].status
+    page = client.get(f"/clusters/lab/containers/{vmid}")
+    assert page.status_code == 200
+    assert lab.containers[vmid].hostname in page.text
+    assert f'action="/clusters/lab/containers/{vmid}/' in page.text or f'/clusters/lab/containers/{vmid}/actions' in page.text
+    response = auth.post(f"/clusters/lab/containers/{vmid}/actions/stop", data={"next": "/"})
+    assert response.status_code in (200, 302, 303)
+    assert lab.wait_idle()
+    assert lab.containers[vmid].status == "stopped"
+    assert default.containers[vmid].status == before
+    with app.app_context():
+        lab_id = _db.session.scalar(_db.select(Cluster.id).where(Cluster.name == "lab"))
+        record = Container.current(vmid, lab_id)
+        assert record is not None and record.cluster_id == lab_id
+        entry = _db.session.scalar(_db.select(AuditEntry).where(AuditEntry.vmid == vmid,
+                                                                AuditEntry.action.like("%stop%")))
+        assert entry is not None and entry.cluster == "lab" and entry.target.startswith(f"lab/CT {vmid}")
+    log = client.get("/audit").text
+    assert re.search(rf"<a href=\"/clusters/lab/containers/{vmid}\">lab/CT {vmid}", log)
+
+
+def test_one_cluster_down_shows_its_banner_and_last_known_state_while_the_others_stay_live(three, client):
+    office = three["office"]
+    client.get("/")  # office's guests are recorded while it answers
+    office.stop()
+    html = client.get("/").text
+    banners = re.findall(r'data-testid="proxmox-banner" data-cluster="(\w+)"', html)
+    assert banners == ["office"]
+    lines = dict(re.findall(r'data-cluster-filter="([a-z]+)" data-testid="cluster-summary" data-reachable="(\w+)"', html))
+    assert lines == {"default": "yes", "lab": "yes", "office": "no"}
+    shown = cards(html)
+    assert {vmid for cluster, vmid in shown if cluster == "office"} == set(office.containers)
+    stale = re.findall(r'id="ct-office-\d+"[^>]*>\s*<div class="card ct-card h-100 stale', html)
+    assert len(stale) == len(office.containers)
+    assert not re.search(r'id="ct-lab-\d+"[^>]*>\s*<div class="card ct-card h-100 stale', html)
+    assert client.get(f"/clusters/office/containers/{min(office.containers)}").status_code == 200
+
+
+def test_unknown_clusters_and_the_default_clusters_prefix_are_not_found(three, client):
+    assert client.get("/clusters/nosuch/containers/100").status_code == 404
+    assert client.get("/clusters/default/containers/100").status_code == 404  # its guests have one address
+
+
+def test_a_vmid_is_unique_within_a_cluster_not_across_clusters(app, three):
+    from sqlalchemy.exc import IntegrityError
+
+    with app.app_context():
+        with use_cluster("lab"):
+            _db.session.add(Container(vmid=4242, node="lab1"))
+        _db.session.add(Container(vmid=4242, node="pve1"))
+        _db.session.commit()
+        assert {c.cluster.name for c in _db.session.scalars(_db.select(Container).where(Container.vmid == 4242))} \
+            == {"default", "lab"}
+        with use_cluster("lab"):
+            _db.session.add(Container(vmid=4242, node="lab2"))
+        with pytest.raises(IntegrityError):
+            _db.session.commit()
+        _db.session.rollback()
+
+
+def test_flask_clusters_adds_lists_checks_and_removes(app, runner, lab, tmp_path):
+    config = pve_config(lab)
+    result = runner.invoke(args=["clusters", "add", "lab", "--host", config["PVE_HOST"], "--port", str(lab.port),
+                                 "--token-id", f"{lab.token_user}!{lab.token_name}", "--secret-stdin",
+                                 "--verify-ssl", config["PVE_VERIFY_SSL"]], input=f"{lab.token_value}\n")
+    assert result.exit_code == 0, result.output
+    assert "Added cluster lab" in result.output and "pve-manager" in result.output
+    assert lab.token_value not in result.output
+    listed = runner.invoke(args=["clusters", "list"]).output
+    assert re.search(r"^default \(environment\)\s", listed, re.M) and re.search(rf"^lab\s+127\.0\.0\.1:{lab.port}", listed, re.M)
+    assert lab.token_value not in listed
+    refused = runner.invoke(args=["clusters", "add", "Bad Name", "--host", "x", "--token-id", "a@b!c",
+                                  "--secret-stdin"], input="s\n")
+    assert refused.exit_code != 0 and "lower-case letters" in refused.output
+    assert runner.invoke(args=["clusters", "remove", "default", "--yes"]).exit_code != 0
+    removed = runner.invoke(args=["clusters", "remove", "lab", "--yes"])
+    assert removed.exit_code == 0 and "Removed cluster lab" in removed.output
+    assert "lab" not in runner.invoke(args=["clusters", "list"]).output
+
+
+def test_the_wizard_creates_a_container_in_the_cluster_it_was_opened_for(three, auth, client, app):
+    """Created from /clusters/lab/containers/create: in lab's Proxmox, recorded in lab, with the default
+    cluster's VMID of the same number left alone; a draft begun for lab does not carry over to default."""
+    from tests.test_wizard import configure_data
+
+    lab, default = three["lab"], three["default"]
+    base = "/clusters/lab/containers/create"
+    auth.post(f"{base}/template", {"template": "scratch", "next": "1"})
+    step = auth.post(f"{base}/configure", configure_data(node="lab1", vmid="950", hostname="lab-new"))
+    assert step.status_code == 302 and step.headers["Location"].startswith(f"{base}/"), step.text
+    auth.post(f"{base}/packages", {"next": "1"})
+    auth.post(f"{base}/scripts", {"next": "1"})
+    elsewhere = client.get("/containers/create/review")  # the default cluster's wizard: its own, not begun
+    assert elsewhere.status_code == 302 and elsewhere.headers["Location"] == "/containers/create/template"
+    review = client.get(f"{base}/review").text
+    draft_id = review.split('name="draft_id" value="')[1][:36]
+    created = auth.post(f"{base}/review", {"draft_id": draft_id})
+    assert created.status_code == 302 and created.headers["Location"].startswith("/clusters/lab/containers/950")
+    assert lab.wait_idle() and 950 in lab.containers and 950 not in default.containers
+    with app.app_context():
+        record = _db.session.scalar(_db.select(Container).where(Container.vmid == 950))
+        assert record.cluster.name == "lab" and record.lifecycle == "ready"
