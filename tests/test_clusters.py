@@ -41,6 +41,7 @@ def office():
 @pytest.fixture
 def three(app, pve, lab, office, tmp_path, logged_in):
     """The app watching default (``pve``), lab and office, signed in as an admin."""
+    lab.reset()  # shared by the module: each test starts from its seed
     register_cluster(app, lab, "lab", tmp_path)
     register_cluster(app, office, "office", tmp_path)
     return {"default": pve, "lab": lab, "office": office}
@@ -180,3 +181,49 @@ def test_the_wizard_creates_a_container_in_the_cluster_it_was_opened_for(three, 
     with app.app_context():
         record = _db.session.scalar(_db.select(Container).where(Container.vmid == 950))
         assert record.cluster.name == "lab" and record.lifecycle == "ready"
+
+
+def test_prometheus_counts_each_clusters_containers_under_its_own_label(three, client, make):
+    """Two clusters may both have a node "pve1" and a CT 100: the scrape keeps them apart."""
+    from tests.test_prometheus import scrape, total
+
+    client.get("/")  # records every cluster's guests
+    token = make.token("scraper")
+    samples = scrape(client, token)
+    for name, sim in three.items():
+        assert total(samples, "proxboard_containers", cluster=name) == len(sim.containers), name
+    running = sum(ct.status == "running" for ct in three["lab"].containers.values())
+    assert total(samples, "proxboard_containers", cluster="lab", status="running") == running
+
+
+def test_bulk_selection_is_offered_for_the_default_cluster_shown_alone(three, client):
+    everything = client.get("/").text
+    assert 'data-testid="bulk-bar"' not in everything and 'data-bulk-select' not in everything
+    assert 'data-testid="bulk-hint"' in everything
+    default_only = client.get("/?cluster=default").text
+    assert 'data-testid="bulk-bar"' in default_only
+    assert default_only.count("data-bulk-select") == len(three["default"].containers)
+    assert 'data-bulk-select' not in client.get("/?cluster=lab").text
+
+
+def test_alerts_watch_every_cluster_and_keep_their_guests_and_nodes_apart(three, app, client):
+    """Rules apply to every cluster: a stopped Proxmox is its own incident, a guest stopped behind Proxboard's
+    back in lab is not the default cluster's guest of the same VMID, and a node offline in lab names its cluster."""
+    from app.alerts.engine import evaluate, gather_facts
+    from app.alerts.services import create_rule
+    from app.models import AlertIncident
+
+    lab, office, default = three["lab"], three["office"], three["default"]
+    vmid = next(v for v, ct in lab.containers.items() if ct.status == "running" and v in default.containers)
+    with app.app_context():
+        for kind in ("proxmox_unreachable", "container_stopped", "node_offline"):
+            create_rule(kind, [], for_minutes=0)
+        evaluate(gather_facts())  # every cluster's guests recorded, nothing wrong yet
+        baseline = set(_db.session.scalars(_db.select(AlertIncident.subject)))
+        lab.containers[vmid].status = "stopped"  # behind Proxboard's back
+        lab.faults.set_node_offline("lab2")
+        office.stop()
+        evaluate(gather_facts())
+        subjects = set(_db.session.scalars(_db.select(AlertIncident.subject))) - baseline
+    assert {"pve:office", f"ct:lab/{vmid}", "node:lab/lab2"} <= subjects
+    assert "pve" not in subjects and f"ct:{vmid}" not in subjects and "node:lab2" not in subjects

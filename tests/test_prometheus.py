@@ -70,7 +70,7 @@ def test_scrape_counts_what_the_dashboard_shows_and_asks_proxmox_nothing(logged_
     assert recorded > (utcnow() - timedelta(minutes=1)).timestamp()
     on_pve1 = sum(ct.node == "pve1" for ct in pve.containers.values())
     assert total(samples, "proxboard_containers", node="pve1") == on_pve1
-    assert samples[("proxboard_containers", (("node", "pve1"), ("status", "paused")))] == 0  # a sum never goes missing
+    assert samples[("proxboard_containers", (("cluster", "default"), ("node", "pve1"), ("status", "paused")))] == 0  # a sum never goes missing
 
     assert pve.containers[100].status == "running" and pve.containers[100].node == "pve1"
     before = total(samples, "proxboard_containers", node="pve1", status="stopped")

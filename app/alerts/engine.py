@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,16 +17,19 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from app.clusters import clusters, use_cluster
 from app.containers.inventory import load_inventory, tracker
 from app.credentials.vault import decrypt
 from app.extensions import db
 from app.models import (
+    DEFAULT_CLUSTER,
     AlertChannel,
     AlertDelivery,
     AlertIncident,
     AlertMute,
     AlertObservation,
     AlertRule,
+    Cluster,
     Container,
     Credential,
     MaintenanceWindow,
@@ -49,12 +52,18 @@ SERVICE_BAD = ("failed", "degraded", "stopped")
 @dataclass(frozen=True)
 class Facts:
     """What the pass knows besides the database: offline nodes (name -> since), since when Proxmox has
-    been unreachable (None: it answered), and the cluster's backup index (None: not swept yet)."""
+    been unreachable (None: it answered), and the cluster's backup index (None: not swept yet), of the default
+    cluster; ``others`` holds the same of every other cluster, by name."""
 
     offline_nodes: dict[str, datetime] = field(default_factory=dict)
     unreachable_since: datetime | None = None
     unreachable_reason: str | None = None
     backup_index: BackupIndex | None = None
+    others: dict[str, Facts] = field(default_factory=dict)
+
+    def of(self, cluster: str) -> Facts:
+        """The facts of ``cluster`` (empty for one the pass did not ask)."""
+        return self if cluster == DEFAULT_CLUSTER else self.others.get(cluster, Facts())
 
 
 @dataclass(frozen=True)
@@ -66,8 +75,9 @@ class Condition:
     text: str
     since: datetime | None = None
     container_id: int | None = None
-    node: str | None = None
+    node: str | None = None  # as subjects give it: "pve1", or "lab/lab1" in another cluster
     vmid: int | None = None
+    cluster: str = DEFAULT_CLUSTER
 
 
 @dataclass
@@ -84,9 +94,19 @@ class PassResult:
 
 
 def gather_facts() -> Facts:
-    """Refresh the inventory (one ``GET /cluster/resources`` via ``load_inventory``, which stores each
-    container's snapshot) and collect what the pass needs besides the database. Never raises for
+    """Refresh every cluster's inventory (one ``GET /cluster/resources`` each via ``load_inventory``, which stores
+    each container's snapshot) and collect what the pass needs besides the database. Never raises for
     Proxmox trouble: an unreachable Proxmox is itself a fact."""
+    others = {}
+    for info in clusters():
+        if not info.is_default:
+            with use_cluster(info.name):
+                others[info.name] = _cluster_facts()
+    return replace(_cluster_facts(), others=others)
+
+
+def _cluster_facts() -> Facts:
+    """The facts of the current cluster."""
     inventory = load_inventory(record=True)  # the pass reads the stored statuses: they must be this answer's
     db.session.commit()
     state = tracker()
@@ -107,6 +127,7 @@ class _Data:
     def __init__(self, now: datetime, facts: Facts) -> None:
         self.now, self.facts = now, facts
         self._cache: dict[str, Any] = {}
+        self.cluster_names = dict(db.session.execute(select(Cluster.id, Cluster.name)).all())
 
     def _once(self, key: str, load: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -116,9 +137,10 @@ class _Data:
     @property
     def containers(self) -> list[Any]:
         columns = (Container.id, Container.vmid, Container.node, Container.hostname, Container.lifecycle,
-                   Container.snapshot, Container.gone_at)
-        return self._once("containers", lambda: db.session.execute(
-            select(*columns).where(Container.in_cluster(), Container.lifecycle.in_(("ready", "error", "gone")))).all())
+                   Container.snapshot, Container.gone_at, Container.cluster_id)
+        return self._once("containers", lambda: [_Row(row, self.cluster_names.get(row.cluster_id, DEFAULT_CLUSTER))
+                                                 for row in db.session.execute(select(*columns).where(
+                                                     Container.lifecycle.in_(("ready", "error", "gone"))))])
 
     @property
     def by_id(self) -> dict[int, Any]:
@@ -180,17 +202,39 @@ class _Data:
         return self._once("stale_credentials", load)
 
 
+class _Row:
+    """A container row and the name of its cluster."""
+
+    __slots__ = ("id", "vmid", "node", "hostname", "lifecycle", "snapshot", "gone_at", "cluster")
+
+    def __init__(self, row: Any, cluster: str) -> None:
+        self.id, self.vmid, self.node, self.hostname, self.lifecycle, self.snapshot, self.gone_at, _ = row
+        self.cluster = cluster
+
+
 def _snap(row: Any) -> dict[str, Any]:
     return row.snapshot or {}
 
 
+def _in(cluster: str, name: str) -> str:
+    """``name`` (a VMID, a node) as subjects and messages give it: as is in the default cluster, ``lab/…`` in
+    another (two clusters may both have a CT 101 and a node pve1)."""
+    return str(name) if cluster == DEFAULT_CLUSTER else f"{cluster}/{name}"
+
+
+def _ct(row: Any) -> str:
+    """A container's part of a subject: ``101``, or ``lab/101``."""
+    return _in(row.cluster, row.vmid)
+
+
 def _name(row: Any) -> str:
-    """How a message names a container: ``web1 (CT 101)``."""
-    return f"{row.hostname or _snap(row).get('name') or 'CT ' + str(row.vmid)} (CT {row.vmid})"
+    """How a message names a container: ``web1 (CT 101)``, ``web1 (lab/CT 101)`` in another cluster."""
+    return f"{row.hostname or _snap(row).get('name') or 'CT ' + str(row.vmid)} ({_in(row.cluster, f'CT {row.vmid}')})"
 
 
 def _about(row: Any, subject: str, title: str, text: str, since: datetime | None = None) -> Condition:
-    return Condition(subject, title, text, since, row.id, _snap(row).get("node") or row.node, row.vmid)
+    return Condition(subject, title, text, since, row.id, _in(row.cluster, _snap(row).get("node") or row.node),
+                     row.vmid, row.cluster)
 
 
 def _percent(used: Any, total: Any) -> float | None:
@@ -207,7 +251,7 @@ def _stopped(data: _Data, rule: AlertRule) -> Iterable[Condition]:
         snap, obs = _snap(row), observations.get(row.id)
         if obs is not None and obs.status == "stopped" and obs.previous == "running" and not snap.get("template") \
                 and row.id not in skip:
-            yield _about(row, f"ct:{row.vmid}", f"{_name(row)} stopped",
+            yield _about(row, f"ct:{_ct(row)}", f"{_name(row)} stopped",
                          f"{_name(row)} on {snap.get('node') or row.node} is stopped, and nobody stopped it "
                          f"through Proxboard.", obs.since)
 
@@ -215,28 +259,41 @@ def _stopped(data: _Data, rule: AlertRule) -> Iterable[Condition]:
 def _gone(data: _Data, rule: AlertRule) -> Iterable[Condition]:
     for row in data.containers:
         if row.lifecycle == "gone":
-            yield _about(row, f"ct:{row.vmid}", f"{_name(row)} is gone",
+            yield _about(row, f"ct:{_ct(row)}", f"{_name(row)} is gone",
                          f"{_name(row)} no longer exists in Proxmox (deleted outside Proxboard?).", row.gone_at)
 
 
 def _provisioning_failed(data: _Data, rule: AlertRule) -> Iterable[Condition]:
     for row in data.containers:
         if row.lifecycle == "error":
-            yield _about(row, f"ct:{row.vmid}", f"Creating {_name(row)} failed",
+            yield _about(row, f"ct:{_ct(row)}", f"Creating {_name(row)} failed",
                          f"Proxboard could not create {_name(row)}; its page says why.")
 
 
+def _clusters(data: _Data) -> Iterable[tuple[str, Facts]]:
+    yield DEFAULT_CLUSTER, data.facts
+    yield from sorted(data.facts.others.items())
+
+
 def _node_offline(data: _Data, rule: AlertRule) -> Iterable[Condition]:
-    for node, since in sorted(data.facts.offline_nodes.items()):
-        yield Condition(f"node:{node}", f"Node {node} is offline", f"Proxmox reports node {node} offline.",
-                        since, node=node)
+    for cluster, facts in _clusters(data):
+        for node, since in sorted(facts.offline_nodes.items()):
+            named = _in(cluster, node)
+            yield Condition(f"node:{named}", f"Node {named} is offline", f"Proxmox reports node {named} offline.",
+                            since, node=named, cluster=cluster)
 
 
 def _unreachable(data: _Data, rule: AlertRule) -> Iterable[Condition]:
-    if data.facts.unreachable_since is not None:
-        reason = f" ({data.facts.unreachable_reason})" if data.facts.unreachable_reason else ""
-        yield Condition("pve", "Proxmox is unreachable", f"Proxboard cannot reach Proxmox{reason}.",
-                        data.facts.unreachable_since)
+    for cluster, facts in _clusters(data):
+        if facts.unreachable_since is not None:
+            reason = f" ({facts.unreachable_reason})" if facts.unreachable_reason else ""
+            if cluster == DEFAULT_CLUSTER:
+                yield Condition("pve", "Proxmox is unreachable", f"Proxboard cannot reach Proxmox{reason}.",
+                                facts.unreachable_since)
+            else:
+                yield Condition(f"pve:{cluster}", f"Proxmox of cluster {cluster} is unreachable",
+                                f"Proxboard cannot reach the Proxmox of cluster {cluster}{reason}.",
+                                facts.unreachable_since, cluster=cluster)
 
 
 def _service_failed(data: _Data, rule: AlertRule) -> Iterable[Condition]:
@@ -245,7 +302,7 @@ def _service_failed(data: _Data, rule: AlertRule) -> Iterable[Condition]:
         row = running.get(cid)
         if row is not None:
             detail = f": {error}" if error else ""
-            yield _about(row, f"svc:{row.vmid}:{name}", f"{name} on {_name(row)} is {status}",
+            yield _about(row, f"svc:{_ct(row)}:{name}", f"{name} on {_name(row)} is {status}",
                          f"Service {name} on {_name(row)} is {status}{detail}.")
 
 
@@ -256,28 +313,26 @@ def _usage(kind: str, used: str, total: str, label: str) -> Callable[[_Data, Ale
             snap = _snap(row)
             value = snap.get(used, 0) * 100.0 if used == "cpu" else _percent(snap.get(used), snap.get(total))
             if isinstance(value, int | float) and value >= limit:
-                yield _about(row, f"ct:{row.vmid}", f"{label} of {_name(row)} at {value:.0f}%",
+                yield _about(row, f"ct:{_ct(row)}", f"{label} of {_name(row)} at {value:.0f}%",
                              f"{label} of {_name(row)} is at {value:.0f}% (alert at {limit:.0f}%).")
     return conditions
 
 
 def _backup_stale(data: _Data, rule: AlertRule) -> Iterable[Condition]:
-    index = data.facts.backup_index
-    if index is None:
-        return
     days = rule.threshold if rule.threshold is not None else DEFAULT_THRESHOLDS["backup_stale"]
-    unread = any(key not in index.entries for key in index.failed)
     limit = data.now.timestamp() - days * 86400
     for row in data.containers:
-        if row.lifecycle != "ready" or _snap(row).get("template"):
+        index = data.facts.of(row.cluster).backup_index
+        if index is None or row.lifecycle != "ready" or _snap(row).get("template"):
             continue
+        unread = any(key not in index.entries for key in index.failed)
         newest = index.newest.get(row.vmid)
         if newest is None and not unread:
-            yield _about(row, f"ct:{row.vmid}", f"{_name(row)} has no backup",
+            yield _about(row, f"ct:{_ct(row)}", f"{_name(row)} has no backup",
                          f"{_name(row)} has no backup on any backup storage.")
         elif newest is not None and newest < limit:
             when = datetime.fromtimestamp(newest, UTC)
-            yield _about(row, f"ct:{row.vmid}", f"{_name(row)}: no backup for {days:g} days",
+            yield _about(row, f"ct:{_ct(row)}", f"{_name(row)}: no backup for {days:g} days",
                          f"The newest backup of {_name(row)} is from {_when(when)}.", when)
 
 
@@ -285,7 +340,7 @@ def _credentials_stale(data: _Data, rule: AlertRule) -> Iterable[Condition]:
     for cid, keys in data.stale_credentials.items():
         row = data.by_id.get(cid)
         if row is not None and row.lifecycle == "ready":
-            yield _about(row, f"cred:{row.vmid}", f"Stale credentials on {_name(row)}",
+            yield _about(row, f"cred:{_ct(row)}", f"Stale credentials on {_name(row)}",
                          f"Credentials of {_name(row)} may no longer be valid: {', '.join(keys)}.")
 
 
@@ -314,12 +369,15 @@ class _Silence:
         self.scopes = [scope for (scope,) in db.session.execute(select(MaintenanceWindow.scope).where(
             MaintenanceWindow.starts_at <= now, MaintenanceWindow.ends_at > now))]
 
-    def covers(self, subject: str, container_id: int | None, node: str | None, vmid: int | None) -> bool:
+    def covers(self, subject: str, container_id: int | None, node: str | None, vmid: int | None,
+               cluster: str = DEFAULT_CLUSTER) -> bool:
+        """Whether a mute or an open window covers the subject: ``node`` as subjects give it (``lab/lab1`` in
+        another cluster), ``vmid`` of ``cluster``."""
         if container_id is not None and container_id in self.muted:
             return True
         for scope in self.scopes:
             if not scope or scope == subject or (node and scope == f"node:{node}") \
-                    or (vmid is not None and scope == f"ct:{vmid}"):
+                    or (vmid is not None and scope == f"ct:{_in(cluster, vmid)}"):
                 return True
         return False
 
@@ -337,8 +395,12 @@ class _Outbox:
         self.base_url = (current_app.config.get("BASE_URL") or "").rstrip("/")
         self.queued: list[tuple[list[AlertChannel], AlertIncident, str, str]] = []
 
-    def link(self, vmid: int | None) -> str:
-        return f"{self.base_url}/containers/{vmid}" if vmid is not None and self.base_url else ""
+    def link(self, vmid: int | None, cluster: str = DEFAULT_CLUSTER) -> str:
+        """The container's page at ``BASE_URL`` (none without one)."""
+        if vmid is None or not self.base_url:
+            return ""
+        prefix = "" if cluster == DEFAULT_CLUSTER else f"/clusters/{cluster}"
+        return f"{self.base_url}{prefix}/containers/{vmid}"
 
     def queue(self, channels: list[AlertChannel], incident: AlertIncident, title: str, body: str) -> None:
         """Keep a message for ``send_all`` (sent once the pass's incidents are flushed)."""
@@ -424,10 +486,10 @@ def evaluate(facts: Facts | None = None, now: datetime | None = None) -> PassRes
                 result.opened += 1
             if incident.state != "open":
                 continue
-            if silence.covers(cond.subject, cond.container_id, cond.node, cond.vmid):
+            if silence.covers(cond.subject, cond.container_id, cond.node, cond.vmid, cond.cluster):
                 result.silenced += 1
                 continue
-            link = outbox.link(cond.vmid)
+            link = outbox.link(cond.vmid, cond.cluster)
             if not incident.notified:
                 outbox.queue(rule.channels, incident, cond.title, _body(cond.text, since, link))
                 incident.notified, incident.last_sent_at = True, now
@@ -443,14 +505,16 @@ def evaluate(facts: Facts | None = None, now: datetime | None = None) -> PassRes
         result.resolved += 1
         rule = enabled.get(rule_id)
         row = data.by_id.get(incident.container_id) if incident.container_id is not None else None
-        node = (_snap(row).get("node") or row.node) if row is not None else None
+        cluster = row.cluster if row is not None else DEFAULT_CLUSTER
+        node = _in(cluster, _snap(row).get("node") or row.node) if row is not None else None
         vmid = row.vmid if row is not None else None
-        if rule is None or not incident.notified or silence.covers(subject, incident.container_id, node, vmid):
+        if rule is None or not incident.notified or silence.covers(subject, incident.container_id, node, vmid,
+                                                                    cluster):
             continue
         title = f"Resolved: {rule.name} ({_name(row) if row is not None else subject})"
         body = (f"No longer true: {incident.message}\nOpened {_when(incident.opened_at)}, "
                 f"resolved {_when(now)}.")
-        link = outbox.link(vmid)
+        link = outbox.link(vmid, cluster)
         outbox.queue(rule.channels, incident, title[:200], body + (f"\n{link}" if link else ""))
         incident.last_sent_at = now
     db.session.commit()  # before any network wait: a slow channel must not hold the database's write lock

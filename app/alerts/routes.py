@@ -19,7 +19,7 @@ from app.alerts.delivery import ChannelURLError
 from app.alerts.forms import ChannelForm, MaintenanceForm, MuteForm, RuleForm
 from app.extensions import db
 from app.forms import PageQuery
-from app.models import Container, utcnow
+from app.models import DEFAULT_CLUSTER, Cluster, Container, utcnow
 
 
 def _rule_or_404(rule_id: int):
@@ -44,8 +44,11 @@ def _container_or_404(vmid: int) -> Container:
 
 
 def _nodes() -> list[str]:
-    """The nodes Proxboard has seen containers on (from its records: this page asks Proxmox nothing)."""
-    return sorted(node for node in db.session.scalars(select(Container.node).distinct()) if node)
+    """The nodes Proxboard has seen containers on (from its records: this page asks Proxmox nothing), as alert
+    subjects name them: ``pve1``, ``lab/lab1`` in a cluster other than the default one."""
+    rows = db.session.execute(select(Cluster.name, Container.node).join(Cluster, Cluster.id == Container.cluster_id)
+                              .distinct())
+    return sorted(node if cluster == DEFAULT_CLUSTER else f"{cluster}/{node}" for cluster, node in rows if node)
 
 
 def _index_page(maintenance: MaintenanceForm | None = None, status: int = 200):

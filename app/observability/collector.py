@@ -33,10 +33,10 @@ class DatabaseCollector(Collector):
         containers = services.container_counts()
         by_status = GaugeMetricFamily(
             "proxboard_containers", "Containers by node and the status the dashboard shows (running, stopped, "
-            "paused, locked, template, creating, error, gone, unknown), as last recorded from Proxmox.",
-            labels=["node", "status"])
-        for (node, status), number in sorted(containers.by_node_status.items()):
-            by_status.add_metric([node, status], number)
+            "paused, locked, template, creating, error, gone, unknown), as last recorded from Proxmox, by cluster.",
+            labels=["cluster", "node", "status"])
+        for (cluster, node, status), number in sorted(containers.by_node_status.items()):
+            by_status.add_metric([cluster, node, status], number)
         yield by_status
         recorded = GaugeMetricFamily(
             "proxboard_inventory_recorded_timestamp_seconds",

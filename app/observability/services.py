@@ -26,6 +26,7 @@ from app.models import (
     ALERT_KINDS,
     AlertIncident,
     AlertRule,
+    Cluster,
     Container,
     Operation,
     Service,
@@ -43,16 +44,17 @@ CONTAINER_STATUSES = ("running", "stopped", "paused", "locked", "template", "cre
 
 @dataclass
 class ContainerCounts:
-    """Containers by (node, dashboard status), and the newest recorded Proxmox answer (None: never recorded)."""
+    """Containers by (cluster, node, dashboard status), and the newest recorded Proxmox answer (None: never
+    recorded)."""
 
-    by_node_status: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_node_status: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     recorded_at: datetime | None = None
 
     def groups(self) -> dict[str, int]:
         """The dashboard's summary: ``all``, ``running``, ``stopped``, ``other`` and ``failing``
         (as ``Inventory.counts`` gives them)."""
         counts = dict.fromkeys(("all", "running", "stopped", "other", "failing"), 0)
-        for (_, status), number in self.by_node_status.items():
+        for (_, _, status), number in self.by_node_status.items():
             counts["all"] += number
             counts[status_group(status)] += number
             counts["failing"] += number if status in FAILING else 0
@@ -64,21 +66,23 @@ def _snapshot_text(key: str):
 
 
 def container_counts() -> ContainerCounts:
-    """Every container Proxboard shows (records not archived), counted by node and dashboard status
-    (``CONTAINER_STATUSES``, each node every one, 0 included). One grouped query."""
+    """Every container Proxboard shows (records not archived), counted by cluster, node and dashboard status
+    (``CONTAINER_STATUSES``, each node every one, 0 included): two clusters may both have a node ``pve1``. One
+    grouped query."""
     # One object per expression, used in SELECT and GROUP BY alike: PostgreSQL matches them by their text.
-    keys = (Container.node, Container.lifecycle, _snapshot_text("status"), _snapshot_text("lock").is_not(None),
-            Container.snapshot["template"].as_boolean())
+    keys = (Cluster.name, Container.node, Container.lifecycle, _snapshot_text("status"),
+            _snapshot_text("lock").is_not(None), Container.snapshot["template"].as_boolean())
     rows = db.session.execute(
         select(*keys, func.count(), func.max(Container.snapshot_at))
+        .join(Cluster, Cluster.id == Container.cluster_id)
         .where(Container.lifecycle != "deleted").group_by(*keys)
     ).all()
     counts = ContainerCounts()
-    for node in {row[0] for row in rows}:
-        counts.by_node_status.update(dict.fromkeys(((node, status) for status in CONTAINER_STATUSES), 0))
-    for node, lifecycle, status, locked, is_template, number, recorded in rows:
+    for cluster, node in {(row[0], row[1]) for row in rows}:
+        counts.by_node_status.update(dict.fromkeys(((cluster, node, status) for status in CONTAINER_STATUSES), 0))
+    for cluster, node, lifecycle, status, locked, is_template, number, recorded in rows:
         shown = display_status(status or "unknown", "lock" if locked else None, lifecycle, bool(is_template))
-        counts.by_node_status[(node, shown)] += number
+        counts.by_node_status[(cluster, node, shown)] += number
         if recorded is not None and (counts.recorded_at is None or recorded > counts.recorded_at):
             counts.recorded_at = recorded
     return counts
