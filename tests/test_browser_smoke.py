@@ -14,7 +14,7 @@ def test_login_lands_on_dashboard_without_console_errors(browser):
     assert page.url.rstrip("/") == browser.base_url
     expect(page.get_by_role("link", name="Create Container")).to_be_visible()
     nav = page.get_by_role("navigation", name="Main")
-    expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Nodes", "Templates", "Backups", "Alerts", "Audit log", "Users", "About"])  # alice is an admin
+    expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Nodes", "Templates", "Backups", "Alerts", "Audit log", "Users", "Settings", "About"])  # alice is an admin
     browser.screenshot("dashboard")
 
 

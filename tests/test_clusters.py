@@ -117,6 +117,25 @@ def test_one_cluster_down_shows_its_banner_and_last_known_state_while_the_others
     assert client.get(f"/clusters/office/containers/{min(office.containers)}").status_code == 200
 
 
+def test_a_slow_cluster_keeps_only_itself_waiting(three, client, app):
+    """Every cluster is asked at once: past the request's deadline the slow one shows its last known state,
+    the one asked after it is live all the same."""
+    lab, office = three["lab"], three["office"]
+    client.get("/")  # lab's guests are recorded while it answers at once
+    app.config["PVE_REQUEST_DEADLINE"] = 1.5
+    lab.faults.delay = 4
+    try:
+        html = client.get("/").text
+    finally:
+        lab.faults.delay = 0
+    lines = dict(re.findall(r'data-cluster-filter="([a-z]+)" data-testid="cluster-summary" data-reachable="(\w+)"', html))
+    assert lines == {"default": "yes", "lab": "no", "office": "yes"}
+    assert re.search(r'data-cluster-filter="lab"[^>]*>.*?· slow</span>', html, re.S)
+    assert re.search(r'id="ct-lab-\d+"[^>]*>\s*<div class="card ct-card h-100 stale', html)
+    assert not re.search(r'id="ct-office-\d+"[^>]*>\s*<div class="card ct-card h-100 stale', html)
+    assert len(office.containers) == len(re.findall(r'id="ct-office-\d+"', html))
+
+
 def test_unknown_clusters_and_the_default_clusters_prefix_are_not_found(three, client):
     assert client.get("/clusters/nosuch/containers/100").status_code == 404
     assert client.get("/clusters/default/containers/100").status_code == 404  # its guests have one address

@@ -28,8 +28,8 @@ from app.credentials.vault import get_vault
 from app.extensions import db
 from app.models import DEFAULT_CLUSTER, Cluster, Container, Operation, current_cluster_name
 
-__all__ = ["ClusterInfo", "DEFAULT_CLUSTER", "add_cluster_rules", "cluster_config", "cluster_state", "clusters", "current_cluster_name",
-           "init_app", "use_cluster", "use_cluster_of", "use_cluster_of_container"]
+__all__ = ["ClusterInfo", "DEFAULT_CLUSTER", "add_cluster_rules", "cluster_config", "cluster_state", "clusters",
+           "current_cluster_name", "forget_clusters", "init_app", "use_cluster", "use_cluster_of_container"]
 
 T = TypeVar("T")
 
@@ -84,15 +84,6 @@ def use_cluster(name: str) -> Iterator[str]:
             g.cluster = before
 
 
-def use_cluster_of(record) -> contextlib.AbstractContextManager:
-    """``use_cluster`` for the cluster a record (anything with ``cluster_id``) belongs to."""
-    cluster_id = getattr(record, "cluster_id", None)
-    for info in clusters():
-        if info.id == cluster_id:
-            return use_cluster(info.name)
-    return use_cluster(DEFAULT_CLUSTER)
-
-
 def use_cluster_of_container(container_id: int | None = None, *, operation_id: int | None = None
                              ) -> contextlib.AbstractContextManager:
     """``use_cluster`` for the cluster of container record ``container_id``, or of operation ``operation_id``'s
@@ -135,8 +126,8 @@ def cluster_config(name: str | None = None, app: Flask | None = None) -> Mapping
 
 
 def init_app(app: Flask) -> None:
-    """Read the cluster from ``/clusters/<name>/…`` URLs into ``g.cluster`` (404 for an unknown one) and add the
-    current cluster to ``url_for`` of the cluster-scoped pages."""
+    """Read the cluster from ``/clusters/<name>/…`` URLs into ``g.cluster`` (``add_cluster_rules`` refuses an
+    unknown one) and add the current cluster to ``url_for`` of the cluster-scoped pages."""
 
     app.add_template_global(lambda: [info.name for info in clusters()], "cluster_names")
     app.add_template_global(current_cluster_name, "current_cluster")
@@ -144,10 +135,7 @@ def init_app(app: Flask) -> None:
     @app.url_value_preprocessor
     def _pull_cluster(endpoint: str | None, values: dict | None) -> None:
         if values and "cluster" in values:
-            name = values.pop("cluster")
-            if name == DEFAULT_CLUSTER or not any(info.name == name for info in clusters()):
-                abort(404)  # the default cluster's pages have one address, without the prefix
-            g.cluster = name
+            g.cluster = values.pop("cluster")  # checked by ``_known_cluster``, once the sign-in has been
 
     @app.url_defaults
     def _push_cluster(endpoint: str, values: dict) -> None:
@@ -175,6 +163,15 @@ def add_cluster_rules(app: Flask) -> None:
                              strict_slashes=rule.strict_slashes, websocket=rule.websocket))
         endpoints.add(rule.endpoint)
     app.extensions["cluster_endpoints"] = frozenset(endpoints)
+
+    @app.before_request
+    def _known_cluster() -> None:
+        """404 for a cluster nobody added, and for ``default`` (its pages have one address, without the prefix).
+        Registered last, after the sign-in and role checks: an anonymous visitor learns no cluster's name."""
+        name = g.get("cluster")
+        if name is not None and (name == DEFAULT_CLUSTER or not any(info.name == name for info in clusters())):
+            g.pop("cluster")
+            abort(404)
 
 
 def cluster_state(key: str, factory: Callable[[], T]) -> T:

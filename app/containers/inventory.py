@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -254,8 +255,12 @@ def _visible(brief, offline: frozenset[str]) -> bool:
     return brief.node not in offline and not (brief.status == "unknown" and not brief.name)
 
 
-def load_inventory(settle: Callable[[Operation], object] | None = None, *, record: bool = False) -> Inventory:
+def load_inventory(settle: Callable[[Operation], object] | None = None, *, record: bool = False,
+                   fetch: Future | None = None) -> Inventory:
     """The merged view of every container: one Proxmox call, constant queries.
+
+    ``fetch``: this cluster's ``cluster_snapshot`` already asked for (``submit``), so that several clusters are
+    asked at once and a slow one keeps only itself waiting (``listing.load_clusters``).
 
     ``record`` stores what Proxmox lists now, whatever ``SNAPSHOT_SECONDS`` says (the alert pass
     reads the stored statuses right after, once per its own interval).
@@ -275,7 +280,7 @@ def load_inventory(settle: Callable[[Operation], object] | None = None, *, recor
     except ProxmoxError as exc:  # a cluster whose stored settings no longer make a client (a CA bundle gone)
         since = tracker().failed(exc.message)
         return _stale_inventory(_current_rows(), pending_operations(), exc.message, since)
-    fetch = submit(pve.cluster_snapshot)
+    fetch = fetch or submit(pve.cluster_snapshot)
     pending = pending_operations()
     if pending and settle is not None:
         before = len(pending)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.containers.coverage import Search, narrow, parse_search
 from app.clusters import clusters, use_cluster
+from app.containers.coverage import Search, narrow, parse_search
 from app.containers.inventory import ContainerView, Inventory, attach_services, combine, load_inventory
 from app.containers.services import refresh_operation
 from app.pagination import Page, paginate
+from app.proxmox import ProxmoxError, get_proxmox
+from app.proxmox.deadline import submit
 
 
 @dataclass
@@ -36,10 +38,17 @@ def load_clusters(names: list[str] | None = None) -> Inventory:
     if len(names) == 1:
         with use_cluster(names[0]):
             return load_inventory(settle=refresh_operation)
+    fetches = {}
+    for name in names:  # every cluster asked at once: a slow one keeps only itself waiting, within the deadline
+        with use_cluster(name):
+            try:
+                fetches[name] = submit(get_proxmox().cluster_snapshot)
+            except ProxmoxError:  # no client (settings gone bad): load_inventory says so
+                pass
     parts = {}
     for name in names:
         with use_cluster(name):
-            parts[name] = load_inventory(settle=refresh_operation)
+            parts[name] = load_inventory(settle=refresh_operation, fetch=fetches.get(name))
     return combine(parts)
 
 
