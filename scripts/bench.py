@@ -111,10 +111,14 @@ def login(client) -> None:
     client.post("/login", data={"username": "bench", "password": "bench-password", "csrf_token": token})
 
 
-def upstream_calls(sim_base: str) -> int:
-    """Requests the simulator received under /api2 since its log was last cleared."""
+def upstream_calls(sim_base: str, path: str | None = None) -> int:
+    """Requests the simulator received under /api2 since its log was last cleared (only GETs of ``path``
+    when given, e.g. ``/cluster/resources``)."""
     log = requests.get(sim_base + "/_sim/requests", verify=False, timeout=30).json()
-    return len(log if isinstance(log, list) else log.get("requests", []))
+    entries = log if isinstance(log, list) else log.get("requests", [])
+    if path is not None:
+        entries = [entry for entry in entries if entry["method"] == "GET" and path in entry["path"]]
+    return len(entries)
 
 
 def dashboard_table(sizes: list[int], runs: int, large_runs: int) -> None:

@@ -13,7 +13,6 @@ import contextlib
 import sys
 import tempfile
 import time
-import uuid
 import warnings
 from pathlib import Path
 
@@ -21,16 +20,10 @@ import requests
 import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import build_app, gunicorn, percentile, refresh_for, signed_in, simulator  # noqa: E402
-from bench_shared_cache import REDIS_URL, redis_available  # noqa: E402
+from bench import build_app, gunicorn, percentile, refresh_for, signed_in, simulator, upstream_calls  # noqa: E402
+from bench_shared_cache import REDIS_URL, read_cache_env, redis_available  # noqa: E402
 
 NAMES = ("default", "lab", "office")
-
-
-def resources_calls(sim_base: str) -> int:
-    log = requests.get(sim_base + "/_sim/requests", verify=False, timeout=30).json()
-    entries = log if isinstance(log, list) else log.get("requests", [])
-    return sum(1 for r in entries if r["method"] == "GET" and "/cluster/resources" in r["path"])
 
 
 def add_clusters(app, sims: dict[str, tuple[dict, str]]) -> None:
@@ -61,10 +54,8 @@ def clusters_table(workers: int, clients: int, intervals: int, cache_seconds: fl
             if redis_url and not redis_available(redis_url):
                 print(f"{label:<22} | no Redis at {redis_url}")
                 continue
-            prefix = f"proxboard-bench-{uuid.uuid4().hex}"
-            extra = {"PROXBOARD_PVE_CACHE_SECONDS": str(cache_seconds), "PROXBOARD_PVE_CACHE_PREFIX": prefix,
-                     **({"PROXBOARD_REDIS_URL": redis_url} if redis_url else {})}
-            with gunicorn(sims["default"][0], folder, workers=workers, threads=8, extra=extra) as base:
+            with read_cache_env(cache_seconds, redis_url) as extra, \
+                    gunicorn(sims["default"][0], folder, workers=workers, threads=8, extra=extra) as base:
                 sessions = [signed_in(base) for _ in range(clients)]
                 for session in sessions:  # every worker answers (and builds its clients) before counting starts
                     session.get(base + "/", headers={"HX-Request": "true"}, timeout=60)
@@ -72,18 +63,11 @@ def clusters_table(workers: int, clients: int, intervals: int, cache_seconds: fl
                 for _, sim_base in sims.values():
                     requests.delete(sim_base + "/_sim/requests", verify=False, timeout=5)
                 answers, errors, _ = refresh_for(base, sessions, seconds, headers={"Connection": "close"})
-                calls = [resources_calls(sim_base) for _, sim_base in sims.values()]
+                calls = [upstream_calls(sim_base, "/cluster/resources") for _, sim_base in sims.values()]
                 for session in sessions:
                     session.close()
-            times = sorted(ms for ms in answers)
-            print(f"{label:<22} | {len(answers):>7} | {len(errors):>6} | {percentile(times, 0.5):>6.0f} | "
-                  f"{percentile(times, 0.95):>6.0f} | " + " | ".join(f"{c / intervals:>23.2f}" for c in calls))
-            if redis_url:
-                import redis
-
-                server = redis.Redis.from_url(redis_url)
-                for key in server.scan_iter(f"*{prefix}*"):
-                    server.delete(key)
+            print(f"{label:<22} | {len(answers):>7} | {len(errors):>6} | {percentile(answers, 0.5):>6.0f} | "
+                  f"{percentile(answers, 0.95):>6.0f} | " + " | ".join(f"{c / intervals:>23.2f}" for c in calls))
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ nothing (see README "Benchmarks").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -21,7 +22,7 @@ import requests
 import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import build_app, gunicorn, refresh_for, signed_in, simulator  # noqa: E402
+from bench import build_app, gunicorn, refresh_for, signed_in, simulator, upstream_calls  # noqa: E402
 
 REDIS_URL = os.environ.get("PROXBOARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
@@ -35,12 +36,27 @@ def drive(base: str, sim_base: str, clients: int, seconds: float) -> tuple[int, 
     requests.delete(sim_base + "/_sim/requests", verify=False, timeout=5)
     # A new connection each time, so that every worker process gets its share of requests.
     answers, errors, _ = refresh_for(base, sessions, seconds, headers={"Connection": "close"})
-    log = requests.get(sim_base + "/_sim/requests", verify=False, timeout=5).json()
-    entries = log if isinstance(log, list) else log.get("requests", [])
-    upstream = sum(1 for r in entries if r["method"] == "GET" and "/cluster/resources" in r["path"])
+    upstream = upstream_calls(sim_base, "/cluster/resources")
     for session in sessions:
         session.close()
     return len(answers), len(errors), upstream
+
+
+@contextlib.contextmanager
+def read_cache_env(cache_seconds: float, redis_url: str | None):
+    """The gunicorn environment of a run with the read cache in each process (``redis_url`` None) or shared
+    through Redis under a key prefix of its own, whose keys are deleted afterwards."""
+    prefix = f"proxboard-bench-{uuid.uuid4().hex}"
+    try:
+        yield {"PROXBOARD_PVE_CACHE_SECONDS": str(cache_seconds), "PROXBOARD_PVE_CACHE_PREFIX": prefix,
+               **({"PROXBOARD_REDIS_URL": redis_url} if redis_url else {})}
+    finally:
+        if redis_url:
+            import redis
+
+            server = redis.Redis.from_url(redis_url)
+            for key in server.scan_iter(f"*{prefix}*"):
+                server.delete(key)
 
 
 def redis_available(url: str) -> bool:
@@ -65,18 +81,10 @@ def shared_cache_table(workers: int, clients: int, intervals: int, cache_seconds
             if redis_url and not redis_available(redis_url):
                 print(f"{label:<22} | no Redis at {redis_url}")
                 continue
-            prefix = f"proxboard-bench-{uuid.uuid4().hex}"
-            extra = {"PROXBOARD_PVE_CACHE_SECONDS": str(cache_seconds), "PROXBOARD_PVE_CACHE_PREFIX": prefix,
-                     **({"PROXBOARD_REDIS_URL": redis_url} if redis_url else {})}
-            with gunicorn(env, folder, workers=workers, threads=8, extra=extra) as base:
+            with read_cache_env(cache_seconds, redis_url) as extra, \
+                    gunicorn(env, folder, workers=workers, threads=8, extra=extra) as base:
                 answers, errors, upstream = drive(base, sim_base, clients, seconds)
             print(f"{label:<22} | {answers:>8} | {errors:>6} | {upstream:>24} | {upstream / intervals:>18.2f}")
-            if redis_url:
-                import redis
-
-                server = redis.Redis.from_url(redis_url)
-                for key in server.scan_iter(f"*{prefix}*"):
-                    server.delete(key)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import func
 from app.credentials.vault import get_vault
 from app.extensions import db as _db
 from app.models import AuditEntry, Cluster, Container, Service
-from tests.fixtures.app import csrf_token_from
+from tests.fixtures.app import FormPoster
 from tests.fixtures.factories import make_event, make_services
 from tests.fixtures.pve import SIM_TOKEN_VALUE, pve_config
 from tests.pvesim import PVESimulator
@@ -38,25 +38,9 @@ def lab():
     sim.stop()
 
 
-class Admin:
-    """The signed-in admin's browser: GET pages, POST forms with the Clusters page's CSRF token."""
-
-    def __init__(self, client):
-        self.client = client
-        self._token = None
-
-    def get(self, url, **kwargs):
-        return self.client.get(url, **kwargs)
-
-    def post(self, url, data=None, **kwargs):
-        if self._token is None:
-            self._token = csrf_token_from(self.client.get("/settings/clusters").text)
-        return self.client.post(url, data={"csrf_token": self._token, **(data or {})}, **kwargs)
-
-
 @pytest.fixture
-def admin(logged_in, client) -> Admin:
-    return Admin(client)
+def admin(logged_in, client) -> FormPoster:
+    return FormPoster(client, "/settings/clusters")
 
 
 def form_for(sim: PVESimulator, tmp_path, name: str = "lab", **changes) -> dict:

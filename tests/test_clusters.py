@@ -25,15 +25,16 @@ def app_overrides():
 
 
 @pytest.fixture(scope="module")
-def lab():
-    sim = PVESimulator(nodes=2, containers=4, cluster_name="lab", node_prefix="lab", task_delay=0.05).start()
+def lab(pve_version):
+    sim = PVESimulator(nodes=2, containers=4, cluster_name="lab", node_prefix="lab", task_delay=0.05,
+                       pve_version=pve_version).start()
     yield sim
     sim.stop()
 
 
 @pytest.fixture
-def office():
-    sim = PVESimulator(nodes=1, containers=3, node_prefix="office", task_delay=0.05).start()
+def office(pve_version):
+    sim = PVESimulator(nodes=1, containers=3, node_prefix="office", task_delay=0.05, pve_version=pve_version).start()
     yield sim
     sim.stop()
 
@@ -115,6 +116,29 @@ def test_one_cluster_down_shows_its_banner_and_last_known_state_while_the_others
     assert len(stale) == len(office.containers)
     assert not re.search(r'id="ct-lab-\d+"[^>]*>\s*<div class="card ct-card h-100 stale', html)
     assert client.get(f"/clusters/office/containers/{min(office.containers)}").status_code == 200
+
+
+def test_a_cluster_answering_in_part_says_so_under_its_name_and_changes_nothing_elsewhere(three, client):
+    """lab with a node offline, then with a token that sees no guest (Proxmox answers, lists nothing): its
+    banners name it, its guests keep their last known state, and the other clusters' cards stay live."""
+    lab = three["lab"]
+    client.get("/")  # lab's guests recorded
+    lab.faults.set_node_offline("lab2")
+    html = client.get("/").text
+    assert re.search(r'data-testid="node-offline-banner" data-node="lab2">.*?Cluster <strong>lab</strong>: node', html, re.S)
+    on_lab2 = [vmid for vmid, ct in lab.containers.items() if ct.node == "lab2"]
+    assert on_lab2 and all(re.search(rf'id="ct-lab-{vmid}"[^>]*>\s*<div class="card ct-card h-100 stale', html)
+                           for vmid in on_lab2)
+    lab.faults.set_node_offline("lab2", False)
+    lab.set_token_privileges({"/": ["Sys.Audit"]})  # a 403 on every guest: /cluster/resources lists none
+    try:
+        html = client.get("/").text
+    finally:
+        lab.set_token_privileges(None)
+    hidden = re.findall(r'data-testid="hidden-banner">.*?</div>', html, re.S)
+    assert len(hidden) == 1 and "Cluster <strong>lab</strong>" in hidden[0]
+    assert set(cards(html)) >= {("lab", vmid) for vmid in lab.containers}  # nothing removed while hidden
+    assert not re.search(r'id="ct-\d+"[^>]*>\s*<div class="card ct-card h-100 stale', html)  # default live
 
 
 def test_a_slow_cluster_keeps_only_itself_waiting(three, client, app):

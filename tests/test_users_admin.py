@@ -16,28 +16,12 @@ from app.extensions import db as _db
 from app.models import ApiToken, AuditEntry, Passkey, RecoveryCode, User, utcnow
 from app.models.user import LoginAttempt, UserSession
 from app.users import services
-from tests.fixtures.app import TEST_PASSWORD, AuthActions, csrf_token_from
-
-
-class Admin:
-    """The signed-in admin's browser: GET pages, POST forms with the page's CSRF token."""
-
-    def __init__(self, client):
-        self.client = client
-        self._token = None
-
-    def get(self, url, **kwargs):
-        return self.client.get(url, **kwargs)
-
-    def post(self, url, data=None, **kwargs):
-        if self._token is None:
-            self._token = csrf_token_from(self.client.get("/users/").text)
-        return self.client.post(url, data={"csrf_token": self._token, **(data or {})}, **kwargs)
+from tests.fixtures.app import TEST_PASSWORD, AuthActions, FormPoster, csrf_token_from
 
 
 @pytest.fixture
-def admin(logged_in, client) -> Admin:
-    return Admin(client)
+def admin(logged_in, client) -> FormPoster:
+    return FormPoster(client, "/users/")
 
 
 def user_named(name: str) -> User | None:

@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, g, has_request_context, request
 
 from app.audit.naming import container_target, describe
 from app.extensions import db
-from app.models import AUDIT_OUTCOMES, AuditEntry, Cluster, User, current_cluster_name
+from app.models import AUDIT_OUTCOMES, AuditEntry, User, current_cluster_name
 
 MESSAGE_CHARS = 1000  # of a result kept in an entry's detail
 
@@ -82,9 +82,8 @@ def record(action: str, *, outcome: str = "succeeded", target: str | None = None
 
 def _cluster_name(container) -> str:
     """The cluster of the entry's guest: its record's, else the one the request or job works on."""
-    if container is not None and container.cluster_id is not None:
-        return db.session.scalar(db.select(Cluster.name).where(Cluster.id == container.cluster_id)) \
-            or current_cluster_name()
+    if container is not None and container.cluster is not None:
+        return container.cluster.name  # the session's one Cluster row: loaded once, not per entry
     return current_cluster_name()
 
 

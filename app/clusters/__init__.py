@@ -88,12 +88,12 @@ def use_cluster_of_container(container_id: int | None = None, *, operation_id: i
                              ) -> contextlib.AbstractContextManager:
     """``use_cluster`` for the cluster of container record ``container_id``, or of operation ``operation_id``'s
     container: a job works on the cluster of the record it was given (the default one when it is gone)."""
-    if container_id is None and operation_id is not None:
-        container_id = db.session.scalar(db.select(Operation.container_id).where(Operation.id == operation_id))
-    cluster_id = db.session.scalar(db.select(Container.cluster_id).where(Container.id == container_id)) \
-        if container_id is not None else None
-    name = db.session.scalar(db.select(Cluster.name).where(Cluster.id == cluster_id)) if cluster_id else None
-    return use_cluster(name or DEFAULT_CLUSTER)
+    query = db.select(Cluster.name).join(Container, Container.cluster_id == Cluster.id)
+    if container_id is not None:
+        query = query.where(Container.id == container_id)
+    else:
+        query = query.join(Operation, Operation.container_id == Container.id).where(Operation.id == operation_id)
+    return use_cluster(db.session.scalar(query) or DEFAULT_CLUSTER)
 
 
 def cluster_config(name: str | None = None, app: Flask | None = None) -> Mapping[str, Any]:

@@ -18,6 +18,7 @@ from app.credentials.vault import get_vault
 from app.extensions import db
 from app.models import Cluster, Container
 from app.models.cluster import NAME_PATTERN
+from app.proxmox.settings import read_verify_ssl
 from app.ssh.errors import SSHConfigError
 from app.ssh.settings import parse_hosts
 
@@ -194,14 +195,10 @@ def validate(settings: ClusterSettings) -> ClusterSettings:
 
 
 def _verify_text(value: object) -> str:
-    """The environment's PVE_VERIFY_SSL as every cluster's reads: "true", "false" or a CA bundle's path (read as
-    ``app.proxmox.settings`` reads it: a False from config.py, "0", "no" or "off" is "false", not "true" or a path)."""
-    if value is None or value == "" or isinstance(value, bool):
-        return "false" if value is False else "true"
-    text = str(value).strip()
-    if text.lower() in ("1", "true", "yes", "on"):
-        return "true"
-    return "false" if text.lower() in ("0", "false", "no", "off") else text
+    """The environment's PVE_VERIFY_SSL as a cluster's row says it ("true", "false" or a CA bundle's path), read as
+    the Proxmox client reads it."""
+    verify = read_verify_ssl(value)
+    return "true" if verify is True else "false" if verify is False else verify
 
 
 def _is_host(text: str) -> bool:

@@ -79,7 +79,7 @@ class ProxmoxSettings:
             token_name=token_name,
             token_value=_opt_str(config.get("PVE_TOKEN_VALUE")),
             password=_opt_str(config.get("PVE_PASSWORD")),
-            verify_ssl=_verify(config.get("PVE_VERIFY_SSL")),
+            verify_ssl=read_verify_ssl(config.get("PVE_VERIFY_SSL")),
             timeout=_float(config.get("PVE_TIMEOUT"), "PVE_TIMEOUT", 10.0),
             node=_opt_str(config.get("PVE_NODE")),
             cache_seconds=_float(config.get("PVE_CACHE_SECONDS"), "PVE_CACHE_SECONDS", 5.0),
@@ -111,7 +111,8 @@ def _float(value: Any, key: str, default: float) -> float:
         raise ProxmoxConfigError(f"{key} must be a number, got {value!r}") from None
 
 
-def _verify(value: Any) -> bool | str:
+def read_verify_ssl(value: Any) -> bool | str:
+    """A ``PVE_VERIFY_SSL`` value (a bool, or text from the environment) as True, False or a CA bundle's path."""
     if value is None or value == "" or isinstance(value, bool):
         return True if value in (None, "") else value
     text = str(value).strip()
