@@ -58,7 +58,9 @@ def test_every_time_frame_in_both_themes_and_widths(browser, live_server, pve):
                 expect(page.locator(f'[data-timeframe="{frame.lower()}"]')).to_have_attribute("aria-current", "page")
                 expect_drawn(page)
                 over = page.locator("[data-metrics-chart] .u-over").first
-                box = over.bounding_box()
+                # measured in the page, which waits for the chart: bounding_box() answers None at once for a chart
+                # the auto-refresh is swapping for one with a newer point
+                box = over.evaluate("element => ({width: element.clientWidth, height: element.clientHeight})")
                 over.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})  # the newest point's values
                 expect(page.locator("[data-metrics-chart] .u-legend .u-value").nth(1)).to_contain_text("%")
                 assert not page.evaluate(CLIPPED_LABELS), f"y-axis labels cut in {frame}"

@@ -28,7 +28,7 @@ from app.containers.inventory import ContainerView
 from app.containers.listing import list_containers
 from app.containers.services import ACTIONS, ActionRefused, ContainerMissing, action_reasons, request_action
 from app.provisioning import latest_operation
-from app.proxmox import ProxmoxError, get_proxmox
+from app.proxmox import ProxmoxAPIError, ProxmoxError, get_proxmox
 from app.wizard import services as wizard
 from app.wizard.steps import StepInvalid, create_container
 
@@ -61,7 +61,10 @@ def _view(vmid: int) -> ContainerView:
 
 @bp.errorhandler(ProxmoxError)
 def proxmox_unreachable(exc: ProxmoxError):
-    """Proxmox could not answer what this request needs, and there is no last-known state to give instead."""
+    """Proxmox could not answer what this request needs, and there is no last-known state to give instead; a guest
+    Proxmox says does not exist (destroyed meanwhile) is a 404."""
+    if isinstance(exc, ProxmoxAPIError) and exc.not_found:
+        return problems.problem(404, f"Proxmox no longer has it ({exc.message}); nothing was changed.")
     return problems.problem(503, f"Proxmox cannot be reached ({exc.message}); nothing was changed.",
                             headers={"Retry-After": "10"})
 

@@ -891,17 +891,14 @@ def load_one(vmid: int, on_node: Callable[[str, Container], None] | None = None)
         if node is not None and on_node is not None:
             on_node(node, record)
         if node is None:
-            node = pve.find_container_node(vmid)
-        if node is None:
-            ct = None
+            ct = pve.locate_container(vmid)
         else:
             try:
                 ct = pve.container_status(node, vmid)
             except ProxmoxAPIError as exc:
-                if not exc.not_found or record is None:
+                if not exc.not_found:
                     raise
-                moved = pve.find_container_node(vmid)  # migrated since the record was written
-                ct = pve.container_status(moved, vmid) if moved not in (None, node) else None
+                ct = pve.locate_container(vmid)  # migrated or destroyed since the record was written
     except ProxmoxError as exc:
         if record is None or gone:
             if isinstance(exc, ProxmoxAPIError) and exc.not_found:

@@ -142,12 +142,12 @@ def get_or_create_record(live: ContainerSummary) -> Container:
 
 
 def locate(vmid: int) -> ContainerSummary:
-    """The live summary of a container, wherever it runs; ContainerMissing when it does not exist."""
-    pve = get_proxmox()
-    node = pve.find_container_node(vmid)
-    if node is None:
+    """The live summary of a container, wherever it runs, read from Proxmox now (an action is decided on it);
+    ContainerMissing when it does not exist."""
+    live = get_proxmox().locate_container(vmid, fresh=True)
+    if live is None:
         raise ContainerMissing(f"CT {vmid} does not exist in Proxmox.")
-    return pve.container_status(node, vmid)
+    return live
 
 
 def request_action(vmid: int, action: str, username: str) -> Operation:

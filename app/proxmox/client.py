@@ -304,8 +304,9 @@ class ProxmoxClient:
             return containers
         return tuple(ct for ct in containers if not ct.template)
 
-    def container_status(self, node: str, vmid: int) -> ContainerSummary:
-        """Live status of one container, including swap and HA state."""
+    def container_status(self, node: str, vmid: int, *, fresh: bool = False) -> ContainerSummary:
+        """Live status of one container, including swap and HA state; ``fresh`` asks Proxmox now (and caches
+        the answer) rather than reading a cached one, as an action must be decided on the state of now."""
 
         def load() -> ContainerSummary:
             raw = self._call(
@@ -317,7 +318,12 @@ class ProxmoxClient:
             )
             return parse.container_summary({"vmid": vmid, **(raw or {})}, node=node)
 
-        return self._cached(("status", node, int(vmid)), load)
+        key = ("status", node, int(vmid))
+        if fresh:
+            status = load()
+            self._cache.put(key, status)
+            return status
+        return self._cached(key, load)
 
     def container_config(self, node: str, vmid: int) -> ContainerConfig:
         """A container's configuration (hostname, resources, rootfs, networks, features)."""
@@ -438,6 +444,30 @@ class ProxmoxClient:
         for ct in self.list_containers(include_templates=True):
             if ct.vmid == int(vmid):
                 return ct.node
+        return None
+
+    def locate_container(self, vmid: int, *, fresh: bool = False) -> ContainerSummary | None:
+        """The live status of container ``vmid`` on the node holding it now, or None when Proxmox has it nowhere;
+        ``fresh`` reads the status from Proxmox now (see ``container_status``).
+
+        The node comes from the cached listing (GET /cluster/resources), then GET
+        /nodes/{node}/lxc/{vmid}/status/current. A listing cached before a migration or a destroy names a node
+        that answers "Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist" (pmxcfs): the cache is
+        dropped and the listing asked once more, and a guest still not found there is gone (None). Other
+        failures raise as the calls do (ProxmoxError).
+        """
+        for last in (False, True):
+            node = self.find_container_node(vmid)
+            if node is None:
+                return None
+            try:
+                return self.container_status(node, vmid, fresh=fresh)
+            except ProxmoxAPIError as exc:
+                if not exc.not_found:
+                    raise
+                if last:
+                    return None
+                self.invalidate()
         return None
 
     def permissions(self) -> dict[str, frozenset[str]]:
