@@ -80,6 +80,13 @@ def percent(used: float | None, total: float | None) -> float | None:
     return max(0.0, min(100.0, used * 100.0 / total))
 
 
+def usage(used: float | None, total: float | None) -> tuple[float | None, int, str]:
+    """A resource bar's figures in one call (a page draws three per card): the percentage (None without a total),
+    it rounded for the bar's width class and ``aria-valuenow``, and its colour (``usage_level``)."""
+    pct = percent(used, total)
+    return pct, round(pct or 0), usage_level(pct)
+
+
 def filesize(value: float | int | None) -> str:
     """Bytes in binary units: ``1.5 GiB``."""
     if value is None:
@@ -181,6 +188,7 @@ def init_app(app: Flask) -> None:
         ha_style=ha_style,
         usage_level=usage_level,
         percent=percent,
+        usage=usage,
         event_style=lambda kind: EVENT_STYLES.get(kind, EVENT_STYLES["log"]),
     )
     app.jinja_env.trim_blocks = True

@@ -15,7 +15,7 @@ def test_docs_page_renders_every_operation_under_the_policy(browser):
     response = browser.goto("/api/v1/docs")  # public, like the document: no sign-in
     assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     page = browser.page
-    expect(page.locator(".opblock")).to_have_count(16)  # 5 of them another cluster's addresses
+    expect(page.locator(".opblock")).to_have_count(17)  # 6 of them another cluster's addresses
     expect(page.locator(".info .title")).to_contain_text("Proxboard API")
     expect(page.get_by_text("/api/v1/containers/{vmid}/actions/{action}")).to_be_visible()
     page.locator(".opblock-summary", has_text="/api/v1/containers/{vmid}/actions/{action}").first.click()

@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -35,8 +36,16 @@ T = TypeVar("T")
 
 # The URL prefix of a non-default cluster's pages; the rest of the path is the default cluster's.
 PREFIX = "/clusters/<cluster>"
+# How long a process keeps its list of clusters: another process's change on the Settings page is seen within
+# this, its own at once (``forget_clusters``). Read afresh for every request, it was a tenth of the server time
+# of a dashboard refresh answered from the shared render.
+LIST_SECONDS = 2.0
 # Blueprints whose pages are about one cluster (a guest, a node, a cluster's backups, a new guest).
 SCOPED_BLUEPRINTS = ("containers", "nodes", "backups", "wizard")
+
+
+# Cluster-scoped endpoints of other blueprints without a VMID: creating a guest through the API.
+SCOPED_ENDPOINTS = frozenset({"api.create"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,20 +63,32 @@ class ClusterInfo:
 
 
 def clusters() -> list[ClusterInfo]:
-    """Every cluster, ``default`` first then by name; read once per app context (one small query)."""
+    """Every cluster, ``default`` first then by name: the same list for the whole app context, read from the
+    database at most every ``LIST_SECONDS`` in this process (one small query)."""
     if "_clusters" not in g:
-        rows = db.session.execute(db.select(Cluster.id, Cluster.name, Cluster.host, Cluster.updated_at)).all()
-        found = [ClusterInfo(*row) for row in rows]
-        if not any(info.is_default for info in found):  # a database made before clusters, not upgraded yet
-            found.append(ClusterInfo(1, DEFAULT_CLUSTER, None, None))
-        g._clusters = sorted(found, key=lambda info: (not info.is_default, info.name))
+        g._clusters = _cluster_list()
     return g._clusters
 
 
+def _cluster_list() -> list[ClusterInfo]:
+    held = current_app.extensions.get("cluster_list")
+    now = time.monotonic()
+    if held is not None and held[0] > now:
+        return held[1]
+    rows = db.session.execute(db.select(Cluster.id, Cluster.name, Cluster.host, Cluster.updated_at)).all()
+    found = [ClusterInfo(*row) for row in rows]
+    if not any(info.is_default for info in found):  # a database made before clusters, not upgraded yet
+        found.append(ClusterInfo(1, DEFAULT_CLUSTER, None, None))
+    listed = sorted(found, key=lambda info: (not info.is_default, info.name))
+    current_app.extensions["cluster_list"] = (now + LIST_SECONDS, listed)
+    return listed
+
+
 def forget_clusters() -> None:
-    """Read the cluster list again at the next ``clusters()`` (after adding or removing one)."""
+    """Read the cluster list again at the next ``clusters()`` (after adding, changing or removing one)."""
     g.pop("_clusters", None)
     g.pop("_cluster_ids", None)
+    current_app.extensions.pop("cluster_list", None)
 
 
 @contextlib.contextmanager
@@ -154,10 +175,12 @@ def add_cluster_rules(app: Flask) -> None:
     endpoints: set[str] = set()
     for rule in list(app.url_map.iter_rules()):
         scoped = rule.endpoint.partition(".")[0] in SCOPED_BLUEPRINTS and not rule.endpoint.endswith("static")
-        if not (scoped or "vmid" in rule.arguments):
+        if not (scoped or "vmid" in rule.arguments or rule.endpoint in SCOPED_ENDPOINTS):
             continue
         path = rule.rule
         at = path.find("/containers/<int:vmid>")
+        if at < 0 and rule.endpoint in SCOPED_ENDPOINTS:
+            at = path.rfind("/containers")
         path = path[:at] + PREFIX + path[at:] if at >= 0 else PREFIX + path
         app.url_map.add(Rule(path, endpoint=rule.endpoint, methods=rule.methods, defaults=rule.defaults,
                              strict_slashes=rule.strict_slashes, websocket=rule.websocket))

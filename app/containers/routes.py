@@ -1,6 +1,7 @@
 """``/containers/<vmid>/actions/…``: lifecycle confirmations and actions, operation polling, clearing a gone container."""
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
@@ -53,7 +54,12 @@ def card_id(guest) -> str:
 @bp.app_template_global()
 def url_query(**query) -> str:
     """A query string from keyword arguments (None values left out)."""
-    return urlencode({key: value for key, value in query.items() if value is not None})
+    return _query_string(tuple((key, value) for key, value in query.items() if value is not None))
+
+
+@lru_cache(maxsize=256)
+def _query_string(pairs: tuple[tuple[str, object], ...]) -> str:
+    return urlencode(pairs)  # every card of a page asks the same one
 
 
 @bp.app_template_global()
