@@ -226,6 +226,29 @@ def test_the_wizard_creates_a_container_in_the_cluster_it_was_opened_for(three, 
         assert record.cluster.name == "lab" and record.lifecycle == "ready"
 
 
+def test_the_api_creates_a_container_in_the_cluster_its_address_names(three, client, make, app):
+    """POST /api/v1/clusters/lab/containers: lab's node choices and VMIDs, lab's Proxmox, answered with lab's
+    addresses; the same VMID in the default cluster is refused there as taken and left alone."""
+    from tests.test_api import _poll, assert_problem, create_body
+
+    lab, default = three["lab"], three["default"]
+    headers = {"Authorization": f"Bearer {make.token('creator', 'operator')}"}
+    taken = sorted(set(default.containers) - set(lab.containers))[0]
+    created = client.post("/api/v1/clusters/lab/containers", headers=headers,
+                          json=create_body(vmid=taken, node="lab1", hostname="api-lab"))
+    assert created.status_code == 202, created.text
+    body = created.get_json()
+    assert body["vmid"] == taken and body["url"] == f"/api/v1/clusters/lab/containers/{taken}"
+    assert _poll(client, body["operation"]["url"], headers, 60)["state"] == "succeeded"
+    assert lab.containers[taken].hostname == "api-lab" and default.containers[taken].hostname != "api-lab"
+    assert client.get(body["url"], headers=headers).get_json()["cluster"] == "lab"
+    refused = client.post("/api/v1/containers", headers=headers, json=create_body(vmid=taken, hostname="api-dft"))
+    assert assert_problem(refused, 422)["errors"] == {"vmid": [f"VMID {taken} is already in use."]}
+    assert_problem(client.post("/api/v1/clusters/lab/containers", headers=headers, json=create_body(node="pve1")),
+                   422)  # the default cluster's node is no choice in lab
+    assert_problem(client.post("/api/v1/clusters/nosuch/containers", headers=headers, json=create_body()), 404)
+
+
 def test_prometheus_counts_each_clusters_containers_under_its_own_label(three, client, make):
     """Two clusters may both have a node "pve1" and a CT 100: the scrape keeps them apart."""
     from tests.test_prometheus import scrape, total
@@ -239,14 +262,15 @@ def test_prometheus_counts_each_clusters_containers_under_its_own_label(three, c
     assert total(samples, "proxboard_containers", cluster="lab", status="running") == running
 
 
-def test_bulk_selection_is_offered_for_the_default_cluster_shown_alone(three, client):
+def test_bulk_selection_is_offered_on_every_clusters_cards(three, client):
+    """Each card's checkbox names its cluster and VMID (bulk actions over several clusters: test_bulk_actions)."""
     everything = client.get("/").text
-    assert 'data-testid="bulk-bar"' not in everything and 'data-bulk-select' not in everything
-    assert 'data-testid="bulk-hint"' in everything
-    default_only = client.get("/?cluster=default").text
-    assert 'data-testid="bulk-bar"' in default_only
-    assert default_only.count("data-bulk-select") == len(three["default"].containers)
-    assert 'data-bulk-select' not in client.get("/?cluster=lab").text
+    assert 'data-testid="bulk-bar"' in everything and 'data-testid="bulk-hint"' not in everything
+    checked = re.findall(r'name="vmid" value="([a-z]+)/(\d+)" form="bulk-form" data-bulk-select', everything)
+    assert sorted(checked) == sorted((name, str(vmid)) for name, sim in three.items() for vmid in sim.containers)
+    only_lab = client.get("/?cluster=lab").text
+    assert only_lab.count("data-bulk-select") == len(three["lab"].containers)
+    assert '<input type="hidden" name="cluster" value="lab">' in only_lab  # "all matching" keeps the cluster filter
 
 
 def test_alerts_watch_every_cluster_and_keep_their_guests_and_nodes_apart(three, app, client):

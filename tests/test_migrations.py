@@ -206,3 +206,86 @@ def test_existing_containers_move_into_the_default_cluster_and_the_downgrade_kee
         assert kept == ["web", "old-web", "db"] and audit == [101]
         assert "clusters" not in inspect(db.engine).get_table_names()
         db.engine.dispose()
+
+
+BULK_PER_CLUSTER_BEFORE = "b5e2c8d41f90"  # the last revision whose bulk actions worked on the default cluster only
+
+
+def test_existing_bulk_actions_belong_to_the_default_cluster_and_the_downgrade_keeps_them(any_database_url, tmp_path):
+    """A bulk action recorded before bulk actions spanned clusters is the default cluster's, its items kept; a
+    request over two clusters is then a part each, grouped; going back keeps the default cluster's parts only."""
+    from app.models import BulkItem, BulkOperation, Cluster
+
+    app = make_app(any_database_url, tmp_path)
+    with app.app_context():
+        upgrade(revision=BULK_PER_CLUSTER_BEFORE)
+        with db.engine.begin() as connection:
+            connection.execute(db.text(
+                "INSERT INTO bulk_operations (action, state, requested_by, selection, started_at) VALUES "
+                "('stop', 'finished', 'alice', '2 selected containers', CURRENT_TIMESTAMP)"))
+            old_id = connection.execute(db.text("SELECT id FROM bulk_operations")).scalar_one()
+            connection.execute(db.text(
+                "INSERT INTO bulk_items (bulk_id, position, vmid, name, state) VALUES "
+                "(:id, 0, 101, 'web', 'succeeded'), (:id, 1, 102, 'db', 'skipped')"), {"id": old_id})
+
+        upgrade()
+        old = db.session.get(BulkOperation, old_id)
+        assert old.cluster.name == "default" and old.group_id is None
+        assert [(item.vmid, item.state) for item in old.items] == [(101, "succeeded"), (102, "skipped")]
+        lab = Cluster(name="lab", host="10.0.0.5", token_id="root@pam!pb")
+        db.session.add(lab)
+        db.session.flush()
+        first = BulkOperation(action="start", state="running", cluster_id=1)
+        db.session.add(first)
+        db.session.flush()
+        first.group_id = first.id
+        db.session.add(BulkOperation(action="start", state="running", cluster_id=lab.id, group_id=first.id,
+                                     items=[BulkItem(position=0, vmid=101, name="lab-web", state="queued")]))
+        db.session.commit()
+        assert db.session.scalar(db.select(db.func.count()).where(BulkOperation.group_id == first.id)) == 2
+        db.session.remove()
+
+        downgrade(revision=BULK_PER_CLUSTER_BEFORE)
+        with db.engine.connect() as connection:
+            kept = connection.execute(db.text("SELECT id, action FROM bulk_operations ORDER BY id")).all()
+            items = connection.execute(db.text("SELECT name FROM bulk_items ORDER BY id")).scalars().all()
+        assert [tuple(row) for row in kept] == [(old_id, "stop"), (first.id, "start")] and items == ["web", "db"]
+        assert "cluster_id" not in {column["name"] for column in inspect(db.engine).get_columns("bulk_operations")}
+        db.engine.dispose()
+
+
+LISTED_NAME_REVISION_BEFORE = "c7d3a9f2e418"  # the last revision reading the listed name out of the snapshot
+
+
+def test_existing_records_keep_their_listed_name_beside_the_snapshot(any_database_url, tmp_path):
+    """The upgrade copies each record's last-known name out of its snapshot (none for a record never seen, or a
+    snapshot that is not an object), so the identity check goes on comparing the same names; going back keeps
+    the snapshots."""
+    from app.models import Container
+
+    app = make_app(any_database_url, tmp_path)
+    with app.app_context():
+        upgrade(revision=LISTED_NAME_REVISION_BEFORE)
+        with db.engine.begin() as connection:
+            connection.execute(db.text(
+                "INSERT INTO containers (vmid, node, lifecycle, managed, created_at, updated_at, cluster_id, snapshot) "
+                "VALUES (101, 'pve1', 'ready', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, :web), "
+                "(102, 'pve1', 'creating', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, NULL), "
+                "(103, 'pve2', 'gone', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, :odd)"),
+                {"web": '{"name": "web", "status": "running"}', "odd": '["not", "an", "object"]'})
+
+        upgrade()
+        names = dict(db.session.execute(db.select(Container.vmid, Container.listed_name)).all())
+        assert names == {101: "web", 102: None, 103: None}
+        record = db.session.scalar(db.select(Container).filter_by(vmid=102))
+        record.snapshot = {"name": "db", "status": "stopped"}  # written through the ORM: the name follows
+        db.session.commit()
+        assert db.session.scalar(db.select(Container.listed_name).filter_by(vmid=102)) == "db"
+        db.session.remove()
+
+        downgrade(revision=LISTED_NAME_REVISION_BEFORE)
+        assert "listed_name" not in {column["name"] for column in inspect(db.engine).get_columns("containers")}
+        with db.engine.connect() as connection:
+            kept = connection.execute(db.text("SELECT vmid FROM containers WHERE snapshot IS NOT NULL ORDER BY vmid"))
+            assert [row[0] for row in kept] == [101, 102, 103]
+        db.engine.dispose()

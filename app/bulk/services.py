@@ -8,6 +8,11 @@ per-container operations then have no task of their own, and ``advance`` reads e
 task's log and the guests' state (``proxmox_task``). Tags are written per container (``PUT …/config``), a few per
 step.
 
+A selection over several clusters is one ``BulkOperation`` per cluster, its "part" (``start_bulk``): each part
+asks its own cluster's Proxmox (its one task on 9.1, or per container on 8.4) and is advanced under that cluster
+(``use_cluster``), so a cluster that does not answer refuses or holds up only its own part. The parts of one
+request share a ``group_id`` and are shown together.
+
 Nothing runs in the background of a request: ``advance`` moves a bulk action one step (settle what ended, start
 what may start, end it with one summary), and is called by the progress panel's poll, by the page without
 JavaScript and by the jobs sweep, so it goes on across reloads, in any process, even while nobody watches. A
@@ -16,25 +21,24 @@ lease on the row lets one process at a time advance it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
 from app import audit
 from app.bulk.proxmox_task import AT_ONCE, PROXMOX_BULK, follow_proxmox_task, has_bulk_endpoint, send_to_proxmox
+from app.bulk.selection import BulkRefused, Selection, resolve, several_clusters, unreachable_reason
+from app.clusters import use_cluster
 from app.container_templates.services import TAG_RE
-from app.containers.coverage import narrow, parse_search
-from app.containers.inventory import ContainerView, load_inventory
 from app.containers.services import ActionRefused, Outcome, get_or_create_record, refresh_operation, request_action
 from app.events import record_event
 from app.extensions import db
-from app.models import BulkItem, BulkOperation, Operation, utcnow
+from app.models import BulkItem, BulkOperation, Operation, cluster_id_of, utcnow
 from app.proxmox import ProxmoxError, get_proxmox
 
 log = logging.getLogger(__name__)
 
-MAX_CONTAINERS = 1000
 LEASE = timedelta(seconds=30)  # how long one process may advance a bulk action before another may take over
 RECENT = timedelta(minutes=10)  # a finished bulk action stays on its requester's dashboard this long
 
@@ -50,14 +54,18 @@ class BulkAction:
     danger: bool = False
     tag: bool = False
 
+    def phrase(self, count: int, tag: str | None = None, cluster: str | None = None) -> str:
+        """What is done, in words: "Shut down 6 containers", "Add the tag “web” to 3 containers on lab"."""
+        what = f"{count} container{'s' if count != 1 else ''}{f' on {cluster}' if cluster else ''}"
+        if self.name == "tag-add":
+            return f"Add the tag “{tag}” to {what}"
+        if self.name == "tag-remove":
+            return f"Remove the tag “{tag}” from {what}"
+        return f"{'Shut down' if self.name == 'shutdown' else self.label} {what}"
+
     def question(self, count: int, tag: str | None = None) -> str:
         """The confirmation's question: "Shut down 6 containers?", "Add the tag “web” to 3 containers?"."""
-        what = f"{count} container{'s' if count != 1 else ''}"
-        if self.name == "tag-add":
-            return f"Add the tag “{tag}” to {what}?"
-        if self.name == "tag-remove":
-            return f"Remove the tag “{tag}” from {what}?"
-        return f"{'Shut down' if self.name == 'shutdown' else self.label} {what}?"
+        return f"{self.phrase(count, tag)}?"
 
 
 BULK_ACTIONS: dict[str, BulkAction] = {
@@ -68,64 +76,6 @@ BULK_ACTIONS: dict[str, BulkAction] = {
     "tag-add": BulkAction("tag-add", "Add tag", "bi-tag", "Tagged", tag=True),
     "tag-remove": BulkAction("tag-remove", "Remove tag", "bi-x-lg", "Untagged", tag=True),
 }
-
-
-class BulkRefused(Exception):
-    """The bulk action cannot be done; ``message`` says why, and nothing was changed."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which containers: the checked ``vmids``, or ``everything`` matching the dashboard's ``status`` and ``query``."""
-
-    vmids: tuple[int, ...] = ()
-    everything: bool = False
-    status: str = "all"
-    query: str = ""
-
-
-@dataclass
-class Resolved:
-    """The containers a selection names now, and the selection in words."""
-
-    views: list[ContainerView]
-    words: str
-    reachable: bool = True
-    missing: list[int] = field(default_factory=list)
-
-
-def resolve(selection: Selection) -> Resolved:
-    """The containers ``selection`` names, resolved on the server from the live inventory: "all matching"
-    applies the dashboard's own filter and search now, not the cards a page happened to show.
-
-    Raises BulkRefused when the search cannot be applied (its backup term cannot be told) or nothing is chosen.
-    """
-    inventory = load_inventory(settle=refresh_operation)
-    if selection.everything:
-        search = parse_search(selection.query)
-        entries = narrow(inventory.filtered(selection.status, search.text), search)
-        if search.problem:
-            raise BulkRefused(search.problem)
-        status = "" if selection.status == "all" else f"{selection.status} "
-        matching = f" matching “{selection.query}”" if selection.query else ""
-        views = inventory.views(entries)
-        resolved = Resolved(views, f"all {len(views)} {status}containers{matching}", inventory.reachable)
-    else:
-        wanted = set(selection.vmids)
-        views = inventory.views([entry for entry in inventory.entries if entry[0] in wanted])
-        found = {view.vmid for view in views}
-        resolved = Resolved(views, f"{len(views)} selected container{'s' if len(views) != 1 else ''}",
-                            inventory.reachable, sorted(wanted - found))
-    if not resolved.views:
-        raise BulkRefused("No container matches this filter." if selection.everything else
-                          "Select at least one container.")
-    if len(resolved.views) > MAX_CONTAINERS:
-        raise BulkRefused(f"At most {MAX_CONTAINERS} containers can be acted on at once; narrow the filter.")
-    return resolved
 
 
 def check_tag(action: str, tag: str | None) -> str | None:
@@ -141,43 +91,71 @@ def check_tag(action: str, tag: str | None) -> str | None:
     return tag
 
 
-def start_bulk(action: str, selection: Selection, username: str, tag: str | None = None) -> BulkOperation:
-    """Record a bulk ``action`` over the containers ``selection`` names and take its first step.
+def start_bulk(action: str, selection: Selection, username: str, tag: str | None = None) -> list[BulkOperation]:
+    """Record a bulk ``action`` over the containers ``selection`` names, one part per cluster (the default cluster
+    first), and take each part's first step under its cluster; returns the parts.
 
-    Start and shutdown go to Proxmox's bulk-action endpoint on PVE 9.1+ (one task); everything else, and
-    everything on 8.4, goes per container, ``AT_ONCE`` at a time. Raises BulkRefused (nothing changes) for an
-    unknown action, a bad tag or an empty selection, and when Proxmox cannot be reached.
+    Start and shutdown go to Proxmox's bulk-action endpoint on a PVE 9.1+ cluster (one task per part); everything
+    else, and everything on 8.4, goes per container, ``AT_ONCE`` at a time. The part of a cluster whose Proxmox
+    does not answer is recorded as refused (each of its containers failed with the reason, nothing asked); the
+    others go on. Raises BulkRefused (nothing changes) for an unknown action, a bad tag or an empty selection,
+    and when no cluster of the selection can be reached.
     """
     if action not in BULK_ACTIONS:
         raise BulkRefused(f"Unknown bulk action {action!r}.")
     tag = check_tag(action, tag)
     resolved = resolve(selection)
-    if not resolved.reachable:
-        raise BulkRefused("Proxmox cannot be reached; nothing was done.")
-    bulk = BulkOperation(action=action, tag=tag, state="running", requested_by=username,
-                         selection=resolved.words[:255])
-    bulk.items = [BulkItem(position=i, vmid=view.vmid, name=(view.name or f"CT {view.vmid}")[:255], state="queued")
-                  for i, view in enumerate(resolved.views)]
-    db.session.add(bulk)
+    parts = resolved.parts
+    if all(name in resolved.unreachable for name in parts):
+        raise BulkRefused(unreachable_reason(*parts))
+    bulks: list[BulkOperation] = []
+    for name, views in parts.items():
+        bulk = BulkOperation(cluster_id=cluster_id_of(name), action=action, tag=tag, state="running",
+                             requested_by=username, selection=selection.words(len(views))[:255])
+        bulk.items = [BulkItem(position=i, vmid=view.vmid, name=(view.name or f"CT {view.vmid}")[:255], state="queued")
+                      for i, view in enumerate(views)]
+        db.session.add(bulk)
+        db.session.flush()
+        bulk.group_id = bulks[0].id if bulks else bulk.id
+        bulks.append(bulk)
     db.session.commit()
-    if action in PROXMOX_BULK and has_bulk_endpoint():
-        send_to_proxmox(bulk, {view.vmid: view for view in resolved.views})
-    advance(bulk)
-    return bulk
+    for bulk, (name, views) in zip(bulks, parts.items()):
+        if name in resolved.unreachable:
+            _refuse(bulk, unreachable_reason(name))
+            continue
+        try:
+            with use_cluster(name):
+                if action in PROXMOX_BULK and has_bulk_endpoint():
+                    send_to_proxmox(bulk, {view.vmid: view for view in views})
+            advance(bulk)
+        except ProxmoxError as exc:  # this part goes on at the next poll or sweep; the others go on now
+            db.session.rollback()
+            log.warning("bulk action %s on %s: Proxmox cannot be asked now: %s", bulk.id, name, exc.message)
+    return bulks
+
+
+def _refuse(bulk: BulkOperation, reason: str) -> None:
+    """End ``bulk`` without asking Proxmox: each container failed with ``reason``."""
+    for item in bulk.items:
+        item.state, item.reason = "failed", reason
+    db.session.commit()
+    _finish(bulk)
 
 
 def advance(bulk: BulkOperation) -> Outcome | None:
-    """Move ``bulk`` one step: settle the containers whose action ended, start the next ones, and once every
-    container is dealt with, end it with one summary. Returns that summary when it ended in this call (None
-    otherwise, also when another process is advancing it right now)."""
+    """Move ``bulk`` one step under its cluster: settle the containers whose action ended, start the next ones,
+    and once every container is dealt with, end it with one summary. Returns that summary when it ended in this
+    call (None otherwise, also when another process is advancing it right now). Raises ProxmoxError when its
+    cluster's Proxmox cannot be asked now (nothing is lost: the next step asks again)."""
     if not bulk.pending or not _take_lease(bulk):
         return None
     try:
-        if bulk.upid:
-            follow_proxmox_task(bulk)
-        else:
-            _settle_running(bulk)
-            _start_queued(bulk)
+        with use_cluster(bulk.cluster.name):
+            if bulk.upid:
+                follow_proxmox_task(bulk)
+            else:
+                _settle_running(bulk)
+                _start_queued(bulk)
         if all(item.ended for item in bulk.items):
             return _finish(bulk)
         return None
@@ -289,7 +267,11 @@ def summarize(bulk: BulkOperation) -> tuple[str, str]:
     failed = [item for item in items if item.state == "failed"]
     skipped = [item for item in items if item.state == "skipped"]
     what = f" with {bulk.tag}" if bulk.action == "tag-add" else (f" (tag {bulk.tag})" if spec.tag else "")
-    parts = [f"{spec.done} {len(done)} of {len(items)} container{'s' if len(items) != 1 else ''}{what}"]
+    where = f" on {bulk.cluster.name}" if several_clusters() else ""
+    reasons = {item.reason for item in failed}
+    if len(failed) > 1 and len(failed) == len(items) and len(reasons) == 1:  # one cause for all: a cluster not answering
+        return f"{spec.done} 0 of {len(items)} containers{where}{what}: {reasons.pop() or 'no reason given'}", "danger"
+    parts = [f"{spec.done} {len(done)} of {len(items)} container{'s' if len(items) != 1 else ''}{where}{what}"]
     for word, some in (("failed", failed), ("skipped", skipped)):
         if some:
             parts.append(f"{len(some)} {word}: " + "; ".join(f"{item.name} (CT {item.vmid}): "
@@ -299,17 +281,18 @@ def summarize(bulk: BulkOperation) -> tuple[str, str]:
     return "; ".join(parts) + ".", category
 
 
+def summarize_ended(bulks: list[BulkOperation]) -> tuple[str, str] | None:
+    """One toast for the parts of ``bulks`` that have ended: their summaries and the gravest category; None
+    while every part runs."""
+    ended = [summarize(bulk) for bulk in bulks if not bulk.pending]
+    if not ended:
+        return None
+    order = ("success", "warning", "danger")
+    return " ".join(message for message, _ in ended), max((category for _, category in ended), key=order.index)
+
+
 def _more(items: list, shown: int) -> str:
     return f" and {len(items) - shown} more" if len(items) > shown else ""
-
-
-def names(views_or_items, shown: int = 5) -> str:
-    """"web01 (CT 101), db01 (CT 102) and 8 more": the first few of many containers."""
-    listed = [f"{entry.name} (CT {entry.vmid})" for entry in views_or_items[:shown]]
-    rest = len(views_or_items) - shown
-    if rest > 0:
-        return ", ".join(listed) + f" and {rest} more"
-    return " and ".join([", ".join(listed[:-1]), listed[-1]]) if len(listed) > 1 else "".join(listed)
 
 
 def get(bulk_id: int) -> BulkOperation | None:
@@ -317,23 +300,41 @@ def get(bulk_id: int) -> BulkOperation | None:
     return db.session.get(BulkOperation, bulk_id)
 
 
+def group_of(bulk: BulkOperation) -> list[BulkOperation]:
+    """``bulk`` and the other parts of the request that started it (one per cluster), in their order."""
+    if bulk.group_id is None:
+        return [bulk]
+    return list(db.session.scalars(select(BulkOperation).where(BulkOperation.group_id == bulk.group_id)
+                                   .order_by(BulkOperation.id)))
+
+
 def on_dashboard(username: str | None) -> list[BulkOperation]:
-    """The bulk actions a dashboard shows: every running one, and ``username``'s finished within ``RECENT``."""
+    """The bulk actions a dashboard shows: every running one, and ``username``'s finished within ``RECENT``
+    (the latest few; a request over several clusters is a part each)."""
     recent = utcnow() - RECENT
     return list(db.session.scalars(select(BulkOperation).where(or_(
         BulkOperation.state == "running",
         (BulkOperation.requested_by == username) & (BulkOperation.finished_at > recent),
-    )).order_by(BulkOperation.id.desc()).limit(5)))
+    )).order_by(BulkOperation.id.desc()).limit(8)))
+
+
+def advance_each(bulks: list[BulkOperation]) -> list[Outcome]:
+    """Advance each of ``bulks`` one step; a cluster that cannot be asked now holds up only its own part.
+    Returns the summaries of the parts that ended now."""
+    ended = []
+    for bulk in bulks:
+        try:
+            outcome = advance(bulk)
+        except ProxmoxError as exc:
+            db.session.rollback()
+            log.warning("bulk action %s: Proxmox cannot be asked now: %s", bulk.id, exc.message)
+            continue
+        if outcome is not None:
+            ended.append(outcome)
+    return ended
 
 
 def advance_all() -> int:
     """Advance every running bulk action one step (the jobs sweep: they go on while nobody watches); returns
     how many ended."""
-    ended = 0
-    for bulk in db.session.scalars(select(BulkOperation).where(BulkOperation.state == "running")).all():
-        try:
-            ended += advance(bulk) is not None
-        except ProxmoxError as exc:
-            db.session.rollback()
-            log.warning("bulk action %s: Proxmox cannot be asked now: %s", bulk.id, exc.message)
-    return ended
+    return len(advance_each(db.session.scalars(select(BulkOperation).where(BulkOperation.state == "running")).all()))

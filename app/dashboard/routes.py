@@ -7,14 +7,12 @@ gets ``304`` and nothing else.
 """
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
 from flask import current_app, render_template, url_for
 from markupsafe import Markup
 
 from app import render_cache
 from app.auth.roles import current_role
-from app.clusters import DEFAULT_CLUSTER, clusters
+from app.clusters import clusters
 from app.containers.listing import list_containers
 from app.dashboard import bp
 from app.dashboard.forms import DashboardQuery
@@ -51,7 +49,6 @@ def index():
     body = render_cache.personal(render)
     facts = render.facts
     return page(render_template("dashboard/index.html", body=Markup(body), status=status, query=query, cluster=cluster,
-                                bulk=len(names) == 1 or cluster == DEFAULT_CLUSTER, several=len(names) > 1,
                                 total=facts["total"], pill_counts=facts["pill_counts"],
                                 refresh_url=facts["refresh_url"], etag=render.etag))
 
@@ -63,11 +60,3 @@ def _generation(name: str) -> int | None:
     except (ProxmoxError, LookupError):
         return None
 
-
-@bp.app_template_global()
-def bulk_selectable(ct, dashboard_url: str | None) -> bool:
-    """Whether ``ct``'s card on the dashboard at ``dashboard_url`` gets a bulk checkbox: bulk actions work on the
-    default cluster, so with several clusters only while the dashboard shows the default cluster alone."""
-    if ct.cluster != DEFAULT_CLUSTER:
-        return False
-    return len(clusters()) == 1 or parse_qs(urlsplit(dashboard_url or "").query).get("cluster") == [DEFAULT_CLUSTER]

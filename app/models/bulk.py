@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from app.models.cluster import DEFAULT_CLUSTER_ID
 from app.models.types import UTCDateTime, one_of, utcnow
+
+if TYPE_CHECKING:
+    from app.models.cluster import Cluster
 
 # Each tuple is also a CHECK constraint on its column (one_of).
 BULK_ACTIONS = ("start", "shutdown", "stop", "reboot", "tag-add", "tag-remove")
@@ -16,15 +21,23 @@ BULK_ITEM_STATES = ("queued", "running", "succeeded", "failed", "skipped")
 
 
 class BulkOperation(db.Model):
-    """One bulk action over a set of containers; ``items`` say how it went for each.
+    """One bulk action over a set of containers of one cluster; ``items`` say how it went for each.
 
-    ``upid`` and ``node`` are the single Proxmox task of ``/cluster/bulk-action/guest/*`` (PVE 9.1+), None
-    when the containers are acted on one by one. ``lease_until`` lets one process at a time advance it.
+    A selection spanning several clusters is one bulk operation per cluster (its "part"), all sharing the
+    ``group_id`` of the first: each cluster's Proxmox is asked on its own, so one that does not answer holds up
+    only its own part. ``upid`` and ``node`` are the part's single Proxmox task of ``/cluster/bulk-action/guest/*``
+    (PVE 9.1+), None when its containers are acted on one by one. ``lease_until`` lets one process at a time
+    advance it.
     """
 
     __tablename__ = "bulk_operations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Removing a cluster removes Proxboard's records of its guests, its bulk actions with them.
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), index=True,
+                                            server_default=str(DEFAULT_CLUSTER_ID))
+    # The first part of the request that started it (itself for that one): the parts are shown together.
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_operations.id", ondelete="SET NULL"), index=True)
     action: Mapped[str] = mapped_column(String(16))
     tag: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default="running", index=True)
@@ -37,6 +50,7 @@ class BulkOperation(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    cluster: Mapped[Cluster] = relationship()
     items: Mapped[list[BulkItem]] = relationship(back_populates="bulk", cascade="all, delete-orphan",
                                                  passive_deletes=True, order_by="BulkItem.position")
 
@@ -71,6 +85,11 @@ class BulkItem(db.Model):
         one_of("state", BULK_ITEM_STATES, "state_known"),
         UniqueConstraint("bulk_id", "vmid"),
     )
+
+    @property
+    def cluster(self) -> Cluster:
+        """The cluster the container lives in (its bulk action's): ``container_url`` links it there."""
+        return self.bulk.cluster
 
     @property
     def ended(self) -> bool:
