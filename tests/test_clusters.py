@@ -249,6 +249,43 @@ def test_the_api_creates_a_container_in_the_cluster_its_address_names(three, cli
     assert_problem(client.post("/api/v1/clusters/nosuch/containers", headers=headers, json=create_body()), 404)
 
 
+def test_a_cluster_another_process_removed_is_left_out_and_its_pages_are_not_found(three, app, client, database_url,
+                                                                                   pve, tmp_path):
+    """Each process keeps the list of clusters for a moment (``LIST_SECONDS``). When another process (a gunicorn
+    worker, ``flask clusters remove``) removes one meanwhile, this one leaves it out of the dashboard and answers
+    its pages 404 at once, never a server error."""
+    from app import create_app
+    from app.clusters import clusters
+    from app.clusters.services import remove_cluster
+    from tests.fixtures.app import app_config
+
+    with app.test_request_context("/"):
+        assert [info.name for info in clusters()] == ["default", "lab", "office"]  # held by this process now
+    other = create_app(app_config(database_url, pve), instance_path=str(tmp_path / "other"))
+    with other.app_context():
+        remove_cluster("office")
+        _db.session.remove()
+        _db.engine.dispose()
+
+    vmid = sorted(three["office"].containers)[0]
+    assert client.get(f"/clusters/office/containers/{vmid}").status_code == 404
+    html = client.get("/").text
+    shown = cards(html)
+    assert shown and {cluster for cluster, _ in shown} == {"default", "lab"}
+    assert 'data-cluster-filter="office"' not in html
+    assert client.get(f"/api/v1/clusters/office/containers/{vmid}",
+                      headers={"Authorization": f"Bearer {_api_token(app)}"}).status_code == 404
+
+
+def _api_token(app) -> str:
+    from app.auth.tokens import create_token
+    from app.models import User
+
+    with app.app_context():
+        user = _db.session.scalar(_db.select(User).filter_by(username="alice"))
+        return create_token(user, "removal check", "viewer", None)[1]
+
+
 def test_prometheus_counts_each_clusters_containers_under_its_own_label(three, client, make):
     """Two clusters may both have a node "pve1" and a CT 100: the scrape keeps them apart."""
     from tests.test_prometheus import scrape, total

@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from app.clusters import clusters, use_cluster
+from app.clusters import UnknownCluster, clusters, use_cluster
 from app.containers.inventory import load_inventory, tracker
 from app.credentials.vault import decrypt
 from app.extensions import db
@@ -101,7 +101,10 @@ def gather_facts() -> Facts:
     for info in clusters():
         if not info.is_default:
             with use_cluster(info.name):
-                others[info.name] = _cluster_facts()
+                try:
+                    others[info.name] = _cluster_facts()
+                except UnknownCluster:  # removed by another process since the list was read
+                    continue
     return replace(_cluster_facts(), others=others)
 
 

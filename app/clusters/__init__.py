@@ -23,13 +23,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import Flask, abort, current_app, g
+from werkzeug.exceptions import NotFound
 from werkzeug.routing import Rule
 
 from app.credentials.vault import get_vault
 from app.extensions import db
-from app.models import DEFAULT_CLUSTER, Cluster, Container, Operation, current_cluster_name
+from app.models import DEFAULT_CLUSTER, Cluster, Container, Operation, UnknownCluster, current_cluster_name
 
-__all__ = ["ClusterInfo", "DEFAULT_CLUSTER", "add_cluster_rules", "cluster_config", "cluster_state", "clusters",
+__all__ = ["ClusterInfo", "DEFAULT_CLUSTER", "UnknownCluster", "add_cluster_rules", "cluster_config", "cluster_state", "clusters",
            "current_cluster_name", "forget_clusters", "init_app", "use_cluster", "use_cluster_of_container"]
 
 T = TypeVar("T")
@@ -37,8 +38,9 @@ T = TypeVar("T")
 # The URL prefix of a non-default cluster's pages; the rest of the path is the default cluster's.
 PREFIX = "/clusters/<cluster>"
 # How long a process keeps its list of clusters: another process's change on the Settings page is seen within
-# this, its own at once (``forget_clusters``). Read afresh for every request, it was a tenth of the server time
-# of a dashboard refresh answered from the shared render.
+# this, its own at once (``forget_clusters``), and a cluster removed meanwhile is an ``UnknownCluster`` where it is
+# used. Read afresh for every request, it was a tenth of the server time of a dashboard refresh answered from the
+# shared render.
 LIST_SECONDS = 2.0
 # Blueprints whose pages are about one cluster (a guest, a node, a cluster's backups, a new guest).
 SCOPED_BLUEPRINTS = ("containers", "nodes", "backups", "wizard")
@@ -121,7 +123,8 @@ def cluster_config(name: str | None = None, app: Flask | None = None) -> Mapping
     """The configuration the ``proxmox`` and ``ssh`` packages read for cluster ``name`` (default: the current one):
     ``app.config`` itself for ``default``, else the cluster's own ``PVE_*`` and ``SSH_*`` settings over it.
 
-    Raises LookupError for an unknown cluster. The secrets are decrypted here, on demand, never stored.
+    Raises UnknownCluster for a cluster no row names (removed by another process while this one's list still
+    held it: the list is read again next time). The secrets are decrypted here, on demand, never stored.
     """
     app = app or current_app
     name = name or current_cluster_name()
@@ -129,7 +132,8 @@ def cluster_config(name: str | None = None, app: Flask | None = None) -> Mapping
         return app.config
     row = db.session.scalar(db.select(Cluster).where(Cluster.name == name))
     if row is None:
-        raise LookupError(f"no cluster named {name!r}")
+        forget_clusters()
+        raise UnknownCluster(f"no cluster named {name!r}")
     vault = get_vault()
     token_user, _, token_name = (row.token_id or "").partition("!")
     own: dict[str, Any] = {
@@ -152,6 +156,11 @@ def init_app(app: Flask) -> None:
 
     app.add_template_global(lambda: [info.name for info in clusters()], "cluster_names")
     app.add_template_global(current_cluster_name, "current_cluster")
+
+    @app.errorhandler(UnknownCluster)
+    def _removed(exc: UnknownCluster):
+        """A page of a cluster removed while it was being drawn: not found, as for any name nobody added."""
+        return current_app.handle_user_exception(NotFound(f"There is no cluster {current_cluster_name()!r}."))
 
     @app.url_value_preprocessor
     def _pull_cluster(endpoint: str | None, values: dict | None) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.clusters import clusters, use_cluster
+from app.clusters import UnknownCluster, clusters, use_cluster
 from app.containers.coverage import Search, narrow, parse_search
 from app.containers.inventory import ContainerView, Inventory, attach_services, combine, load_inventory
 from app.containers.services import refresh_operation
@@ -45,10 +45,15 @@ def load_clusters(names: list[str] | None = None) -> Inventory:
                 fetches[name] = submit(get_proxmox().cluster_snapshot)
             except ProxmoxError:  # no client (settings gone bad): load_inventory says so
                 pass
+            except UnknownCluster:  # removed by another process since this one read the list
+                continue
     parts = {}
     for name in names:
         with use_cluster(name):
-            parts[name] = load_inventory(settle=refresh_operation, fetch=fetches.get(name))
+            try:
+                parts[name] = load_inventory(settle=refresh_operation, fetch=fetches.get(name))
+            except UnknownCluster:
+                continue
     return combine(parts)
 
 

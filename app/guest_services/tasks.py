@@ -7,7 +7,7 @@ from flask import current_app
 from huey import crontab
 
 from app import jobs
-from app.clusters import clusters, use_cluster, use_cluster_of_container
+from app.clusters import UnknownCluster, clusters, use_cluster, use_cluster_of_container
 from app.jobs import huey, in_app_context
 from app.proxmox import ProxmoxError
 from app.ssh import SSHConfigError
@@ -37,7 +37,7 @@ def check_services_task() -> int:
         with use_cluster(info.name):
             try:
                 results += refresh_running_containers(due_only=True)
-            except (SSHConfigError, ProxmoxError) as exc:  # not set up yet, or Proxmox down: try next minute
+            except (SSHConfigError, ProxmoxError, UnknownCluster) as exc:  # not set up, down or removed: next minute
                 log.warning("service check of cluster %s skipped: %s", info.name, exc)
     failed = [result for result in results if not result.ok]
     if results:

@@ -11,7 +11,8 @@ from app.models.alerts import (
     MaintenanceWindow,
 )
 from app.models.bulk import BULK_ACTIONS, BULK_ITEM_STATES, BULK_STATES, BulkItem, BulkOperation
-from app.models.cluster import DEFAULT_CLUSTER, DEFAULT_CLUSTER_ID, Cluster, cluster_id_of, current_cluster_id, current_cluster_name
+from app.models.cluster import (DEFAULT_CLUSTER, DEFAULT_CLUSTER_ID, Cluster, UnknownCluster, cluster_id_of,
+                                current_cluster_id, current_cluster_name)
 from app.models.container import (
     EVENT_TYPES,
     LIFECYCLES,
@@ -41,6 +42,7 @@ from app.models.user import AUDIT_CHANNELS, AUDIT_OUTCOMES, ROLES, THEMES, ApiTo
 __all__ = [
     "DEFAULT_CLUSTER",
     "DEFAULT_CLUSTER_ID",
+    "UnknownCluster",
     "Cluster",
     "cluster_id_of",
     "current_cluster_id",

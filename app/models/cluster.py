@@ -57,15 +57,19 @@ def current_cluster_name() -> str:
     return DEFAULT_CLUSTER
 
 
+class UnknownCluster(LookupError):
+    """No cluster has this name (any more): a page about it is a 404, a loop over the clusters skips it."""
+
+
 def cluster_id_of(name: str) -> int:
-    """The id of cluster ``name`` (read once per app context); raises LookupError when there is none."""
+    """The id of cluster ``name`` (read once per app context); raises UnknownCluster when there is none."""
     if name == DEFAULT_CLUSTER:
         return DEFAULT_CLUSTER_ID
     ids = g.setdefault("_cluster_ids", {}) if has_app_context() else {}
     if name not in ids:
         found = db.session.scalar(db.select(Cluster.id).where(Cluster.name == name))
         if found is None:
-            raise LookupError(f"no cluster named {name!r}")
+            raise UnknownCluster(f"no cluster named {name!r}")
         ids[name] = found
     return ids[name]
 

@@ -18,7 +18,7 @@ import weakref
 
 from flask import Flask, current_app
 
-from app.clusters import DEFAULT_CLUSTER, cluster_config, clusters, current_cluster_name
+from app.clusters import DEFAULT_CLUSTER, UnknownCluster, cluster_config, clusters, current_cluster_name
 
 from .cache import ReadCache
 from .client import BACKUP_INDEX_SECONDS, RRD_CFS, RRD_KEEP_SECONDS, RRD_TIMEFRAMES, ProxmoxClient
@@ -192,8 +192,8 @@ def get_proxmox(cluster: str | None = None) -> ProxmoxClient:
     """The ProxmoxClient of ``cluster`` (default: the one the request or job works on, ``current_cluster_name``).
 
     The default cluster's is built at startup from the app's config; another cluster's is built from its
-    settings when first asked for, and again after they change (``clusters.updated_at``). Raises LookupError
-    for an unknown cluster, ProxmoxConfigError for a cluster whose stored settings are invalid. Needs an app
+    settings when first asked for, and again after they change (``clusters.updated_at``). Raises UnknownCluster
+    (a LookupError) for a cluster no one added or one removed meanwhile, ProxmoxConfigError for a cluster whose stored settings are invalid. Needs an app
     context.
     """
     name = cluster or current_cluster_name()
@@ -201,7 +201,7 @@ def get_proxmox(cluster: str | None = None) -> ProxmoxClient:
         return current_app.extensions[EXTENSION_KEY]
     info = next((info for info in clusters() if info.name == name), None)
     if info is None:
-        raise LookupError(f"no cluster named {name!r}")
+        raise UnknownCluster(f"no cluster named {name!r}")
     built = current_app.extensions.setdefault(CLUSTERS_KEY, {})
     held = built.get(name)
     if held is None or held[0] != info.updated_at:
