@@ -35,6 +35,21 @@ def expect_drawn(page) -> None:
     assert all(painted), painted
 
 
+def hover_newest_point(page) -> None:
+    """Point at the first chart's newest point, as a reader does to read its values. The auto-refresh may be
+    swapping the chart for one with a newer point (``bounding_box`` answers None meanwhile): asked again."""
+    over = page.locator("[data-metrics-chart] .u-over").first
+    over.scroll_into_view_if_needed()
+    box = None
+    for _ in range(50):
+        box = over.bounding_box()
+        if box is not None:
+            break
+        page.wait_for_timeout(100)
+    assert box is not None, "the chart never settled"
+    over.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})
+
+
 # Charts whose y-axis labels are wider than the room uPlot left for them (the canvas would cut their start).
 CLIPPED_LABELS = """() => window.proxboardMetrics.charts().flatMap((chart) => {
   const axis = chart.axes[1];
@@ -57,11 +72,7 @@ def test_every_time_frame_in_both_themes_and_widths(browser, live_server, pve):
                 expect(page.locator(f'[data-testid="metrics-charts"][id^="metrics-{frame.lower()}-"]')).to_be_attached()
                 expect(page.locator(f'[data-timeframe="{frame.lower()}"]')).to_have_attribute("aria-current", "page")
                 expect_drawn(page)
-                over = page.locator("[data-metrics-chart] .u-over").first
-                # measured in the page, which waits for the chart: bounding_box() answers None at once for a chart
-                # the auto-refresh is swapping for one with a newer point
-                box = over.evaluate("element => ({width: element.clientWidth, height: element.clientHeight})")
-                over.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})  # the newest point's values
+                hover_newest_point(page)
                 expect(page.locator("[data-metrics-chart] .u-legend .u-value").nth(1)).to_contain_text("%")
                 assert not page.evaluate(CLIPPED_LABELS), f"y-axis labels cut in {frame}"
                 browser.both_widths(f"{theme.lower()}-{frame.lower()}")
