@@ -35,6 +35,7 @@ from app.models import (
     MaintenanceWindow,
     Operation,
     Service,
+    qualified,
     utcnow,
 )
 from app.proxmox import BackupIndex, ProxmoxError, get_proxmox
@@ -222,7 +223,7 @@ def _snap(row: Any) -> dict[str, Any]:
 def _in(cluster: str, name: str) -> str:
     """``name`` (a VMID, a node) as subjects and messages give it: as is in the default cluster, ``lab/…`` in
     another (two clusters may both have a CT 101 and a node pve1)."""
-    return str(name) if cluster == DEFAULT_CLUSTER else f"{cluster}/{name}"
+    return qualified(cluster, name)
 
 
 def _ct(row: Any) -> str:

@@ -24,6 +24,7 @@ from app.models import (
     Passkey,
     Service,
     User,
+    qualified,
 )
 
 # Endpoints whose readable name is not their function's.
@@ -125,8 +126,7 @@ def container_target(container: Container) -> str:
     default one."""
     name = container.hostname or (container.snapshot or {}).get("name")
     target = f"CT {container.vmid} ({name})" if name else f"CT {container.vmid}"
-    cluster = container.cluster.name if container.cluster_id not in (None, DEFAULT_CLUSTER_ID) else None
-    return f"{cluster}/{target}" if cluster else target
+    return qualified(container.cluster.name if container.cluster_id not in (None, DEFAULT_CLUSTER_ID) else None, target)
 
 
 def _container(vmid: int) -> Container | None:

@@ -12,6 +12,7 @@ from app.clusters import DEFAULT_CLUSTER, clusters
 from app.containers.coverage import narrow, parse_search
 from app.containers.inventory import ContainerView, Inventory
 from app.containers.listing import load_clusters
+from app.models import qualified
 
 MAX_CONTAINERS = 1000
 
@@ -127,7 +128,7 @@ def several_clusters() -> bool:
 
 def guest_label(cluster: str, vmid: int) -> str:
     """``CT 101`` in the default cluster, ``lab/CT 101`` in another (as audit lines name a guest)."""
-    return f"CT {vmid}" if cluster == DEFAULT_CLUSTER else f"{cluster}/CT {vmid}"
+    return qualified(cluster, f"CT {vmid}")
 
 
 def unreachable_reason(*names: str) -> str:

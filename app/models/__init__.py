@@ -11,7 +11,7 @@ from app.models.alerts import (
     MaintenanceWindow,
 )
 from app.models.bulk import BULK_ACTIONS, BULK_ITEM_STATES, BULK_STATES, BulkItem, BulkOperation
-from app.models.cluster import (DEFAULT_CLUSTER, DEFAULT_CLUSTER_ID, Cluster, UnknownCluster, cluster_id_of,
+from app.models.cluster import (DEFAULT_CLUSTER, DEFAULT_CLUSTER_ID, Cluster, UnknownCluster, cluster_id_of, qualified,
                                 current_cluster_id, current_cluster_name)
 from app.models.container import (
     EVENT_TYPES,
@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_CLUSTER",
     "DEFAULT_CLUSTER_ID",
     "UnknownCluster",
+    "qualified",
     "Cluster",
     "cluster_id_of",
     "current_cluster_id",

@@ -57,6 +57,12 @@ def current_cluster_name() -> str:
     return DEFAULT_CLUSTER
 
 
+def qualified(cluster: str | None, name: object) -> str:
+    """``name`` (a guest's ``CT 101``, a node) as every list naming several clusters' gives it: as is in the default
+    cluster, ``lab/…`` in another (two clusters may both have a CT 101 and a node pve1)."""
+    return str(name) if cluster in (None, DEFAULT_CLUSTER) else f"{cluster}/{name}"
+
+
 class UnknownCluster(LookupError):
     """No cluster has this name (any more): a page about it is a 404, a loop over the clusters skips it."""
 
