@@ -3,6 +3,7 @@ and on a 375 px phone, and the tables that stand in for the graphs without JavaS
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from app.extensions import db
@@ -36,18 +37,24 @@ def expect_drawn(page) -> None:
 
 
 def hover_newest_point(page) -> None:
-    """Point at the first chart's newest point, as a reader does to read its values. The auto-refresh may be
-    swapping the chart for one with a newer point (``bounding_box`` answers None meanwhile): asked again."""
-    over = page.locator("[data-metrics-chart] .u-over").first
-    over.scroll_into_view_if_needed()
-    box = None
-    for _ in range(50):
-        box = over.bounding_box()
-        if box is not None:
-            break
-        page.wait_for_timeout(100)
-    assert box is not None, "the chart never settled"
-    over.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})
+    """Point at the first chart's newest point, as a reader does, until its legend shows the values. Proxmox
+    gets a newer point every minute, and the auto-refresh then swaps the charts for new ones, which drops the
+    pointer and detaches the chart being pointed at: the reader (and this) points again."""
+    legend = page.locator("[data-metrics-chart] .u-legend .u-value").nth(1)
+    for attempt in range(5):
+        over = page.locator("[data-metrics-chart] .u-over").first
+        try:
+            over.scroll_into_view_if_needed(timeout=3000)
+            box = over.bounding_box(timeout=3000)
+            if box is None:
+                raise PlaywrightError("the chart is being swapped")
+            over.hover(position={"x": box["width"] - 2, "y": box["height"] / 2}, timeout=3000)
+            expect(legend).to_contain_text("%", timeout=3000)
+            return
+        except (PlaywrightError, AssertionError):
+            if attempt == 4:
+                raise
+            page.wait_for_timeout(200)
 
 
 # Charts whose y-axis labels are wider than the room uPlot left for them (the canvas would cut their start).
@@ -73,7 +80,6 @@ def test_every_time_frame_in_both_themes_and_widths(browser, live_server, pve):
                 expect(page.locator(f'[data-timeframe="{frame.lower()}"]')).to_have_attribute("aria-current", "page")
                 expect_drawn(page)
                 hover_newest_point(page)
-                expect(page.locator("[data-metrics-chart] .u-legend .u-value").nth(1)).to_contain_text("%")
                 assert not page.evaluate(CLIPPED_LABELS), f"y-axis labels cut in {frame}"
                 browser.both_widths(f"{theme.lower()}-{frame.lower()}")
         # the auto-refresh leaves the charts (and the reader's hover) alone until Proxmox has a newer point
