@@ -12,6 +12,7 @@ from app import clusters
 from app.config import load_config
 from app.extensions import csrf, db, migrate
 from app.htmx import is_htmx
+from app.runtime import tune_garbage_collector
 
 
 def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
@@ -37,6 +38,8 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     register_commands(app)
     register_shellcontext(app)
     register_template_helpers(app)
+    if not app.testing:
+        tune_garbage_collector(int(app.config["GC_YOUNG_THRESHOLD"]))
     return app
 
 

@@ -89,6 +89,9 @@ class DefaultConfig:
     BACKUP_WARN_DAYS = 7  # a newest backup older than this shows as a warning (cards, the Backups page)
     PVE_CACHE_PREFIX = None  # Redis key prefix of the shared read cache (default: per Proxmox address)
     DEMO_MODE = False
+    # Python's garbage collector in a web or worker process: the start-up heap frozen and young collections every
+    # this many allocations (app/runtime.py; 0 leaves CPython's defaults). Not in TESTING (many apps, one process).
+    GC_YOUNG_THRESHOLD = 10_000
     TEMPLATES_DIR = None
 
 

@@ -1,4 +1,9 @@
 """Shared fixtures live in tests/fixtures/, one plugin module per real part."""
+import os
+
+# An app built outside TESTING freezes its process's heap for the collector (app/runtime.py): the suite builds
+# many apps in one process, and tests/test_config.py checks that tuning in processes of its own.
+os.environ["PROXBOARD_GC_YOUNG_THRESHOLD"] = "0"
 
 pytest_plugins = [
     "tests.fixtures.pve",
