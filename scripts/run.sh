@@ -97,11 +97,11 @@ if [ -z "${PROXBOARD_PVE_HOST:-}" ]; then
     fi
   fi
   echo "Set PROXBOARD_PVE_HOST (and a token) to talk to your real Proxmox instead."
-  # A second simulated cluster beside the first, as Settings → Clusters adds one (no SSH node of its own).
+  # A second simulated cluster beside the first, as Settings → Clusters adds one, with an SSH node of its own.
   lab_port=$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
   lab_token=$($BIN/python -c 'import secrets; print(secrets.token_hex(16))')
   lab_log=instance/pvesim-lab.log
-  [ -n "${FRESH:-}" ] && rm -f instance/pvesim-lab-state.json
+  [ -n "${FRESH:-}" ] && rm -rf instance/pvesim-lab-state.json instance/demo-ssh-lab/containers
   PVESIM_TOKEN="root@pam!proxboard=$lab_token" $BIN/python -m tests.pvesim --port "$lab_port" --nodes 2 --containers 8 \
     --cluster-name lab --node-prefix lab --state instance/pvesim-lab-state.json >"$lab_log" 2>&1 &
   lab_pid=$!
@@ -113,12 +113,39 @@ if [ -z "${PROXBOARD_PVE_HOST:-}" ]; then
   else
     part_status simulator-lab failed "The second simulated cluster (lab) did not start." "" "$lab_log"
   fi
+  # Its SSH node accepts the demo node's key (a cluster without an SSH password uses the default cluster's)
+  # and its host key joins the demo's known_hosts, which the demo node rewrote on starting above.
+  lab_ssh_log=instance/sshsim-lab.log
+  if [ -n "$lab_ca" ] && [ -n "${ssh_port:-}" ]; then
+    $BIN/python -m tests.sshsim --workdir instance/demo-ssh-lab --pve-admin "https://127.0.0.1:$lab_port/_sim" \
+      --pve-ca "$lab_ca" --client-key "$PROXBOARD_SSH_KEY_FILE" >"$lab_ssh_log" 2>&1 &
+    lab_ssh_pid=$!
+    children+=($lab_ssh_pid)
+    for _ in $(seq 100); do
+      grep -q "known hosts:" "$lab_ssh_log" 2>/dev/null || ! kill -0 "$lab_ssh_pid" 2>/dev/null && break; sleep 0.1
+    done
+    lab_ssh_port=$(sed -n 's/^sshsim listening on 127.0.0.1://p' "$lab_ssh_log")
+    lab_known_hosts=$(sed -n 's/^known hosts: //p' "$lab_ssh_log")
+    if [ -n "$lab_ssh_port" ] && [ -f "$lab_known_hosts" ]; then
+      while IFS= read -r line; do
+        grep -qxF "$line" "$PROXBOARD_SSH_KNOWN_HOSTS" || printf '%s\n' "$line" >>"$PROXBOARD_SSH_KNOWN_HOSTS"
+      done <"$lab_known_hosts"
+      echo "The lab cluster's nodes answer SSH on 127.0.0.1:$lab_ssh_port."
+      part_status ssh-lab running "The lab cluster's SSH node" "$lab_ssh_pid" "$lab_ssh_log"
+    else
+      lab_ssh_port=
+      echo "The lab cluster's SSH node did not start (see $lab_ssh_log): its containers will report SSH errors."
+      part_status ssh-lab failed "The lab cluster's SSH node did not start, so its service checks and provisioning report SSH errors." "" "$lab_ssh_log"
+    fi
+  elif [ -n "$lab_ca" ] && [ -z "${PROXBOARD_SSH_KEY_FILE:-}" ]; then
+    part_status ssh-lab failed "The lab cluster's SSH node is not running (it needs the demo SSH node), so its service checks and provisioning report SSH errors."
+  fi
 fi
 
 $BIN/flask db upgrade
 if [ -n "${lab_ca:-}" ]; then
   echo "$lab_token" | $BIN/flask clusters add lab --host 127.0.0.1 --port "$lab_port" --token-id 'root@pam!proxboard' \
-    --secret-stdin --verify-ssl "$lab_ca" --update --no-check >/dev/null \
+    --secret-stdin --verify-ssl "$lab_ca" --ssh-port "${lab_ssh_port:-22}" --update --no-check >/dev/null \
     && echo "Demo mode: a second simulated cluster, lab (2 nodes), runs at https://127.0.0.1:$lab_port"
 fi
 if $BIN/flask templates --help >/dev/null 2>&1; then

@@ -27,7 +27,8 @@ from flask import current_app
 
 CACHE_SECONDS = 3.0
 PART_NAMES = {"simulator": "The Proxmox simulator", "ssh": "The demo SSH node", "worker": "The job worker",
-              "isolation": "Container isolation"}
+              "isolation": "Container isolation", "simulator-lab": "The second simulated cluster (lab)",
+              "ssh-lab": "The lab cluster's SSH node"}
 
 _cache: dict[str, tuple[float, tuple[DemoProblem, ...]]] = {}
 _lock = threading.Lock()

@@ -128,11 +128,14 @@ class DemoNode(SSHServer):
 
     The app trusts the host key in ``known_hosts`` and signs in with ``id_ed25519``: a node that
     came back with new keys (or on another port) would have to be trusted again, and ssh-keygen
-    would stop at "Overwrite (y/n)?" over the old files.
+    would stop at "Overwrite (y/n)?" over the old files. ``client_key`` (a private key with its
+    ``.pub`` beside it) replaces ``id_ed25519``, so one key file signs in to several nodes.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, client_key: Path | None = None) -> None:
         super().__init__(workdir)
+        if client_key is not None:
+            self.user_key_path = client_key
         self.port_file = workdir / "port"
         with contextlib.suppress(OSError, ValueError):
             port = int(self.port_file.read_text())
@@ -173,7 +176,15 @@ def main() -> None:
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--pve-admin", required=True, help="the simulator's admin URL, https://127.0.0.1:PORT/_sim")
     parser.add_argument("--pve-ca", required=True, help="the simulator's CA certificate")
+    parser.add_argument("--client-key", type=Path,
+                        help="accept this existing private key (PATH and PATH.pub, e.g. another node's key file) "
+                             "instead of making one")
     args = parser.parse_args()
+    if args.client_key is not None:
+        args.client_key = args.client_key.resolve()
+        # Both halves must exist: ssh-keygen would otherwise be asked to overwrite the private key.
+        if not (args.client_key.is_file() and Path(f"{args.client_key}.pub").is_file()):
+            parser.error(f"--client-key {args.client_key}: the key or its .pub is missing")
     args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
     running = True
@@ -185,7 +196,7 @@ def main() -> None:
     # Before sshd starts: a TERM right after the lines below must still stop sshd.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server = DemoNode(args.workdir).start()
+    server = DemoNode(args.workdir, args.client_key).start()
     print(f"sshsim listening on {server.host}:{server.port}", flush=True)
     print(f"key file: {server.user_key_path}", flush=True)
     print(f"known hosts: {server.known_hosts_path}", flush=True)
