@@ -13,8 +13,8 @@ APP = Path(__file__).resolve().parent.parent / "app"
 
 # Lowest first; a module may import its own layer or lower ones, never a higher one.
 LAYERS: list[set[str]] = [
-    {"models", "extensions", "config", "htmx", "forms", "events", "presenters", "input_guard", "migration_guard",
-     "jobs", "security_headers", "pagination", "db_faults", "problems"},
+    {"models", "extensions", "config", "runtime", "htmx", "forms", "events", "presenters", "input_guard",
+     "migration_guard", "jobs", "security_headers", "pagination", "db_faults", "problems"},
     {"proxmox", "ssh", "credentials", "audit", "auth", "health", "cli", "render_cache", "clusters"},
     {"guest_services", "container_templates", "provisioning", "users", "metrics"},
     {"containers"},
