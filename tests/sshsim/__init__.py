@@ -463,14 +463,22 @@ LogLevel INFO
         raise RuntimeError("sshd did not start within 10s")
 
     def stop(self) -> None:
-        """Stop sshd (it takes its connection processes with it)."""
-        for path in self.root.iterdir() if self.root.is_dir() else ():
-            if (path / ".sim" / "real").is_file():
-                realct.stop(path)
+        """Stop sshd (it takes its connection processes with it), then every real root that runs."""
+        # sshd first: a `pct exec` arriving while the roots were being stopped booted its root again after them.
+        # A session already open outlives the listener, so a root it was booting is looked for once more.
         if self._process is not None:
             self._process.terminate()
             self._process.wait(timeout=10)
             self._process = None
+        real = [path for path in (self.root.iterdir() if self.root.is_dir() else ())
+                if (path / ".sim" / "real").is_file()]
+        for path in real:
+            realct.stop(path)
+        if real:
+            time.sleep(1)
+            for path in real:
+                if realct.init_pid(path):
+                    realct.stop(path)
 
     @property
     def fingerprint(self) -> str:
