@@ -102,6 +102,14 @@ def test_an_action_the_container_refuses_is_recorded_as_failed_with_the_message(
     assert [e.outcome for e in entries(action="container.start")] == ["failed", "failed"]
 
 
+def test_an_action_on_a_cluster_that_does_not_exist_is_a_404_recorded_under_that_name(logged_in, db, pve, caplog):
+    response = logged_in.post("/clusters/nowhere/containers/100/actions/stop", {"next": "/"})
+    assert response.status_code == 404
+    entry = one(action="container.stop")
+    assert (entry.outcome, entry.target, entry.vmid, entry.container_id) == ("failed", "nowhere/CT 100", 100, None)
+    assert not [r for r in caplog.records if "lost" in r.getMessage()]
+
+
 @sqlite_only
 def test_a_refused_post_is_recorded_as_refused(app, db, pve):
     viewer = signed_in(app, "victor", role="viewer")

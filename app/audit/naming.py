@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import g, has_request_context
+
 from app.extensions import db
 from app.models import (
     DEFAULT_CLUSTER_ID,
@@ -23,7 +25,9 @@ from app.models import (
     PackageBucket,
     Passkey,
     Service,
+    UnknownCluster,
     User,
+    current_cluster_name,
     qualified,
 )
 
@@ -130,9 +134,13 @@ def container_target(container: Container) -> str:
 
 
 def _container(vmid: int) -> Container | None:
-    """The current record of ``vmid``, else its latest archived one (a deleted guest's entry still links it)."""
-    return Container.current(vmid) or db.session.scalar(
-        db.select(Container).where(Container.in_cluster(), Container.vmid == vmid).order_by(Container.id.desc()).limit(1))
+    """The current record of ``vmid``, else its latest archived one (a deleted guest's entry still links it);
+    None in a cluster that does not exist (a URL naming one is a 404, which is still recorded)."""
+    try:
+        return Container.current(vmid) or db.session.scalar(db.select(Container).where(
+            Container.in_cluster(), Container.vmid == vmid).order_by(Container.id.desc()).limit(1))
+    except UnknownCluster:
+        return None
 
 
 def _named(model, key: int, attribute: str, noun: str) -> str:
@@ -152,9 +160,12 @@ def describe(endpoint: str, view_args: dict | None = None) -> Described:
     described = Described(action_name(endpoint, args))
     vmid = args.pop("vmid", None)
     if isinstance(vmid, int):
+        # A URL naming a cluster nobody added was refused (404); its guest is not the default cluster's of that VMID.
+        refused = g.get("refused_cluster") if has_request_context() else None
         described.vmid = vmid
-        described.container = _container(vmid)
-        described.target = container_target(described.container) if described.container else f"CT {vmid}"
+        described.container = None if refused else _container(vmid)
+        described.target = (container_target(described.container) if described.container
+                            else qualified(refused or current_cluster_name(), f"CT {vmid}"))
     if endpoint == "containers.run_action":
         args.pop("action", None)
     if described.vmid is not None and isinstance(service_id := args.pop("service_id", None), int):

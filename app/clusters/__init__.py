@@ -199,10 +199,12 @@ def add_cluster_rules(app: Flask) -> None:
     @app.before_request
     def _known_cluster() -> None:
         """404 for a cluster nobody added, and for ``default`` (its pages have one address, without the prefix).
-        Registered last, after the sign-in and role checks: an anonymous visitor learns no cluster's name."""
+        Registered last, after the sign-in and role checks: an anonymous visitor learns no cluster's name. The
+        name is kept as ``g.refused_cluster`` (the audit entry of the refused request names it), the request
+        itself goes on in the default cluster (its 404 page)."""
         name = g.get("cluster")
         if name is not None and (name == DEFAULT_CLUSTER or not any(info.name == name for info in clusters())):
-            g.pop("cluster")
+            g.refused_cluster = g.pop("cluster")
             abort(404)
 
 
