@@ -220,24 +220,18 @@ def _snap(row: Any) -> dict[str, Any]:
     return row.snapshot or {}
 
 
-def _in(cluster: str, name: str) -> str:
-    """``name`` (a VMID, a node) as subjects and messages give it: as is in the default cluster, ``lab/…`` in
-    another (two clusters may both have a CT 101 and a node pve1)."""
-    return qualified(cluster, name)
-
-
 def _ct(row: Any) -> str:
     """A container's part of a subject: ``101``, or ``lab/101``."""
-    return _in(row.cluster, row.vmid)
+    return qualified(row.cluster, row.vmid)
 
 
 def _name(row: Any) -> str:
     """How a message names a container: ``web1 (CT 101)``, ``web1 (lab/CT 101)`` in another cluster."""
-    return f"{row.hostname or _snap(row).get('name') or 'CT ' + str(row.vmid)} ({_in(row.cluster, f'CT {row.vmid}')})"
+    return f"{row.hostname or _snap(row).get('name') or 'CT ' + str(row.vmid)} ({qualified(row.cluster, f'CT {row.vmid}')})"
 
 
 def _about(row: Any, subject: str, title: str, text: str, since: datetime | None = None) -> Condition:
-    return Condition(subject, title, text, since, row.id, _in(row.cluster, _snap(row).get("node") or row.node),
+    return Condition(subject, title, text, since, row.id, qualified(row.cluster, _snap(row).get("node") or row.node),
                      row.vmid, row.cluster)
 
 
@@ -282,7 +276,7 @@ def _clusters(data: _Data) -> Iterable[tuple[str, Facts]]:
 def _node_offline(data: _Data, rule: AlertRule) -> Iterable[Condition]:
     for cluster, facts in _clusters(data):
         for node, since in sorted(facts.offline_nodes.items()):
-            named = _in(cluster, node)
+            named = qualified(cluster, node)
             yield Condition(f"node:{named}", f"Node {named} is offline", f"Proxmox reports node {named} offline.",
                             since, node=named, cluster=cluster)
 
@@ -381,7 +375,7 @@ class _Silence:
             return True
         for scope in self.scopes:
             if not scope or scope == subject or (node and scope == f"node:{node}") \
-                    or (vmid is not None and scope == f"ct:{_in(cluster, vmid)}"):
+                    or (vmid is not None and scope == f"ct:{qualified(cluster, vmid)}"):
                 return True
         return False
 
@@ -510,7 +504,7 @@ def evaluate(facts: Facts | None = None, now: datetime | None = None) -> PassRes
         rule = enabled.get(rule_id)
         row = data.by_id.get(incident.container_id) if incident.container_id is not None else None
         cluster = row.cluster if row is not None else DEFAULT_CLUSTER
-        node = _in(cluster, _snap(row).get("node") or row.node) if row is not None else None
+        node = qualified(cluster, _snap(row).get("node") or row.node) if row is not None else None
         vmid = row.vmid if row is not None else None
         if rule is None or not incident.notified or silence.covers(subject, incident.container_id, node, vmid,
                                                                     cluster):

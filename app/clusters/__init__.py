@@ -30,8 +30,8 @@ from app.credentials.vault import get_vault
 from app.extensions import db
 from app.models import DEFAULT_CLUSTER, Cluster, Container, Operation, UnknownCluster, current_cluster_name
 
-__all__ = ["ClusterInfo", "DEFAULT_CLUSTER", "UnknownCluster", "add_cluster_rules", "cluster_config", "cluster_state", "clusters",
-           "current_cluster_name", "forget_clusters", "init_app", "use_cluster", "use_cluster_of_container"]
+__all__ = ["ClusterInfo", "DEFAULT_CLUSTER", "UnknownCluster", "add_cluster_rules", "cluster_config", "cluster_state",
+           "clusters", "current_cluster_name", "forget_clusters", "init_app", "use_cluster", "use_cluster_of_container"]
 
 T = TypeVar("T")
 

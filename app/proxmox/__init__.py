@@ -193,8 +193,8 @@ def get_proxmox(cluster: str | None = None) -> ProxmoxClient:
 
     The default cluster's is built at startup from the app's config; another cluster's is built from its
     settings when first asked for, and again after they change (``clusters.updated_at``). Raises UnknownCluster
-    (a LookupError) for a cluster no one added or one removed meanwhile, ProxmoxConfigError for a cluster whose stored settings are invalid. Needs an app
-    context.
+    (a LookupError) for a cluster no one added or one removed meanwhile, ProxmoxConfigError for a cluster whose
+    stored settings are invalid. Needs an app context.
     """
     name = cluster or current_cluster_name()
     if name == DEFAULT_CLUSTER:
